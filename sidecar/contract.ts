@@ -1,0 +1,187 @@
+/**
+ * The sidecar's wire contract: every name that crosses a process boundary (environment variables the
+ * sidecar reads, environment variables the apps read, ports, URL paths, the Arc key directory, pod
+ * annotation keys, injection profiles). The webhook imports this module and nothing else from the
+ * sidecar: the sidecar owns its interface, the webhook satisfies it.
+ *
+ * Pure: constants and pure functions only, no I/O.
+ */
+
+// ---------------------------------------------------------------------------------------------------
+// Ports and paths of the sidecar's listeners
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Default token port. 50342 is the port MSAL Python and the newest az CLI hard-code for Cloud Shell
+ * (`http://localhost:50342/oauth2/token`, protocols.md §2.4), so listening there serves them with no
+ * configuration at all.
+ */
+export const DEFAULT_TOKEN_PORT = 50342;
+/** Health-only listener (liveness/readiness). Binds the pod IP because kubelet probes do not reach loopback. */
+export const DEFAULT_HEALTH_PORT = 50343;
+/** Prometheus metrics listener, separate from the token port (never expose tokens and metrics on one socket). */
+export const DEFAULT_METRICS_PORT = 50344;
+/** Token listener address: loopback only, as real IMDS is reachable only from inside the VM. */
+export const DEFAULT_TOKEN_ADDRESS = '127.0.0.1';
+
+/** URL paths of the token listener, one per dialect, so a request's dialect never has to be guessed. */
+export const PATHS = {
+  /** IMDS; also what `AZURE_POD_IDENTITY_AUTHORITY_HOST` + "/metadata/identity/oauth2/token" produces. */
+  imds: '/metadata/identity/oauth2/token',
+  /** App Service 2019-08-01 (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`). */
+  appService: '/msi/token',
+  /**
+   * `MSI_ENDPOINT` dialects: Azure ML / App Service 2017 GET with `secret`, Cloud Shell POST. Same path MSAL
+   * Python and az use for Cloud Shell on port 50342.
+   */
+  msiEndpoint: '/oauth2/token',
+  /** Azure Arc challenge flow (`IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`). */
+  arc: '/arc/metadata/identity/oauth2/token',
+  /** Built-in dev issuer: OIDC discovery lives below this path (`/dev-issuer/.well-known/openid-configuration`). */
+  devIssuer: '/dev-issuer',
+  liveness: '/healthz',
+  readiness: '/readyz',
+  metrics: '/metrics',
+} as const;
+
+/**
+ * Directory the Azure SDKs insist the Arc key file lives in (msal-node, MSAL Go, MSAL.NET compare the
+ * realm's directory with this constant; MSAL Python rebuilds the path from it). protocols.md §7.
+ */
+export const ARC_TOKENS_DIR = '/var/opt/azcmagent/tokens';
+
+// ---------------------------------------------------------------------------------------------------
+// Environment variables the Azure SDKs read in the app container
+// ---------------------------------------------------------------------------------------------------
+
+/** Environment variables understood by the Azure SDKs (protocols.md §1.1). */
+export const APP_ENV = {
+  identityEndpoint: 'IDENTITY_ENDPOINT',
+  identityHeader: 'IDENTITY_HEADER',
+  msiEndpoint: 'MSI_ENDPOINT',
+  msiSecret: 'MSI_SECRET',
+  podIdentityAuthorityHost: 'AZURE_POD_IDENTITY_AUTHORITY_HOST',
+  imdsEndpoint: 'IMDS_ENDPOINT',
+  defaultIdentityClientId: 'DEFAULT_IDENTITY_CLIENT_ID',
+} as const;
+
+export type AppEnvName = (typeof APP_ENV)[keyof typeof APP_ENV];
+
+/**
+ * Injection profiles: which of the SDK environment variables an app gets. The compatibility matrix
+ * (docs/compatibility.md) shows which client speaks which; `default` is the one that serves every client.
+ */
+export const PROFILES = ['default', 'app-service', 'msi-endpoint', 'msi-secret', 'pod-identity', 'arc'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export interface ProfileEnvInput {
+  /** Base URL of the token listener as the app sees it, e.g. `http://127.0.0.1:50342` (no trailing slash). */
+  readonly baseUrl: string;
+  /** Per-pod random value for `IDENTITY_HEADER` / `MSI_SECRET`. */
+  readonly secret: string;
+  /** Client id of the default identity (for `DEFAULT_IDENTITY_CLIENT_ID`, which MSAL.NET requires on Azure ML). */
+  readonly defaultClientId?: string | undefined;
+}
+
+/**
+ * The exact environment an app needs for a profile. Order is stable (it is printed and diffed).
+ *
+ * - `app-service`: every current SDK picks App Service 2019 when both variables are set (protocols.md §1.3).
+ * - `msi-endpoint`: Cloud Shell POST (JS, Python, Go, .NET) and az CLI 2.45; user-assigned refused by most.
+ * - `msi-secret`: Azure ML GET with `secret` header (JS, Python, Go, .NET); Java's MSAL4J sends Cloud Shell GET.
+ * - `pod-identity`: IMDS at our address (JS, Python, .NET, Java; not Go, not az 2.45).
+ * - `arc`: Azure Arc challenge; needs the key directory shared with the app at {@link ARC_TOKENS_DIR}.
+ * - `default`: App Service 2019 for every SDK, `MSI_ENDPOINT` for az CLI 2.45 (which ignores
+ *   `IDENTITY_ENDPOINT`), and the IMDS override for anything that falls through to IMDS.
+ */
+export function profileEnv(profile: Profile, input: ProfileEnvInput): ReadonlyArray<readonly [AppEnvName, string]> {
+  const base = input.baseUrl.replace(/\/+$/, '');
+  const appService = [
+    [APP_ENV.identityEndpoint, base + PATHS.appService],
+    [APP_ENV.identityHeader, input.secret],
+  ] as const;
+  const msiEndpoint = [[APP_ENV.msiEndpoint, base + PATHS.msiEndpoint]] as const;
+  const msiSecret = [[APP_ENV.msiSecret, input.secret]] as const;
+  const defaultClientId = input.defaultClientId
+    ? ([[APP_ENV.defaultIdentityClientId, input.defaultClientId]] as const)
+    : ([] as const);
+  const podIdentity = [[APP_ENV.podIdentityAuthorityHost, base]] as const;
+  switch (profile) {
+    case 'app-service':
+      return appService;
+    case 'msi-endpoint':
+      return msiEndpoint;
+    case 'msi-secret':
+      return [...msiEndpoint, ...msiSecret, ...defaultClientId];
+    case 'pod-identity':
+      return podIdentity;
+    case 'arc':
+      return [
+        [APP_ENV.identityEndpoint, base + PATHS.arc],
+        [APP_ENV.imdsEndpoint, base],
+      ];
+    case 'default':
+      return [...appService, ...msiEndpoint, ...msiSecret, ...defaultClientId, ...podIdentity];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Environment variables the sidecar itself reads (set by the webhook, by compose files, or by hand)
+// ---------------------------------------------------------------------------------------------------
+
+/** Settings of the sidecar program. Parsed and validated only by `sidecar/config.ts`. */
+export const SIDECAR_ENV = {
+  /** `dev` (built-in dev issuer, no credentials) or `entra` (real identities from {@link SIDECAR_ENV.identityDir}). */
+  mode: 'MI_ANYWHERE_MODE',
+  tokenAddress: 'MI_ANYWHERE_TOKEN_ADDRESS',
+  tokenPort: 'MI_ANYWHERE_TOKEN_PORT',
+  /** Explicit consent to bind the token listener to a non-loopback address (compose without a shared netns). */
+  allowNonLoopback: 'MI_ANYWHERE_ALLOW_NON_LOOPBACK',
+  healthAddress: 'MI_ANYWHERE_HEALTH_ADDRESS',
+  healthPort: 'MI_ANYWHERE_HEALTH_PORT',
+  metricsAddress: 'MI_ANYWHERE_METRICS_ADDRESS',
+  metricsPort: 'MI_ANYWHERE_METRICS_PORT',
+  /** Directory with one subdirectory per identity (mounted Secrets). */
+  identityDir: 'MI_ANYWHERE_IDENTITY_DIR',
+  /** Name (subdirectory) of the identity served to system-assigned requests. */
+  defaultIdentity: 'MI_ANYWHERE_DEFAULT_IDENTITY',
+  /** Shared secret expected in `X-IDENTITY-HEADER` (App Service) and `secret` (MSI_ENDPOINT + MSI_SECRET). */
+  identityHeader: 'MI_ANYWHERE_IDENTITY_HEADER',
+  /** Where Arc key files are written; the app must see this directory at {@link ARC_TOKENS_DIR}. */
+  arcKeyDir: 'MI_ANYWHERE_ARC_KEY_DIR',
+  /** Entra authority host, e.g. https://login.microsoftonline.com (sovereign clouds and test authorities too). */
+  authorityHost: 'MI_ANYWHERE_AUTHORITY_HOST',
+  /** Projected service-account token for federated identities (re-read on every exchange). */
+  federatedTokenFile: 'MI_ANYWHERE_FEDERATED_TOKEN_FILE',
+  logLevel: 'MI_ANYWHERE_LOG_LEVEL',
+  /** Token requests per second accepted before answering 429 + Retry-After. */
+  rateLimitPerSecond: 'MI_ANYWHERE_RATE_LIMIT_PER_SECOND',
+} as const;
+
+/** Federated credentials in Entra expect this audience on the service-account token by default. */
+export const DEFAULT_FEDERATED_AUDIENCE = 'api://AzureADTokenExchange';
+
+/** File names inside one identity's directory (keys of the mounted Secret). */
+export const IDENTITY_FILES = {
+  tenantId: 'tenantId',
+  clientId: 'clientId',
+  objectId: 'objectId',
+  resourceId: 'resourceId',
+  clientSecret: 'clientSecret',
+  /** PEM certificate (the `kubernetes.io/tls` Secret key names, so cert-manager Secrets mount as they are). */
+  certificate: 'tls.crt',
+  privateKey: 'tls.key',
+  /** Optional PKCS#12 alternative to tls.crt + tls.key. */
+  pfx: 'certificate.pfx',
+  /** Federated identities: audience of the projected token (optional; default api://AzureADTokenExchange). */
+  federatedAudience: 'federatedAudience',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Kubernetes names shared by the webhook and the chart
+// ---------------------------------------------------------------------------------------------------
+
+/** Domain that owns every label and annotation key of the project. */
+export const ANNOTATION_PREFIX = 'mi-anywhere.io/';
+/** Name of the injected container. */
+export const SIDECAR_CONTAINER_NAME = 'mi-anywhere';

@@ -1,0 +1,211 @@
+/**
+ * Every metric of the sidecar, created on a Registry passed in (never prom-client's global one).
+ * Names follow Prometheus conventions: `mi_anywhere_` prefix, base units, `_total` counters, histograms for
+ * durations, small closed label sets. No token, secret, client id or raw resource URL ever becomes a label:
+ * identities are labelled by their directory name and resources by a bounded "audience" (scheme + host).
+ *
+ * Instrumentation happens at the edge (HTTP middleware, the cache wrapper), not inside the pure core.
+ */
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+export const DIALECTS = ['imds', 'app-service', 'msi-endpoint', 'cloud-shell', 'arc', 'unknown'] as const;
+export type Dialect = (typeof DIALECTS)[number];
+
+/** Upstream (Entra) outcome classes, from the AADSTS / OAuth error code of the answer. */
+export const UPSTREAM_OUTCOMES = [
+  'success',
+  'invalid_client', // wrong secret, expired or unknown certificate (AADSTS7000215, AADSTS700027, ...)
+  'invalid_grant', // federated assertion rejected, no matching federated credential (AADSTS70021, ...)
+  'unauthorized_client', // application not found in tenant, disabled (AADSTS700016, ...)
+  'invalid_request', // wrong tenant, bad scope (AADSTS90002, AADSTS70011, ...)
+  'throttled', // 429
+  'server_error', // 5xx
+  'network_error', // connection refused/reset, TLS failure, timeout
+  'other',
+] as const;
+export type UpstreamOutcome = (typeof UPSTREAM_OUTCOMES)[number];
+
+export const CACHE_RESULTS = ['hit', 'miss'] as const;
+export type CacheResult = (typeof CACHE_RESULTS)[number];
+
+/** Buckets from 100 µs (cache hits) to 10 s (slow upstream with retries). */
+const LATENCY_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Most distinct audiences tracked as label values; the rest are counted as "other" (cardinality bound). */
+export const MAX_AUDIENCE_LABELS = 50;
+
+/** A cached token as seen by the expiry gauge. */
+export interface CachedTokenInfo {
+  readonly identity: string;
+  readonly resource: string;
+  readonly expiresOnSeconds: number;
+}
+
+export interface SidecarMetricsOptions {
+  readonly register: Registry;
+  readonly version: string;
+  /** Current time in unix seconds (injected so tests control it). */
+  readonly nowSeconds: () => number;
+}
+
+/**
+ * Reduces a resource to a bounded label value: `scheme://host` for URLs (`api://` app-id URIs keep their host
+ * part), a GUID as itself; path, query, fragment and user-info are dropped.
+ */
+export function audienceOf(resource: string): string {
+  const trimmed = resource.trim().replace(/\/\.default$/, '');
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(trimmed)) return trimmed.toLowerCase();
+  try {
+    const url = new URL(trimmed);
+    if (url.host === '') return 'other';
+    return `${url.protocol}//${url.host}`.toLowerCase();
+  } catch {
+    return 'other';
+  }
+}
+
+export function createSidecarMetrics(options: SidecarMetricsOptions) {
+  const { register } = options;
+  collectDefaultMetrics({ register });
+  const seenAudiences = new Set<string>();
+  /** Bounded audience label: the first {@link MAX_AUDIENCE_LABELS} distinct audiences, then "other". */
+  const audienceLabel = (resource: string): string => {
+    const audience = audienceOf(resource);
+    if (seenAudiences.has(audience)) return audience;
+    if (seenAudiences.size >= MAX_AUDIENCE_LABELS) return 'other';
+    seenAudiences.add(audience);
+    return audience;
+  };
+
+  let cachedTokens: () => readonly CachedTokenInfo[] = () => [];
+
+  const buildInfo = new Gauge({
+    name: 'mi_anywhere_build_info',
+    help: 'Build information of the sidecar; always 1.',
+    labelNames: ['version', 'program'] as const,
+    registers: [register],
+  });
+  buildInfo.set({ version: options.version, program: 'sidecar' }, 1);
+
+  const tokenRequests = new Counter({
+    name: 'mi_anywhere_token_requests_total',
+    help: 'Token requests answered, by dialect, identity (name), resource audience and outcome code (HTTP status or error code).',
+    labelNames: ['dialect', 'identity', 'audience', 'code'] as const,
+    registers: [register],
+  });
+  const tokenRequestDuration = new Histogram({
+    name: 'mi_anywhere_token_request_duration_seconds',
+    help: 'Time to answer a token request, from the first byte read to the response written.',
+    labelNames: ['dialect'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [register],
+  });
+  const rateLimited = new Counter({
+    name: 'mi_anywhere_token_requests_rate_limited_total',
+    help: 'Token requests refused with 429 because the configured rate was exceeded.',
+    labelNames: ['dialect'] as const,
+    registers: [register],
+  });
+  const upstreamRequests = new Counter({
+    name: 'mi_anywhere_upstream_requests_total',
+    help: 'Token requests sent to Entra ID (or the dev issuer), by identity and outcome class.',
+    labelNames: ['identity', 'outcome'] as const,
+    registers: [register],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'mi_anywhere_upstream_request_duration_seconds',
+    help: 'Latency of token requests to Entra ID, including retries inside the client library.',
+    labelNames: ['identity'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [register],
+  });
+  const cacheLookups = new Counter({
+    name: 'mi_anywhere_token_cache_lookups_total',
+    help: 'Token cache lookups by result (hit: served from cache; miss: had to wait for a token).',
+    labelNames: ['result'] as const,
+    registers: [register],
+  });
+  const cacheRefreshes = new Counter({
+    name: 'mi_anywhere_token_cache_refreshes_total',
+    help: 'Background refreshes of cached tokens ahead of expiry, by identity and result.',
+    labelNames: ['identity', 'result'] as const,
+    registers: [register],
+  });
+  new Gauge({
+    name: 'mi_anywhere_token_cache_entries',
+    help: 'Tokens currently held in the cache.',
+    registers: [register],
+    collect() {
+      this.set(cachedTokens().length);
+    },
+  });
+  new Gauge({
+    name: 'mi_anywhere_token_expiry_seconds',
+    help: 'Seconds until each cached token expires, by identity and resource audience.',
+    labelNames: ['identity', 'audience'] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      const now = options.nowSeconds();
+      for (const token of cachedTokens()) {
+        this.set({ identity: token.identity, audience: audienceLabel(token.resource) }, token.expiresOnSeconds - now);
+      }
+    },
+  });
+  const credentialExpiry = new Gauge({
+    name: 'mi_anywhere_credential_expiry_timestamp_seconds',
+    help: 'When an identity\'s credential expires (certificate notAfter, or client-secret expiry when known), unix seconds.',
+    labelNames: ['identity', 'kind'] as const,
+    registers: [register],
+  });
+  const identityLoads = new Counter({
+    name: 'mi_anywhere_identity_loads_total',
+    help: 'Identity (re)loads from mounted Secrets, by identity and result.',
+    labelNames: ['identity', 'result'] as const,
+    registers: [register],
+  });
+  const identitiesLoaded = new Gauge({
+    name: 'mi_anywhere_identities',
+    help: 'Identities currently loaded and servable.',
+    registers: [register],
+  });
+
+  for (const result of CACHE_RESULTS) cacheLookups.inc({ result }, 0);
+
+  return {
+    audienceLabel,
+    /** Registers the callback that lists cached tokens (for the entries and expiry gauges). */
+    observeCache(list: () => readonly CachedTokenInfo[]): void {
+      cachedTokens = list;
+    },
+    tokenRequest(labels: { dialect: Dialect; identity: string; resource: string; code: string }, durationSeconds: number): void {
+      tokenRequests.inc({ dialect: labels.dialect, identity: labels.identity, audience: audienceLabel(labels.resource), code: labels.code });
+      tokenRequestDuration.observe({ dialect: labels.dialect }, durationSeconds);
+    },
+    rateLimited(dialect: Dialect): void {
+      rateLimited.inc({ dialect });
+    },
+    upstreamRequest(identity: string, outcome: UpstreamOutcome, durationSeconds: number): void {
+      upstreamRequests.inc({ identity, outcome });
+      upstreamDuration.observe({ identity }, durationSeconds);
+    },
+    cacheLookup(result: CacheResult): void {
+      cacheLookups.inc({ result });
+    },
+    cacheRefresh(identity: string, result: 'success' | 'failure'): void {
+      cacheRefreshes.inc({ identity, result });
+    },
+    credentialExpiry(identity: string, kind: 'certificate' | 'client_secret', expiresAtSeconds: number | undefined): void {
+      if (expiresAtSeconds === undefined) credentialExpiry.remove({ identity, kind });
+      else credentialExpiry.set({ identity, kind }, expiresAtSeconds);
+    },
+    identityLoad(identity: string, result: 'success' | 'failure'): void {
+      identityLoads.inc({ identity, result });
+    },
+    identities(count: number): void {
+      identitiesLoaded.set(count);
+    },
+  };
+}
+
+export type SidecarMetrics = ReturnType<typeof createSidecarMetrics>;
