@@ -1,0 +1,186 @@
+/**
+ * Typed errors of the sidecar. Every failure a client can see is one of these; the dialect renderers
+ * (`protocol/*`) turn them into each dialect's own error body, in one place (`http/error-handler.ts`).
+ *
+ * Rules: a stable `code` per class (never reused, documented in docs/errors.md), an HTTP status chosen for how
+ * the Azure SDKs react to it (observed-clients.md §5: 400 fails fast everywhere, 5xx/404 are retried for seconds),
+ * an `oauthError` for the `error` field of IMDS-style bodies, and messages that never contain a secret or token.
+ */
+
+export interface SidecarErrorOptions {
+  readonly cause?: unknown;
+  /** Seconds the client should wait (429/503); rendered as `Retry-After`. */
+  readonly retryAfterSeconds?: number | undefined;
+}
+
+export class SidecarError extends Error {
+  /** Stable machine-readable code, `SIDECAR_ERR_*`. */
+  readonly code: string;
+  readonly httpStatus: number;
+  /** OAuth-style error name for the `error` field (IMDS, Cloud Shell bodies). */
+  readonly oauthError: string;
+  /** May the message be shown to the caller? (false: a generic text is rendered, the message is only logged). */
+  readonly expose: boolean;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    init: { code: string; httpStatus: number; oauthError: string; message: string; expose?: boolean },
+    options: SidecarErrorOptions = {},
+  ) {
+    super(init.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = init.code;
+    this.httpStatus = init.httpStatus;
+    this.oauthError = init.oauthError;
+    this.expose = init.expose ?? true;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/** Malformed request: missing or duplicated parameter, bad api-version, bad body. */
+export class BadRequestError extends SidecarError {
+  constructor(message: string, options?: SidecarErrorOptions) {
+    super({ code: 'SIDECAR_ERR_BAD_REQUEST', httpStatus: 400, oauthError: 'invalid_request', message }, options);
+  }
+}
+
+/**
+ * `Metadata: true` missing. Text of real IMDS (`bad_request_102`); it must not contain "Identity not found"
+ * (.NET's DefaultAzureCredential probe reads that phrase as "no identity", protocols.md §5).
+ */
+export class MissingMetadataHeaderError extends SidecarError {
+  constructor() {
+    super({
+      code: 'SIDECAR_ERR_METADATA_HEADER',
+      httpStatus: 400,
+      oauthError: 'invalid_request',
+      message: 'Required metadata header not specified',
+    });
+  }
+}
+
+/** A request carried `X-Forwarded-For` or came through a proxy hop (SSRF defence copied from real IMDS). */
+export class ForwardedRequestError extends SidecarError {
+  constructor() {
+    super({
+      code: 'SIDECAR_ERR_FORWARDED',
+      httpStatus: 400,
+      oauthError: 'invalid_request',
+      message: 'Requests carrying X-Forwarded-For are refused: the identity endpoint must be called directly, not through a proxy',
+    });
+  }
+}
+
+/** Wrong or missing `X-IDENTITY-HEADER` / `secret` / Arc `Authorization`. */
+export class UnauthorizedError extends SidecarError {
+  constructor(message: string) {
+    super({ code: 'SIDECAR_ERR_UNAUTHORIZED', httpStatus: 401, oauthError: 'unauthorized_client', message });
+  }
+}
+
+export class MethodNotAllowedError extends SidecarError {
+  readonly allow: readonly string[];
+  constructor(method: string, allow: readonly string[]) {
+    super({
+      code: 'SIDECAR_ERR_METHOD',
+      httpStatus: 405,
+      oauthError: 'invalid_request',
+      message: `Method ${method} is not allowed here; use ${allow.join(' or ')}`,
+    });
+    this.allow = allow;
+  }
+}
+
+export class NotFoundError extends SidecarError {
+  constructor() {
+    super({ code: 'SIDECAR_ERR_NOT_FOUND', httpStatus: 404, oauthError: 'invalid_request', message: 'No such endpoint' });
+  }
+}
+
+export class PayloadTooLargeError extends SidecarError {
+  constructor(what: string, limitBytes: number) {
+    super({
+      code: 'SIDECAR_ERR_TOO_LARGE',
+      httpStatus: 413,
+      oauthError: 'invalid_request',
+      message: `${what} exceeds ${limitBytes} bytes`,
+    });
+  }
+}
+
+/**
+ * No identity matches the selector. 400 with the exact text "Identity not found" as Azure answers: SDKs fail
+ * fast and DefaultAzureCredential moves on (observed-clients.md §1.5); never a 403 with "unreachable".
+ */
+export class IdentityNotFoundError extends SidecarError {
+  constructor(detail: string) {
+    super({
+      code: 'SIDECAR_ERR_IDENTITY_NOT_FOUND',
+      httpStatus: 400,
+      oauthError: 'invalid_request',
+      message: `Identity not found: ${detail}`,
+    });
+  }
+}
+
+/**
+ * Entra ID refused the credential (wrong secret, expired certificate, missing federated credential, wrong
+ * tenant). 400 so SDKs fail fast: retrying cannot fix a credential. Carries the AADSTS code and a one-line hint.
+ */
+export class UpstreamRejectedError extends SidecarError {
+  readonly aadsts: string | undefined;
+  constructor(init: { oauthError: string; aadsts: string | undefined; hint: string }, options?: SidecarErrorOptions) {
+    super(
+      {
+        code: 'SIDECAR_ERR_UPSTREAM_REJECTED',
+        httpStatus: 400,
+        oauthError: init.oauthError,
+        message: `${init.aadsts ? `${init.aadsts}: ` : ''}${init.hint}`,
+      },
+      options,
+    );
+    this.aadsts = init.aadsts;
+  }
+}
+
+/**
+ * Entra ID could not be reached or failed (5xx, timeout, TLS error, throttling) and no valid cached token exists.
+ * 503 so SDKs retry for a few seconds, with Retry-After when known.
+ */
+export class UpstreamUnavailableError extends SidecarError {
+  constructor(message: string, options?: SidecarErrorOptions) {
+    super({ code: 'SIDECAR_ERR_UPSTREAM_UNAVAILABLE', httpStatus: 503, oauthError: 'temporarily_unavailable', message }, options);
+  }
+}
+
+/** The identity exists but its credential files are unreadable or malformed (after the last good one was lost). */
+export class CredentialUnavailableError extends SidecarError {
+  constructor(message: string, options?: SidecarErrorOptions) {
+    super({ code: 'SIDECAR_ERR_CREDENTIAL_UNAVAILABLE', httpStatus: 400, oauthError: 'invalid_client', message }, options);
+  }
+}
+
+/** Too many requests from this pod; 429 + Retry-After (every SDK retries 429 with Retry-After). */
+export class RateLimitedError extends SidecarError {
+  constructor(retryAfterSeconds: number) {
+    super(
+      { code: 'SIDECAR_ERR_RATE_LIMITED', httpStatus: 429, oauthError: 'too_many_requests', message: 'Too many token requests; retry later' },
+      { retryAfterSeconds },
+    );
+  }
+}
+
+/** Anything unexpected. The message is logged, never shown. */
+export class InternalError extends SidecarError {
+  constructor(cause: unknown) {
+    super(
+      { code: 'SIDECAR_ERR_INTERNAL', httpStatus: 500, oauthError: 'server_error', message: 'Internal error in the identity sidecar', expose: false },
+      { cause },
+    );
+  }
+}
+
+/** Normalises anything thrown into a SidecarError (unknown errors become InternalError). */
+export function toSidecarError(error: unknown): SidecarError {
+  return error instanceof SidecarError ? error : new InternalError(error);
+}
