@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Provides `prometheus` and `promtool` for the metrics tests (test/metrics/**): a real Prometheus scrapes the
+# sidecar and the webhook, and promtool lints the scrapes and unit-tests the alert rules.
+#
+# Source, in order of preference:
+#   1. Debian's `prometheus` package (apt-get). As root it is installed; without root it is fetched with
+#      `apt-get download` and unpacked into the cache (the package's binaries are static Go programs).
+#      The package ships an init script that would start a system Prometheus on 0.0.0.0:9090; the tests start
+#      their own on loopback, so a daemon started by the install is stopped and disabled again.
+#   2. Fallback when no Debian package is available (other distribution, no apt): build both commands from the
+#      Go module github.com/prometheus/prometheus through the Go module proxy.
+# Either way the binaries are linked into $MI_ANYWHERE_CACHE/bin, where the tests look first.
+# Idempotent: a warm run only checks the links.
+set -euo pipefail
+
+CACHE="${MI_ANYWHERE_CACHE:-$HOME/.cache/mi-anywhere}"
+BIN="$CACHE/bin"
+# Go fallback version: the Prometheus 2.x line, as Debian 12 ships (module versions are v0.<minor>.<patch>).
+PROMETHEUS_GO_VERSION="${MI_ANYWHERE_PROMETHEUS_GO_VERSION:-v0.53.5}"
+mkdir -p "$BIN"
+
+works() { [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
+have_both() { works "$BIN/prometheus" && works "$BIN/promtool"; }
+
+link_from() { # link_from <dir containing prometheus and promtool>
+  ln -sf "$1/prometheus" "$BIN/prometheus"
+  ln -sf "$1/promtool" "$BIN/promtool"
+}
+
+if have_both; then
+  echo "prometheus: cached ($("$BIN/prometheus" --version 2>&1 | head -1))"
+  exit 0
+fi
+
+if works /usr/bin/prometheus && works /usr/bin/promtool; then
+  link_from /usr/bin
+fi
+
+if ! have_both && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    # --no-install-recommends: the recommended node exporter would be one more system daemon.
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; } \
+      || echo "prometheus: apt-get install failed" >&2
+    if [ -x /etc/init.d/prometheus ]; then
+      # Only the tests' own loopback Prometheus is wanted; undo the package's service start, if it happened.
+      /etc/init.d/prometheus status >/dev/null 2>&1 && /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      command -v update-rc.d >/dev/null 2>&1 && update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+    works /usr/bin/prometheus && works /usr/bin/promtool && link_from /usr/bin
+  else
+    dir="$CACHE/debian-prometheus"
+    rm -rf "$dir" && mkdir -p "$dir"
+    if (cd "$dir" && apt-get download prometheus >/dev/null 2>&1); then
+      dpkg-deb -x "$dir"/prometheus_*.deb "$dir/root"
+      works "$dir/root/usr/bin/prometheus" && works "$dir/root/usr/bin/promtool" && link_from "$dir/root/usr/bin"
+    else
+      echo "prometheus: apt-get download failed" >&2
+    fi
+  fi
+fi
+
+if ! have_both; then
+  echo "prometheus: no Debian package; FALLBACK: building prometheus and promtool $PROMETHEUS_GO_VERSION from the Go module" >&2
+  command -v go >/dev/null 2>&1 || { echo "prometheus: neither apt-get nor go is available" >&2; exit 1; }
+  export GOMAXPROCS="${GOMAXPROCS:-2}" GOBIN="$CACHE/go-prometheus-$PROMETHEUS_GO_VERSION"
+  mkdir -p "$GOBIN"
+  nice -n 10 go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_GO_VERSION"
+  nice -n 10 go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_GO_VERSION"
+  link_from "$GOBIN"
+fi
+
+have_both || { echo "prometheus: provisioning failed" >&2; exit 1; }
+echo "prometheus: $("$BIN/prometheus" --version 2>&1 | head -1)"
