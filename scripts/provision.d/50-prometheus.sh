@@ -16,7 +16,7 @@ set -euo pipefail
 CACHE="${MI_ANYWHERE_CACHE:-$HOME/.cache/mi-anywhere}"
 BIN="$CACHE/bin"
 # Go fallback version: the Prometheus 2.x line, as Debian 12 ships (module versions are v0.<minor>.<patch>).
-PROMETHEUS_GO_VERSION="${MI_ANYWHERE_PROMETHEUS_GO_VERSION:-v0.53.5}"
+PROMETHEUS_GO_VERSION="${MI_ANYWHERE_PROMETHEUS_GO_VERSION:-v0.53.3}"
 mkdir -p "$BIN"
 
 works() { [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
