@@ -26,6 +26,21 @@ export const UPSTREAM_OUTCOMES = [
 export type UpstreamOutcome = (typeof UPSTREAM_OUTCOMES)[number];
 
 export const CACHE_RESULTS = ['hit', 'miss'] as const;
+
+/**
+ * Values of the `code` label of `mi_anywhere_token_requests_total`: {@link TOKEN_CODE_OK} when a token was
+ * returned, {@link TOKEN_CODE_CHALLENGE} for the first leg of the Azure Arc flow (the 401 challenge is the protocol,
+ * not a failure), otherwise the `SidecarError` code (`SIDECAR_ERR_*`, a closed catalogue, see docs/errors.md).
+ * Dashboards and alerts count everything else than these two as a failure.
+ */
+export const TOKEN_CODE_OK = 'ok';
+export const TOKEN_CODE_CHALLENGE = 'challenge';
+/**
+ * `identity` label of token requests refused before an identity was resolved (wrong secret header, unknown
+ * selector, malformed request). Parentheses cannot occur in a Secret (directory) name, so it never collides;
+ * the selector the app sent is never used as a label (caller-controlled cardinality).
+ */
+export const NO_IDENTITY = '(none)';
 export type CacheResult = (typeof CACHE_RESULTS)[number];
 
 /** Buckets from 100 µs (cache hits) to 10 s (slow upstream with retries). */
@@ -114,8 +129,8 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
   });
   const upstreamDuration = new Histogram({
     name: 'mi_anywhere_upstream_request_duration_seconds',
-    help: 'Latency of token requests to Entra ID, including retries inside the client library.',
-    labelNames: ['identity'] as const,
+    help: 'Latency of token requests to Entra ID, including retries inside the client library, by identity and outcome class.',
+    labelNames: ['identity', 'outcome'] as const,
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [register],
   });
@@ -172,6 +187,22 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
 
   for (const result of CACHE_RESULTS) cacheLookups.inc({ result }, 0);
 
+  /**
+   * Creates an identity's failure counters at 0 the first time the identity is seen. Prometheus' `increase()`
+   * and `rate()` need a sample before the first failure: a counter that appears directly at 1 shows no increase,
+   * so the alerts on refresh, upstream and reload failures would miss the first incident after a restart.
+   */
+  const knownIdentities = new Set<string>();
+  const precreateIdentitySeries = (identity: string): void => {
+    if (knownIdentities.has(identity)) return;
+    knownIdentities.add(identity);
+    for (const result of ['success', 'failure'] as const) {
+      identityLoads.inc({ identity, result }, 0);
+      cacheRefreshes.inc({ identity, result }, 0);
+    }
+    for (const outcome of UPSTREAM_OUTCOMES) upstreamRequests.inc({ identity, outcome }, 0);
+  };
+
   return {
     audienceLabel,
     /** Registers the callback that lists cached tokens (for the entries and expiry gauges). */
@@ -186,13 +217,15 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
       rateLimited.inc({ dialect });
     },
     upstreamRequest(identity: string, outcome: UpstreamOutcome, durationSeconds: number): void {
+      precreateIdentitySeries(identity);
       upstreamRequests.inc({ identity, outcome });
-      upstreamDuration.observe({ identity }, durationSeconds);
+      upstreamDuration.observe({ identity, outcome }, durationSeconds);
     },
     cacheLookup(result: CacheResult): void {
       cacheLookups.inc({ result });
     },
     cacheRefresh(identity: string, result: 'success' | 'failure'): void {
+      precreateIdentitySeries(identity);
       cacheRefreshes.inc({ identity, result });
     },
     credentialExpiry(identity: string, kind: 'certificate' | 'client_secret', expiresAtSeconds: number | undefined): void {
@@ -200,6 +233,7 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
       else credentialExpiry.set({ identity, kind }, expiresAtSeconds);
     },
     identityLoad(identity: string, result: 'success' | 'failure'): void {
+      precreateIdentitySeries(identity);
       identityLoads.inc({ identity, result });
     },
     identities(count: number): void {
