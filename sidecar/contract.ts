@@ -149,6 +149,13 @@ export const SIDECAR_ENV = {
   identityHeader: 'MI_ANYWHERE_IDENTITY_HEADER',
   /** Where Arc key files are written; the app must see this directory at {@link ARC_TOKENS_DIR}. */
   arcKeyDir: 'MI_ANYWHERE_ARC_KEY_DIR',
+  /** Octal file mode of Arc key files (default 0640: readable by the app through a shared group such as fsGroup). */
+  arcKeyFileMode: 'MI_ANYWHERE_ARC_KEY_FILE_MODE',
+  /**
+   * Base URL of the token listener as apps reach it (printed environment lines, dev issuer `iss`). Default:
+   * `http://<token address>:<port>`; set it when apps use another name (compose service name, pod IP).
+   */
+  advertiseUrl: 'MI_ANYWHERE_ADVERTISE_URL',
   /** Entra authority host, e.g. https://login.microsoftonline.com (sovereign clouds and test authorities too). */
   authorityHost: 'MI_ANYWHERE_AUTHORITY_HOST',
   /** Projected service-account token for federated identities (re-read on every exchange). */
@@ -185,3 +192,62 @@ export const IDENTITY_FILES = {
 export const ANNOTATION_PREFIX = 'mi-anywhere.io/';
 /** Name of the injected container. */
 export const SIDECAR_CONTAINER_NAME = 'mi-anywhere';
+
+// ---------------------------------------------------------------------------------------------------
+// Pod opt-in and per-pod settings read by the webhook (and rendered by the chart's selectors and NOTES)
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Opt-in key, used both as a label and as an annotation with the value `"true"`. Users asked for an
+ * annotation; a MutatingWebhookConfiguration can only select by label, so the chart registers one webhook entry
+ * for labelled pods (failurePolicy Fail: a down webhook blocks only them) and one for the rest (failurePolicy
+ * Ignore: annotation-only opt-in never blocks anybody). The webhook treats both the same.
+ */
+export const INJECT_KEY = `${ANNOTATION_PREFIX}inject`;
+/** The only value of {@link INJECT_KEY} that opts a pod in. */
+export const INJECT_VALUE = 'true';
+
+/** Per-pod settings (annotations). Parsed only by `webhook/inject/policy.ts`; documented in docs/webhook.md. */
+export const ANNOTATIONS = {
+  inject: INJECT_KEY,
+  /** Comma-separated Secret names in the pod's namespace; the first is the default (system-assigned) identity. */
+  identities: `${ANNOTATION_PREFIX}identities`,
+  /** `secret` | `certificate` | `federated`. */
+  credentialKind: `${ANNOTATION_PREFIX}credential-kind`,
+  /** Audience of the projected service-account token (federated only). */
+  federatedAudience: `${ANNOTATION_PREFIX}federated-audience`,
+  /** expirationSeconds of the projected service-account token (federated only, >= 600). */
+  federatedExpirationSeconds: `${ANNOTATION_PREFIX}federated-expiration-seconds`,
+  /** One of {@link PROFILES}. */
+  profile: `${ANNOTATION_PREFIX}profile`,
+  cpuRequest: `${ANNOTATION_PREFIX}sidecar-cpu-request`,
+  cpuLimit: `${ANNOTATION_PREFIX}sidecar-cpu-limit`,
+  memoryRequest: `${ANNOTATION_PREFIX}sidecar-memory-request`,
+  memoryLimit: `${ANNOTATION_PREFIX}sidecar-memory-limit`,
+  /** Comma-separated container / init container names that get no environment variables. */
+  skipContainers: `${ANNOTATION_PREFIX}skip-containers`,
+  /** Sidecar log level (pino levels). */
+  logLevel: `${ANNOTATION_PREFIX}log-level`,
+  /** `"true"`: add an init container redirecting 169.254.169.254:80 to the sidecar (needs NET_ADMIN). */
+  imdsRedirect: `${ANNOTATION_PREFIX}imds-redirect`,
+} as const;
+
+/** URL paths of the webhook's listeners (the chart's MutatingWebhookConfiguration and probes use them). */
+export const WEBHOOK_PATHS = {
+  mutate: '/mutate',
+  liveness: '/healthz',
+  readiness: '/readyz',
+  metrics: '/metrics',
+} as const;
+
+/** Default ports of the webhook: TLS admission endpoint, health (plain HTTP), metrics (plain HTTP). */
+export const DEFAULT_WEBHOOK_PORT = 8443;
+export const DEFAULT_WEBHOOK_HEALTH_PORT = 8081;
+export const DEFAULT_WEBHOOK_METRICS_PORT = 8080;
+
+/** Where the webhook mounts identity Secrets in the sidecar: one subdirectory per Secret name. */
+export const SIDECAR_IDENTITY_DIR = '/var/run/mi-anywhere/identities';
+/** Where the webhook mounts the projected service-account token in the sidecar (federated kind). */
+export const SIDECAR_FEDERATED_TOKEN_FILE = '/var/run/mi-anywhere/federated/token';
+/** Where the sidecar writes Arc key files (the same emptyDir is mounted at {@link ARC_TOKENS_DIR} in apps). */
+export const SIDECAR_ARC_KEY_DIR = '/var/run/mi-anywhere/arc';

@@ -1,0 +1,417 @@
+/**
+ * The webhook's configuration: the one module that knows environment variable names. `main.ts` calls
+ * {@link loadConfig} once with `process.env`; every other module receives the typed, frozen result. All problems
+ * are collected and thrown as one {@link ConfigError}, so a bad Deployment fails before listening, with every
+ * mistake named at once. Defaults live here and nowhere else.
+ *
+ * Environment variables (the chart sets these; docs/webhook.md explains each):
+ *
+ *   MI_ANYWHERE_WEBHOOK_LOG_LEVEL                      webhook log level (fatal|error|warn|info|debug|trace|silent), default info
+ *   MI_ANYWHERE_WEBHOOK_ADDRESS / _PORT                admission listener (HTTPS), default 0.0.0.0:8443
+ *   MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS / _HEALTH_PORT  /healthz and /readyz (plain HTTP), default 0.0.0.0:8081
+ *   MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS / _METRICS_PORT /metrics (plain HTTP), default 0.0.0.0:8080
+ *   MI_ANYWHERE_WEBHOOK_REQUEST_TIMEOUT_SECONDS        per-request timeout of the admission listener, default 30
+ *   MI_ANYWHERE_WEBHOOK_TLS_MIN_VERSION                TLSv1.3 (default) | TLSv1.2
+ *   MI_ANYWHERE_WEBHOOK_CERT_MODE                      files (default: cert-manager or any mounted Secret) | self-managed
+ *   MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE / _TLS_KEY_FILE  files mode: PEM paths, default /etc/mi-anywhere/tls/tls.{crt,key}
+ *   MI_ANYWHERE_WEBHOOK_TLS_RELOAD_INTERVAL_SECONDS    files mode: poll interval for certificate changes, default 10
+ *   MI_ANYWHERE_WEBHOOK_NAMESPACE                      self-managed: namespace of the webhook (required)
+ *   MI_ANYWHERE_WEBHOOK_SERVICE_NAME                   self-managed: Service name, for the certificate's DNS names (required)
+ *   MI_ANYWHERE_WEBHOOK_CERT_SECRET_NAME               self-managed: Secret holding CA + serving cert (required)
+ *   MI_ANYWHERE_WEBHOOK_CONFIGURATION_NAME             self-managed: MutatingWebhookConfiguration whose caBundle is patched (required)
+ *   MI_ANYWHERE_WEBHOOK_CERT_EXTRA_DNS_NAMES           self-managed: extra DNS SANs, comma-separated
+ *   MI_ANYWHERE_WEBHOOK_CERT_IP_ADDRESSES              self-managed: IP SANs, comma-separated (e.g. 127.0.0.1 for url-based tests)
+ *   MI_ANYWHERE_WEBHOOK_CERT_VALIDITY_DAYS             self-managed: serving certificate lifetime, default 365
+ *   MI_ANYWHERE_WEBHOOK_CERT_RENEW_BEFORE_DAYS         self-managed: renew the serving cert this long before expiry, default 30
+ *   MI_ANYWHERE_WEBHOOK_CA_VALIDITY_DAYS               self-managed: CA lifetime, default 3650
+ *   MI_ANYWHERE_WEBHOOK_CA_RENEW_BEFORE_DAYS           self-managed: renew the CA this long before expiry, default 365
+ *   MI_ANYWHERE_WEBHOOK_CERT_CHECK_INTERVAL_SECONDS    self-managed: how often Secret/caBundle/expiry are reconciled, default 300
+ *   MI_ANYWHERE_WEBHOOK_KUBECONFIG                     kubeconfig path; unset = in-cluster service account
+ *   MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR                 auto (default: API server >= 1.29) | always | never
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE                  image of the injected sidecar (required; the chart passes its own image)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE_PULL_POLICY      Always | IfNotPresent (default) | Never
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_COMMAND                JSON array, default ["node"] (the image's ENTRYPOINT)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_ARGS                   JSON array, default ["dist/sidecar/main.js"]
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_USER / _RUN_AS_GROUP   numeric ids, default 65532 / 65532
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST / _CPU_LIMIT       default 10m / 500m
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST / _MEMORY_LIMIT default 64Mi / 256Mi
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT / _HEALTH_PORT / _METRICS_PORT  default 50342 / 50343 / 50344
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST         Entra authority host given to sidecars (sovereign clouds); unset = sidecar default
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE                env profile when a pod names none, default "default"
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_LOG_LEVEL              sidecar log level when a pod names none, default info
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_AUDIENCE     default api://AzureADTokenExchange
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS  default 3600 (Kubernetes minimum 600)
+ *   MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE            image with iptables for the optional IMDS redirect; unset = feature disabled
+ *
+ * Pure apart from nothing: takes the environment as a parameter, reads no files (paths only).
+ */
+import {
+  DEFAULT_FEDERATED_AUDIENCE,
+  DEFAULT_HEALTH_PORT,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_TOKEN_PORT,
+  DEFAULT_WEBHOOK_HEALTH_PORT,
+  DEFAULT_WEBHOOK_METRICS_PORT,
+  DEFAULT_WEBHOOK_PORT,
+  PROFILES,
+  type Profile,
+} from '../sidecar/contract.ts';
+import { ConfigError } from './errors.ts';
+import { parseQuantity } from './inject/quantity.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const NATIVE_SIDECAR_MODES = ['auto', 'always', 'never'] as const;
+export type NativeSidecarMode = (typeof NATIVE_SIDECAR_MODES)[number];
+
+export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+export type PullPolicy = (typeof PULL_POLICIES)[number];
+
+/** Resource quantities as Kubernetes strings (validated); empty string = not set (only allowed for limits). */
+export interface SidecarResources {
+  readonly cpuRequest: string;
+  readonly cpuLimit: string;
+  readonly memoryRequest: string;
+  readonly memoryLimit: string;
+}
+
+/** Everything the pure injector needs from the webhook's configuration (no listener or TLS settings). */
+export interface SidecarConfig {
+  readonly image: string;
+  readonly imagePullPolicy: PullPolicy;
+  readonly command: readonly string[];
+  readonly args: readonly string[];
+  readonly runAsUser: number;
+  readonly runAsGroup: number;
+  readonly resources: SidecarResources;
+  readonly tokenPort: number;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly authorityHost: string | undefined;
+  readonly defaultProfile: Profile;
+  readonly defaultLogLevel: LogLevel;
+  readonly defaultFederatedAudience: string;
+  readonly defaultFederatedExpirationSeconds: number;
+  /** Undefined: the IMDS redirect is disabled by the cluster admin and the annotation is refused. */
+  readonly imdsRedirectImage: string | undefined;
+}
+
+export interface ListenerConfig {
+  readonly address: string;
+  readonly port: number;
+}
+
+export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
+
+export interface FilesCertConfig {
+  readonly mode: 'files';
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly reloadIntervalSeconds: number;
+}
+
+export interface SelfManagedCertConfig {
+  readonly mode: 'self-managed';
+  readonly namespace: string;
+  readonly serviceName: string;
+  readonly secretName: string;
+  readonly webhookConfigurationName: string;
+  readonly extraDnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly certValidityDays: number;
+  readonly certRenewBeforeDays: number;
+  readonly caValidityDays: number;
+  readonly caRenewBeforeDays: number;
+  readonly checkIntervalSeconds: number;
+}
+
+export interface Config {
+  readonly logLevel: LogLevel;
+  readonly webhook: ListenerConfig;
+  readonly health: ListenerConfig;
+  readonly metrics: ListenerConfig;
+  readonly requestTimeoutSeconds: number;
+  readonly tlsMinVersion: TlsMinVersion;
+  readonly cert: FilesCertConfig | SelfManagedCertConfig;
+  readonly kubeconfig: string | undefined;
+  readonly nativeSidecar: NativeSidecarMode;
+  readonly sidecar: SidecarConfig;
+}
+
+const P = 'MI_ANYWHERE_WEBHOOK_';
+
+/** Every variable name this module reads (docs/webhook.md lists the same set; a test keeps them in sync). */
+export const WEBHOOK_ENV = {
+  logLevel: `${P}LOG_LEVEL`,
+  address: `${P}ADDRESS`,
+  port: `${P}PORT`,
+  healthAddress: `${P}HEALTH_ADDRESS`,
+  healthPort: `${P}HEALTH_PORT`,
+  metricsAddress: `${P}METRICS_ADDRESS`,
+  metricsPort: `${P}METRICS_PORT`,
+  requestTimeoutSeconds: `${P}REQUEST_TIMEOUT_SECONDS`,
+  tlsMinVersion: `${P}TLS_MIN_VERSION`,
+  certMode: `${P}CERT_MODE`,
+  tlsCertFile: `${P}TLS_CERT_FILE`,
+  tlsKeyFile: `${P}TLS_KEY_FILE`,
+  tlsReloadIntervalSeconds: `${P}TLS_RELOAD_INTERVAL_SECONDS`,
+  namespace: `${P}NAMESPACE`,
+  serviceName: `${P}SERVICE_NAME`,
+  certSecretName: `${P}CERT_SECRET_NAME`,
+  configurationName: `${P}CONFIGURATION_NAME`,
+  certExtraDnsNames: `${P}CERT_EXTRA_DNS_NAMES`,
+  certIpAddresses: `${P}CERT_IP_ADDRESSES`,
+  certValidityDays: `${P}CERT_VALIDITY_DAYS`,
+  certRenewBeforeDays: `${P}CERT_RENEW_BEFORE_DAYS`,
+  caValidityDays: `${P}CA_VALIDITY_DAYS`,
+  caRenewBeforeDays: `${P}CA_RENEW_BEFORE_DAYS`,
+  certCheckIntervalSeconds: `${P}CERT_CHECK_INTERVAL_SECONDS`,
+  kubeconfig: `${P}KUBECONFIG`,
+  nativeSidecar: `${P}NATIVE_SIDECAR`,
+  sidecarImage: `${P}SIDECAR_IMAGE`,
+  sidecarImagePullPolicy: `${P}SIDECAR_IMAGE_PULL_POLICY`,
+  sidecarCommand: `${P}SIDECAR_COMMAND`,
+  sidecarArgs: `${P}SIDECAR_ARGS`,
+  sidecarRunAsUser: `${P}SIDECAR_RUN_AS_USER`,
+  sidecarRunAsGroup: `${P}SIDECAR_RUN_AS_GROUP`,
+  sidecarCpuRequest: `${P}SIDECAR_CPU_REQUEST`,
+  sidecarCpuLimit: `${P}SIDECAR_CPU_LIMIT`,
+  sidecarMemoryRequest: `${P}SIDECAR_MEMORY_REQUEST`,
+  sidecarMemoryLimit: `${P}SIDECAR_MEMORY_LIMIT`,
+  sidecarTokenPort: `${P}SIDECAR_TOKEN_PORT`,
+  sidecarHealthPort: `${P}SIDECAR_HEALTH_PORT`,
+  sidecarMetricsPort: `${P}SIDECAR_METRICS_PORT`,
+  sidecarAuthorityHost: `${P}SIDECAR_AUTHORITY_HOST`,
+  defaultProfile: `${P}DEFAULT_PROFILE`,
+  defaultLogLevel: `${P}DEFAULT_LOG_LEVEL`,
+  defaultFederatedAudience: `${P}DEFAULT_FEDERATED_AUDIENCE`,
+  defaultFederatedExpirationSeconds: `${P}DEFAULT_FEDERATED_EXPIRATION_SECONDS`,
+  imdsRedirectImage: `${P}IMDS_REDIRECT_IMAGE`,
+} as const;
+
+/**
+ * Kubernetes rejects projected service-account tokens shorter than 10 minutes
+ * (`spec.volumes[].projected.sources[].serviceAccountToken.expirationSeconds`: "may not be less than 10 minutes").
+ */
+export const MIN_SA_TOKEN_EXPIRATION_SECONDS = 600;
+/** ...and longer than 2^32 seconds; real clusters additionally cap at --service-account-max-token-expiration. */
+export const MAX_SA_TOKEN_EXPIRATION_SECONDS = 4294967296;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Collects problems while reading; each reader returns a usable fallback so parsing goes on. */
+class Reader {
+  readonly problems: string[] = [];
+  private readonly env: Env;
+  constructor(env: Env) {
+    this.env = env;
+  }
+
+  raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  required(name: string, why: string): string {
+    const value = this.raw(name);
+    if (value === undefined) this.problems.push(`${name} is required (${why})`);
+    return value ?? '';
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name}=${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  port(name: string, fallback: number): number {
+    return this.integer(name, fallback, 0, 65535);
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name}=${JSON.stringify(value)} must be one of ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  list(name: string): string[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    return value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  }
+
+  /** A JSON array of strings (command lines contain spaces and commas, so a plain list would be ambiguous). */
+  stringArray(name: string, fallback: readonly string[]): readonly string[] {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (Array.isArray(parsed) && parsed.every((item) => typeof item === 'string')) return parsed as string[];
+    } catch {
+      // reported below
+    }
+    this.problems.push(`${name} must be a JSON array of strings, e.g. ["node"]`);
+    return fallback;
+  }
+
+  quantity(name: string, fallback: string, kind: 'cpu' | 'memory', allowEmpty: boolean): string {
+    const value = this.env[name]?.trim();
+    if (value === undefined) return fallback;
+    if (value === '') {
+      if (allowEmpty) return '';
+      this.problems.push(`${name} must not be empty (the sidecar always gets resource requests)`);
+      return fallback;
+    }
+    const parsed = parseQuantity(value);
+    if (parsed === undefined || parsed <= 0) {
+      this.problems.push(`${name}=${JSON.stringify(value)} is not a positive Kubernetes ${kind} quantity (e.g. ${kind === 'cpu' ? '100m' : '128Mi'})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  url(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    try {
+      const url = new URL(value);
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('scheme');
+      return value.replace(/\/+$/, '');
+    } catch {
+      this.problems.push(`${name}=${JSON.stringify(value)} must be an http(s) URL`);
+      return undefined;
+    }
+  }
+}
+
+function readSidecar(r: Reader): SidecarConfig {
+  const resources: SidecarResources = {
+    cpuRequest: r.quantity(WEBHOOK_ENV.sidecarCpuRequest, '10m', 'cpu', false),
+    cpuLimit: r.quantity(WEBHOOK_ENV.sidecarCpuLimit, '500m', 'cpu', true),
+    memoryRequest: r.quantity(WEBHOOK_ENV.sidecarMemoryRequest, '64Mi', 'memory', false),
+    memoryLimit: r.quantity(WEBHOOK_ENV.sidecarMemoryLimit, '256Mi', 'memory', true),
+  };
+  for (const kind of ['cpu', 'memory'] as const) {
+    const request = parseQuantity(resources[`${kind}Request`]);
+    const limit = resources[`${kind}Limit`] === '' ? undefined : parseQuantity(resources[`${kind}Limit`]);
+    if (request !== undefined && limit !== undefined && request > limit) {
+      r.problems.push(`sidecar ${kind} request ${resources[`${kind}Request`]} exceeds its limit ${resources[`${kind}Limit`]}`);
+    }
+  }
+  const sidecar: SidecarConfig = {
+    image: r.required(WEBHOOK_ENV.sidecarImage, 'the image of the injected sidecar; the chart passes its own image'),
+    imagePullPolicy: r.oneOf(WEBHOOK_ENV.sidecarImagePullPolicy, PULL_POLICIES, 'IfNotPresent'),
+    command: r.stringArray(WEBHOOK_ENV.sidecarCommand, ['node']),
+    args: r.stringArray(WEBHOOK_ENV.sidecarArgs, ['dist/sidecar/main.js']),
+    // 65532 is the conventional "nonroot" uid/gid of distroless images; numeric so that kubelet can verify
+    // runAsNonRoot without reading /etc/passwd of the image.
+    runAsUser: r.integer(WEBHOOK_ENV.sidecarRunAsUser, 65532, 1, 2147483647),
+    runAsGroup: r.integer(WEBHOOK_ENV.sidecarRunAsGroup, 65532, 0, 2147483647),
+    resources,
+    tokenPort: r.integer(WEBHOOK_ENV.sidecarTokenPort, DEFAULT_TOKEN_PORT, 1, 65535),
+    healthPort: r.integer(WEBHOOK_ENV.sidecarHealthPort, DEFAULT_HEALTH_PORT, 1, 65535),
+    metricsPort: r.integer(WEBHOOK_ENV.sidecarMetricsPort, DEFAULT_METRICS_PORT, 1, 65535),
+    authorityHost: r.url(WEBHOOK_ENV.sidecarAuthorityHost),
+    defaultProfile: r.oneOf(WEBHOOK_ENV.defaultProfile, PROFILES, 'default'),
+    defaultLogLevel: r.oneOf(WEBHOOK_ENV.defaultLogLevel, LOG_LEVELS, 'info'),
+    defaultFederatedAudience: r.string(WEBHOOK_ENV.defaultFederatedAudience, DEFAULT_FEDERATED_AUDIENCE),
+    defaultFederatedExpirationSeconds: r.integer(
+      WEBHOOK_ENV.defaultFederatedExpirationSeconds,
+      3600,
+      MIN_SA_TOKEN_EXPIRATION_SECONDS,
+      MAX_SA_TOKEN_EXPIRATION_SECONDS,
+    ),
+    imdsRedirectImage: r.raw(WEBHOOK_ENV.imdsRedirectImage),
+  };
+  if (sidecar.command.length === 0) r.problems.push(`${WEBHOOK_ENV.sidecarCommand} must name the program (exec probes need it)`);
+  const ports = [sidecar.tokenPort, sidecar.healthPort, sidecar.metricsPort];
+  if (new Set(ports).size !== ports.length) r.problems.push('the sidecar token, health and metrics ports must differ');
+  return sidecar;
+}
+
+function readCert(r: Reader): FilesCertConfig | SelfManagedCertConfig {
+  const mode = r.oneOf(WEBHOOK_ENV.certMode, ['files', 'self-managed'] as const, 'files');
+  if (mode === 'files') {
+    return {
+      mode,
+      certFile: r.string(WEBHOOK_ENV.tlsCertFile, '/etc/mi-anywhere/tls/tls.crt'),
+      keyFile: r.string(WEBHOOK_ENV.tlsKeyFile, '/etc/mi-anywhere/tls/tls.key'),
+      // kubelet refreshes mounted Secrets about once a minute; a 10 s poll adds little on top and costs two stats.
+      reloadIntervalSeconds: r.integer(WEBHOOK_ENV.tlsReloadIntervalSeconds, 10, 1, 3600),
+    };
+  }
+  const why = 'self-managed certificates';
+  const cert: SelfManagedCertConfig = {
+    mode,
+    namespace: r.required(WEBHOOK_ENV.namespace, why),
+    serviceName: r.required(WEBHOOK_ENV.serviceName, why),
+    secretName: r.required(WEBHOOK_ENV.certSecretName, why),
+    webhookConfigurationName: r.required(WEBHOOK_ENV.configurationName, why),
+    extraDnsNames: r.list(WEBHOOK_ENV.certExtraDnsNames),
+    ipAddresses: r.list(WEBHOOK_ENV.certIpAddresses),
+    certValidityDays: r.integer(WEBHOOK_ENV.certValidityDays, 365, 1, 3650),
+    certRenewBeforeDays: r.integer(WEBHOOK_ENV.certRenewBeforeDays, 30, 0, 3649),
+    caValidityDays: r.integer(WEBHOOK_ENV.caValidityDays, 3650, 1, 36500),
+    caRenewBeforeDays: r.integer(WEBHOOK_ENV.caRenewBeforeDays, 365, 0, 36499),
+    // Five minutes: helm upgrades that reset the caBundle are repaired quickly, at one GET per interval.
+    checkIntervalSeconds: r.integer(WEBHOOK_ENV.certCheckIntervalSeconds, 300, 1, 86400),
+  };
+  if (cert.certRenewBeforeDays >= cert.certValidityDays) r.problems.push('CERT_RENEW_BEFORE_DAYS must be smaller than CERT_VALIDITY_DAYS');
+  if (cert.caRenewBeforeDays >= cert.caValidityDays) r.problems.push('CA_RENEW_BEFORE_DAYS must be smaller than CA_VALIDITY_DAYS');
+  if (cert.certValidityDays > cert.caValidityDays - cert.caRenewBeforeDays) {
+    r.problems.push('CERT_VALIDITY_DAYS must not exceed CA_VALIDITY_DAYS - CA_RENEW_BEFORE_DAYS (a serving cert must not outlive its CA)');
+  }
+  for (const ip of cert.ipAddresses) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) && !/^[0-9a-f:]+$/i.test(ip)) r.problems.push(`${WEBHOOK_ENV.certIpAddresses}: ${JSON.stringify(ip)} is not an IP address`);
+  }
+  return cert;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses and validates the webhook's environment. Throws one {@link ConfigError} listing every problem.
+ * @param env usually `process.env` (passed in so tests need no global state)
+ */
+export function loadConfig(env: Env): Config {
+  const r = new Reader(env);
+  const config: Config = {
+    logLevel: r.oneOf(WEBHOOK_ENV.logLevel, LOG_LEVELS, 'info'),
+    webhook: { address: r.string(WEBHOOK_ENV.address, '0.0.0.0'), port: r.port(WEBHOOK_ENV.port, DEFAULT_WEBHOOK_PORT) },
+    health: { address: r.string(WEBHOOK_ENV.healthAddress, '0.0.0.0'), port: r.port(WEBHOOK_ENV.healthPort, DEFAULT_WEBHOOK_HEALTH_PORT) },
+    metrics: { address: r.string(WEBHOOK_ENV.metricsAddress, '0.0.0.0'), port: r.port(WEBHOOK_ENV.metricsPort, DEFAULT_WEBHOOK_METRICS_PORT) },
+    // The API server gives up after the webhook's timeoutSeconds (at most 30 s); holding a request longer is useless.
+    requestTimeoutSeconds: r.integer(WEBHOOK_ENV.requestTimeoutSeconds, 30, 1, 300),
+    tlsMinVersion: r.oneOf(WEBHOOK_ENV.tlsMinVersion, ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.3'),
+    cert: readCert(r),
+    kubeconfig: r.raw(WEBHOOK_ENV.kubeconfig),
+    nativeSidecar: r.oneOf(WEBHOOK_ENV.nativeSidecar, NATIVE_SIDECAR_MODES, 'auto'),
+    sidecar: readSidecar(r),
+  };
+  const listeners = [config.webhook, config.health, config.metrics].filter((l) => l.port !== 0);
+  if (new Set(listeners.map((l) => l.port)).size !== listeners.length) r.problems.push('the webhook, health and metrics ports must differ');
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return deepFreeze(config);
+}
