@@ -179,6 +179,12 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
     labelNames: ['identity', 'result'] as const,
     registers: [register],
   });
+  const identityLoadFailing = new Gauge({
+    name: 'mi_anywhere_identity_load_failing',
+    help: 'Whether the most recent (re)load of an identity failed (1) or succeeded (0); after a failed reload the last good version keeps serving.',
+    labelNames: ['identity'] as const,
+    registers: [register],
+  });
   const identitiesLoaded = new Gauge({
     name: 'mi_anywhere_identities',
     help: 'Identities currently loaded and servable.',
@@ -186,6 +192,7 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
   });
 
   for (const result of CACHE_RESULTS) cacheLookups.inc({ result }, 0);
+  for (const dialect of DIALECTS) rateLimited.inc({ dialect }, 0);
 
   /**
    * Creates an identity's failure counters at 0 the first time the identity is seen. Prometheus' `increase()`
@@ -235,6 +242,8 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
     identityLoad(identity: string, result: 'success' | 'failure'): void {
       precreateIdentitySeries(identity);
       identityLoads.inc({ identity, result });
+      // A state, not only a counter: a Secret broken before the first scrape never shows as an increase().
+      identityLoadFailing.set({ identity }, result === 'failure' ? 1 : 0);
     },
     identities(count: number): void {
       identitiesLoaded.set(count);
