@@ -1,0 +1,99 @@
+/**
+ * Turns an identity's credential material into msal-node's confidential-client credential settings, and reports
+ * when that credential expires (certificate notAfter, for the `mi_anywhere_credential_expiry_timestamp_seconds`
+ * gauge). The federated credential reads the projected service-account token file on every exchange, because
+ * kubelet rotates it (every hour by default, at 80 % of its lifetime) and a cached copy would expire.
+ *
+ * Parsing only (node:crypto); the one file read is the federated token, through the injected `readFile`.
+ */
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import type { ClientAssertionCallback } from '@azure/msal-node';
+import type { CredentialMaterial } from '../identity/identity.ts';
+import { CredentialUnavailableError } from '../errors.ts';
+
+/** The credential part of msal's `auth` options (exactly one field set). */
+export type MsalClientCredential =
+  | { readonly clientSecret: string }
+  | { readonly clientCertificate: { readonly thumbprintSha256: string; readonly privateKey: string; readonly x5c: string } }
+  | { readonly clientAssertion: ClientAssertionCallback };
+
+export type ReadTextFile = (path: string) => Promise<string>;
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** First certificate of a PEM bundle (the leaf: cert-manager and `kubernetes.io/tls` Secrets put it first). */
+function leafCertificate(certificatePem: string): X509Certificate {
+  const first = certificatePem.match(PEM_CERTIFICATE)?.[0];
+  if (!first) throw new CredentialUnavailableError('tls.crt holds no PEM certificate');
+  return new X509Certificate(first);
+}
+
+/**
+ * Builds msal's certificate credential: SHA-256 thumbprint (msal then signs PS256 with `x5t#S256`, which Entra
+ * requires for new certificates) and the PEM chain as `x5c` (lets subject-name/issuer authentication work).
+ * The key is normalised to PKCS#8 because msal documents `-----BEGIN PRIVATE KEY-----`, while cert-manager
+ * writes PKCS#1 (`BEGIN RSA PRIVATE KEY`) by default.
+ */
+function certificateCredential(certificatePem: string, privateKeyPem: string): MsalClientCredential {
+  let leaf: X509Certificate;
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    leaf = leafCertificate(certificatePem);
+    key = createPrivateKey(privateKeyPem);
+  } catch (error) {
+    if (error instanceof CredentialUnavailableError) throw error;
+    throw new CredentialUnavailableError('tls.crt or tls.key is not valid PEM (encrypted keys are not supported)', { cause: error });
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw new CredentialUnavailableError(`tls.key is a ${key.asymmetricKeyType ?? 'non-RSA'} key; Entra ID accepts RSA certificates only`);
+  if (!leaf.checkPrivateKey(key)) throw new CredentialUnavailableError('tls.key does not belong to the certificate in tls.crt');
+  return {
+    clientCertificate: {
+      thumbprintSha256: createHash('sha256').update(leaf.raw).digest('hex'),
+      privateKey: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      x5c: certificatePem,
+    },
+  };
+}
+
+/** Federated: the assertion is the projected token, re-read from disk on every exchange. */
+function federatedCredential(tokenFile: string, readFile: ReadTextFile): MsalClientCredential {
+  const clientAssertion: ClientAssertionCallback = async () => {
+    let token: string;
+    try {
+      token = (await readFile(tokenFile)).trim();
+    } catch (error) {
+      throw new CredentialUnavailableError(`the federated token file ${tokenFile} is not readable; is the service-account token projected?`, { cause: error });
+    }
+    if (token === '') throw new CredentialUnavailableError(`the federated token file ${tokenFile} is empty`);
+    return token;
+  };
+  return { clientAssertion };
+}
+
+/** Builds msal's credential settings for an identity. Throws CredentialUnavailableError for unusable material. */
+export function buildClientCredential(material: CredentialMaterial, readFile: ReadTextFile): MsalClientCredential {
+  switch (material.kind) {
+    case 'secret':
+      return { clientSecret: material.clientSecret };
+    case 'certificate':
+      return certificateCredential(material.certificatePem, material.privateKeyPem);
+    case 'certificate-pfx':
+      // msal-node takes PEM only and Node's crypto cannot open PKCS#12; decoding PFX needs a PKCS#12 KDF and
+      // legacy ciphers that no dependency we trust provides. Say so instead of failing obscurely.
+      throw new CredentialUnavailableError('certificate.pfx is not supported; mount the certificate as tls.crt + tls.key (PEM), e.g. a kubernetes.io/tls Secret');
+    case 'federated':
+      return federatedCredential(material.tokenFile, readFile);
+    case 'dev':
+      throw new CredentialUnavailableError('the dev identity is served by the built-in dev issuer, not by Entra ID');
+  }
+}
+
+/** When the credential stops working, in unix seconds (certificate notAfter); undefined when unknown. */
+export function credentialExpirySeconds(material: CredentialMaterial): number | undefined {
+  if (material.kind !== 'certificate') return undefined;
+  try {
+    return Math.floor(Date.parse(leafCertificate(material.certificatePem).validTo) / 1000);
+  } catch {
+    return undefined;
+  }
+}
