@@ -120,28 +120,31 @@ not templated here, so there is one source of truth.
   value: {{ .Values.webhook.logLevel | quote }}
 - name: MI_ANYWHERE_WEBHOOK_TLS_MIN_VERSION
   value: {{ .Values.webhook.tlsMinVersion | quote }}
+- name: MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR
+  value: {{ .Values.webhook.nativeSidecar | quote }}
 {{- if .Values.certManager.enabled }}
-- name: MI_ANYWHERE_WEBHOOK_TLS_MODE
-  value: "files"
+# cert-manager writes the Secret mounted at the webhook's default certificate paths; the webhook reloads it.
+- name: MI_ANYWHERE_WEBHOOK_CERT_MODE
+  value: files
 - name: MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE
   value: /etc/mi-anywhere/tls/tls.crt
 - name: MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE
   value: /etc/mi-anywhere/tls/tls.key
 {{- else }}
-- name: MI_ANYWHERE_WEBHOOK_TLS_MODE
-  value: "self-managed"
-- name: MI_ANYWHERE_WEBHOOK_TLS_SECRET_NAME
-  value: {{ include "mi-anywhere.tlsSecretName" . | quote }}
-- name: MI_ANYWHERE_WEBHOOK_CERT_VALIDITY_DAYS
-  value: {{ .Values.webhook.certValidityDays | quote }}
-- name: MI_ANYWHERE_WEBHOOK_CONFIGURATION_NAME
-  value: {{ include "mi-anywhere.mwcName" . | quote }}
-- name: MI_ANYWHERE_WEBHOOK_SERVICE_NAME
-  value: {{ include "mi-anywhere.webhookName" . | quote }}
+- name: MI_ANYWHERE_WEBHOOK_CERT_MODE
+  value: self-managed
 - name: MI_ANYWHERE_WEBHOOK_NAMESPACE
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: MI_ANYWHERE_WEBHOOK_SERVICE_NAME
+  value: {{ include "mi-anywhere.webhookName" . | quote }}
+- name: MI_ANYWHERE_WEBHOOK_CERT_SECRET_NAME
+  value: {{ include "mi-anywhere.tlsSecretName" . | quote }}
+- name: MI_ANYWHERE_WEBHOOK_CONFIGURATION_NAME
+  value: {{ include "mi-anywhere.mwcName" . | quote }}
+- name: MI_ANYWHERE_WEBHOOK_CERT_VALIDITY_DAYS
+  value: {{ .Values.webhook.certValidityDays | quote }}
 {{- end }}
 - name: MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE
   value: {{ include "mi-anywhere.sidecarImage" . | quote }}
@@ -149,14 +152,28 @@ not templated here, so there is one source of truth.
   value: {{ .Values.sidecar.image.pullPolicy | quote }}
 - name: MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST
   value: {{ .Values.sidecar.resources.requests.cpu | quote }}
+- name: MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_LIMIT
+  value: {{ .Values.sidecar.resources.limits.cpu | quote }}
 - name: MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST
   value: {{ .Values.sidecar.resources.requests.memory | quote }}
 - name: MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMIT
   value: {{ .Values.sidecar.resources.limits.memory | quote }}
+- name: MI_ANYWHERE_WEBHOOK_SIDECAR_METRICS_PORT
+  value: {{ .Values.sidecar.metricsPort | quote }}
+{{- with .Values.sidecar.authorityHost }}
+- name: MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST
+  value: {{ . | quote }}
+{{- end }}
 - name: MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE
   value: {{ .Values.sidecar.profile | quote }}
-- name: MI_ANYWHERE_WEBHOOK_SIDECAR_LOG_LEVEL
+- name: MI_ANYWHERE_WEBHOOK_DEFAULT_LOG_LEVEL
   value: {{ .Values.sidecar.logLevel | quote }}
-- name: MI_ANYWHERE_WEBHOOK_AUTHORITY_HOST
-  value: {{ .Values.sidecar.authorityHost | quote }}
+- name: MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_AUDIENCE
+  value: {{ .Values.sidecar.federatedAudience | quote }}
+- name: MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS
+  value: {{ .Values.sidecar.federatedExpirationSeconds | quote }}
+{{- with .Values.sidecar.imdsRedirectImage }}
+- name: MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
