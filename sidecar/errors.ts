@@ -184,3 +184,63 @@ export class InternalError extends SidecarError {
 export function toSidecarError(error: unknown): SidecarError {
   return error instanceof SidecarError ? error : new InternalError(error);
 }
+
+/**
+ * An absolute-form request (`GET http://host/...`, sent by clients that go through `HTTP_PROXY`) for anything other
+ * than the IMDS token URL on 169.254.169.254. The sidecar answers IMDS for proxy users (observed-clients.md §1.3) but
+ * is never a general-purpose proxy. 403: a refusal, not a retryable failure; the text avoids "unreachable" (SDKs read
+ * a 403 containing it as "no managed identity here", protocols.md §4.1).
+ */
+export class NotAProxyError extends SidecarError {
+  constructor() {
+    super({
+      code: 'SIDECAR_ERR_NOT_A_PROXY',
+      httpStatus: 403,
+      oauthError: 'access_denied',
+      message: 'This is an identity endpoint, not a proxy: only http://169.254.169.254/metadata/identity/oauth2/token is answered in absolute form',
+    });
+  }
+}
+
+/** Request target longer than the configured limit (414: the request line is not a body, so not 413). */
+export class UriTooLongError extends SidecarError {
+  constructor(limitBytes: number) {
+    super({ code: 'SIDECAR_ERR_URI_TOO_LONG', httpStatus: 414, oauthError: 'invalid_request', message: `Request URL exceeds ${limitBytes} bytes` });
+  }
+}
+
+/** Request headers larger than the configured limit. */
+export class HeadersTooLargeError extends SidecarError {
+  constructor(limitBytes: number) {
+    super({
+      code: 'SIDECAR_ERR_HEADERS_TOO_LARGE',
+      httpStatus: 431,
+      oauthError: 'invalid_request',
+      message: `Request headers exceed ${limitBytes} bytes`,
+    });
+  }
+}
+
+/**
+ * A dialect that needs configuration the sidecar was not given (Azure Arc without `MI_ANYWHERE_ARC_KEY_DIR`).
+ * 400 so SDKs fail at once with this text instead of retrying a 404/5xx for seconds (observed-clients.md §5).
+ */
+export class DialectDisabledError extends SidecarError {
+  constructor(message: string) {
+    super({ code: 'SIDECAR_ERR_DIALECT_DISABLED', httpStatus: 400, oauthError: 'invalid_request', message });
+  }
+}
+
+/**
+ * Invalid configuration (environment variables, flags, identity directory in dev mode). Not an HTTP error: it
+ * stops the program before anything listens. Lists every problem at once so one restart fixes them all.
+ */
+export class ConfigError extends Error {
+  readonly code = 'SIDECAR_ERR_CONFIG';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * Composition root of the sidecar: the only module that reads `process.*` (besides `config.ts` receiving
+ * `process.env`), listens on sockets and handles signals. It loads the configuration and identities, builds the
+ * token source, wires the HTTP app to three listeners, prints the environment apps need, and drains on SIGTERM.
+ *
+ * Run: `node sidecar/main.ts --dev` (`npm start`), `node sidecar/main.ts` (entra mode), `node sidecar/main.ts --probe`.
+ *
+ * Where the Entra backends plug in: {@link createTokenSources} returns one {@link TokenSource} per credential kind
+ * (issue 3: `token/entra-source.ts`, wrapped in `token/token-cache.ts`); {@link byCredentialKind} dispatches to them.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import pkg from '../package.json' with { type: 'json' };
+import { describeConfig, loadConfig, type Config } from './config.ts';
+import { PROFILES, profileEnv, SIDECAR_ENV, type Profile } from './contract.ts';
+import { ConfigError, CredentialUnavailableError } from './errors.ts';
+import { createArcKeyStore, type ArcKeyStore } from './http/arc-keys.ts';
+import { createSidecarApp, type SidecarApp } from './http/app.ts';
+import { createReadiness } from './http/readiness.ts';
+import { closeGracefully, listen, type Listening } from './http/server.ts';
+import type { CredentialKind, LoadedIdentity } from './identity/identity.ts';
+import { formatProblem, loadIdentities, type IdentityFs } from './identity/load.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createSidecarMetrics } from './metrics.ts';
+import { createDevIssuer, devIdentities, DEV_IDENTITIES, type DevIssuer } from './token/dev-issuer.ts';
+import type { TokenSource } from './token/token-source.ts';
+
+const nodeFs: IdentityFs = { readdir: (p) => readdir(p), readFile: (p) => readFile(p), stat: (p) => stat(p) };
+const nowMs = (): number => Date.now();
+
+/** Resource of the entra-mode warm-up token (ARM: every service principal can get a token for it). */
+const WARM_UP_RESOURCE = 'https://management.azure.com/';
+const WARM_UP_RETRY_MS = 30_000;
+const ARC_SWEEP_INTERVAL_MS = 30_000;
+
+/** Dispatches to the token source registered for the identity's credential kind. */
+export function byCredentialKind(sources: Partial<Record<CredentialKind, TokenSource>>): TokenSource {
+  return {
+    getToken(request) {
+      const source = sources[request.identity.descriptor.credentialKind];
+      if (source === undefined) {
+        throw new CredentialUnavailableError(`No token backend for ${request.identity.descriptor.credentialKind} credentials in this build`);
+      }
+      return source.getToken(request);
+    },
+  };
+}
+
+/**
+ * The token sources of this process, per credential kind. Dev mode: the dev issuer for `dev` identities. Entra mode:
+ * issue 3 registers `secret`, `certificate` and `federated` here (msal-node backed, cached); until then entra mode
+ * refuses to start with identities it cannot serve (see {@link main}).
+ */
+async function createTokenSources(ctx: { config: Config; devIssuer: DevIssuer | undefined }): Promise<Partial<Record<CredentialKind, TokenSource>>> {
+  if (ctx.devIssuer !== undefined) return { dev: ctx.devIssuer };
+  return {};
+}
+
+/** Host part of a URL for a listening address (wildcards are reached through loopback on the same host). */
+function urlHost(address: string): string {
+  if (address === '0.0.0.0') return '127.0.0.1';
+  if (address === '::') return '[::1]';
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+export interface EnvBlockInput {
+  readonly mode: Config['mode'];
+  readonly baseUrl: string;
+  /** Printed value of IDENTITY_HEADER / MSI_SECRET (the secret itself, or a `$VARIABLE` reference). */
+  readonly secretText: string;
+  readonly defaultClientId: string | undefined;
+  readonly arcEnabled: boolean;
+}
+
+/**
+ * The environment lines an app needs, one block per profile (`# profile <name>` then `NAME=value` lines), ready to
+ * paste into a shell (`export` them), an env file or a compose `environment:` list.
+ */
+export function formatEnvBlock(input: EnvBlockInput): string {
+  const lines = [
+    `# mi-anywhere ${input.mode === 'dev' ? '(dev mode: tokens from the built-in dev issuer, not accepted by Azure) ' : ''}` +
+      'is serving. Give an app the lines of ONE profile; "default" serves every Azure SDK.',
+  ];
+  const profiles: readonly Profile[] = PROFILES.filter((p) => p !== 'arc' || input.arcEnabled);
+  for (const profile of profiles) {
+    lines.push(`# profile ${profile}`);
+    for (const [name, value] of profileEnv(profile, { baseUrl: input.baseUrl, secret: input.secretText, defaultClientId: input.defaultClientId })) {
+      lines.push(`${name}=${value}`);
+    }
+  }
+  lines.push(ENV_BLOCK_END);
+  return lines.join('\n') + '\n';
+}
+
+/** Last line of the printed environment block (test helpers wait for it). */
+export const ENV_BLOCK_END = '# end of profiles';
+
+/** `--probe`: exits 0 when `/readyz` answers 200 (exec probes, postStart hooks; HS-10). */
+async function probe(config: Config): Promise<number> {
+  if (config.health.port === 0) {
+    process.stderr.write(`--probe needs a fixed ${SIDECAR_ENV.healthPort} (it is 0)\n`);
+    return 2;
+  }
+  const status = await new Promise<number | string>((resolve) => {
+    const req = httpRequest({ host: urlHost(config.health.address).replace(/^\[|\]$/g, ''), port: config.health.port, path: '/readyz', timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error) => resolve(error.message));
+    req.end();
+  });
+  if (status === 200) return 0;
+  process.stderr.write(`not ready: ${typeof status === 'number' ? `HTTP ${status}` : status}\n`);
+  return 1;
+}
+
+interface LoadedSet {
+  readonly identities: readonly LoadedIdentity[];
+  readonly fatal: readonly string[];
+}
+
+/** Loads the identities for the mode; problems are logged, and returned as fatal where the sidecar must not start. */
+async function loadAllIdentities(config: Config, logger: Logger): Promise<LoadedSet> {
+  const fatal: string[] = [];
+  const builtIn = config.mode === 'dev' ? devIdentities(config.defaultIdentity ?? DEV_IDENTITIES.system.name) : [];
+  let fromDir: readonly LoadedIdentity[] = [];
+  if (config.identityDir !== undefined) {
+    const result = await loadIdentities({
+      fs: nodeFs,
+      dir: config.identityDir,
+      defaultName: config.defaultIdentity,
+      mode: config.mode,
+      federatedTokenFile: config.federatedTokenFile,
+      existing: builtIn,
+    });
+    for (const p of result.problems) {
+      logger.error({ identity: p.identity, file: p.file, field: p.field, problem: p.code }, formatProblem(p));
+      if (p.code === 'credential-forbidden') fatal.push(formatProblem(p));
+    }
+    fromDir = result.identities;
+  }
+  const identities = [...builtIn, ...fromDir];
+  const defaults = identities.filter((i) => i.descriptor.isDefault);
+  if (defaults.length === 0) {
+    const why =
+      config.defaultIdentity !== undefined
+        ? `${SIDECAR_ENV.defaultIdentity}=${config.defaultIdentity} names no loaded identity`
+        : `several identities and no ${SIDECAR_ENV.defaultIdentity}`;
+    logger.error({ problem: 'conflict' }, `no default identity (${why}): requests without a selector will get "Identity not found"`);
+  }
+  return { identities, fatal };
+}
+
+async function prepareArcKeys(config: Config, logger: Logger): Promise<ArcKeyStore | undefined> {
+  const keyDir = config.arc.keyDir;
+  if (keyDir === undefined) return undefined;
+  await mkdir(keyDir, { recursive: true });
+  await access(keyDir, fsConstants.W_OK);
+  return createArcKeyStore({
+    fs: { writeFile, chmod, unlink },
+    keyDir,
+    fileMode: config.arc.keyFileMode,
+    nowMs,
+    randomName: () => randomUUID(),
+    // 32 random bytes as hex: no `=` padding, no newline, far below the 4096-byte limit.
+    randomKey: () => randomBytes(32).toString('hex'),
+    onError: (message, error) => logger.warn({ err: error }, message),
+  });
+}
+
+/** In entra mode, obtains a first token for the default identity so readiness reflects a working credential. */
+function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, onSuccess: () => void, logger: Logger): void {
+  if (identity === undefined) return;
+  const attempt = (): void => {
+    tokenSource.getToken({ identity, resource: WARM_UP_RESOURCE }).then(
+      () => {
+        onSuccess();
+        logger.info({ identity: identity.descriptor.name }, 'obtained a first token for the default identity');
+      },
+      (error: unknown) => {
+        logger.warn({ identity: identity.descriptor.name, err: error instanceof Error ? error.message : String(error) }, 'could not obtain a first token; retrying');
+        setTimeout(attempt, WARM_UP_RETRY_MS).unref();
+      },
+    );
+  };
+  attempt();
+}
+
+async function main(): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mi-anywhere sidecar: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (config.probe) return probe(config);
+
+  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
+  logger.info({ config: describeConfig(config), version: pkg.version }, 'starting');
+  if (config.mode === 'dev') {
+    logger.warn('DEV MODE: tokens come from the built-in dev issuer; Azure does not accept them. Never use dev mode for real workloads.');
+  }
+  const { identities, fatal } = await loadAllIdentities(config, logger);
+  if (fatal.length > 0) {
+    process.stderr.write(`mi-anywhere sidecar: ${new ConfigError(fatal).message}\n`);
+    return 2;
+  }
+
+  const register = new Registry();
+  const metrics = createSidecarMetrics({ register, version: pkg.version, nowSeconds: () => nowMs() / 1000 });
+  metrics.identities(identities.length);
+  for (const i of identities) metrics.identityLoad(i.descriptor.name, 'success');
+  const readiness = createReadiness({ requireToken: config.mode === 'entra' });
+  const defaultIdentity = identities.find((i) => i.descriptor.isDefault);
+  readiness.defaultIdentityLoaded(defaultIdentity !== undefined);
+
+  let arcKeys: ArcKeyStore | undefined;
+  try {
+    arcKeys = await prepareArcKeys(config, logger);
+  } catch (error) {
+    process.stderr.write(`mi-anywhere sidecar: ${SIDECAR_ENV.arcKeyDir}=${config.arc.keyDir} is not a writable directory (${(error as Error).message})\n`);
+    return 2;
+  }
+
+  // Listeners first (port 0 is resolved only by listening); requests that race the wiring below get a 503.
+  let app: SidecarApp | undefined;
+  const notYet = (_req: unknown, res: import('node:http').ServerResponse): void => {
+    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
+    res.end('{"error":"temporarily_unavailable","error_description":"The identity sidecar is starting"}');
+  };
+  const common = { limits: config.limits, timeouts: config.timeouts };
+  let listeners: Listening[];
+  try {
+    listeners = await Promise.all([
+      listen({
+        ...common,
+        listener: config.token,
+        onRequest: (req, res) => (app ? app.token(req, res) : notYet(req, res)),
+        onConnect: (req, socket) => app?.connect(req, socket) ?? socket.destroy(),
+        onClientError: (error, socket) => app?.clientError(error, socket) ?? socket.destroy(),
+      }),
+      listen({ ...common, listener: config.health, onRequest: (req, res) => (app ? app.health(req, res) : notYet(req, res)) }),
+      listen({ ...common, listener: config.metrics, onRequest: (req, res) => (app ? app.metrics(req, res) : notYet(req, res)) }),
+    ]);
+  } catch (error) {
+    logger.fatal({ err: error }, 'could not listen');
+    return 1;
+  }
+  const [token, health, metricsListener] = listeners as [Listening, Listening, Listening];
+  const baseUrl = config.advertiseUrl ?? `http://${urlHost(token.address)}:${token.port}`;
+
+  const devIssuer = config.mode === 'dev' ? await createDevIssuer({ baseUrl, nowMs }) : undefined;
+  const sources = await createTokenSources({ config, devIssuer });
+  const unserved = identities.filter((i) => sources[i.descriptor.credentialKind] === undefined);
+  if (unserved.length > 0) {
+    const list = unserved.map((i) => `identity "${i.descriptor.name}" (${i.descriptor.credentialKind} credential)`);
+    logger.fatal({ identities: unserved.map((i) => i.descriptor.name) }, `no token backend for: ${list.join(', ')}`);
+    process.stderr.write(
+      `mi-anywhere sidecar: this build has no Entra token backend yet for ${list.join(', ')}; use --dev for the dev issuer\n`,
+    );
+    await closeGracefully(listeners.map((l) => l.server), 0);
+    return 2;
+  }
+  const tokenSource = byCredentialKind(sources);
+  const identityHeader = config.identityHeader ?? randomBytes(24).toString('hex');
+
+  app = createSidecarApp({
+    identities: () => identities,
+    tokenSource,
+    identityHeader,
+    limits: config.limits,
+    rateLimitPerSecond: config.rateLimitPerSecond,
+    nowMs,
+    logger,
+    metrics,
+    register,
+    readiness,
+    arcKeys,
+    devIssuer,
+  });
+
+  for (const [name, l] of [['token', token], ['health', health], ['metrics', metricsListener]] as const) {
+    logger.info({ listener: name, address: l.address, port: l.port }, 'listening');
+  }
+  // The secret is printed only when nobody else knows it (dev mode, or generated here); a configured one is
+  // referenced by name so it does not land in log collectors.
+  const secretText = config.mode === 'dev' || config.identityHeader === undefined ? identityHeader : `$${SIDECAR_ENV.identityHeader}`;
+  process.stdout.write(
+    formatEnvBlock({ mode: config.mode, baseUrl, secretText, defaultClientId: defaultIdentity?.descriptor.clientId, arcEnabled: arcKeys !== undefined }),
+  );
+  if (config.mode === 'entra') warmUp(tokenSource, defaultIdentity, () => readiness.tokenObtained(), logger);
+  if (arcKeys !== undefined) {
+    const keys = arcKeys;
+    setInterval(() => void keys.sweep(), ARC_SWEEP_INTERVAL_MS).unref();
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining connections');
+      void closeGracefully(listeners.map((l) => l.server), config.timeouts.shutdownGraceMs)
+        .then(() => arcKeys?.close())
+        .then(() => {
+          logger.info('stopped');
+          resolve(0);
+        });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+if (import.meta.main) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`mi-anywhere sidecar: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

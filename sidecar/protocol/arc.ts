@@ -1,0 +1,109 @@
+/**
+ * Azure Arc dialect (`IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`): a challenge in two round trips (protocols.md §7).
+ * The first request is answered 401 with `WWW-Authenticate: Basic realm=<key file>`; the client reads the file and
+ * repeats the request with `Authorization: Basic <file contents>`. Creating and checking key files is I/O and lives
+ * in `http/arc-keys.ts`; this module only parses and renders.
+ *
+ * Pure: request-like data in, {@link ArcRequest} or a typed error out; token/error in, response data out.
+ */
+import { posix } from 'node:path';
+import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
+import type { IssuedToken } from '../token/token-source.ts';
+import {
+  checkApiVersion,
+  errorHeaders,
+  extractSelector,
+  header,
+  parseParams,
+  publicMessage,
+  refuseForwarded,
+  rejectDuplicates,
+  renderJsonOk,
+  renderTokenBody,
+  requireMetadataHeader,
+  requireResource,
+  JSON_CONTENT_TYPE,
+  type RenderedResponse,
+  type RequestLike,
+  type SelectorKind,
+  type SelectorEcho,
+  type TokenRequest,
+} from './common.ts';
+
+/** Arc user-assigned selectors sent by msal-node, MSAL Python and MSAL Go, which require their echo (§2.5, §7). */
+export const ARC_SELECTORS: Readonly<Record<string, SelectorKind>> = {
+  client_id: 'clientId',
+  object_id: 'objectId',
+  msi_res_id: 'resourceId',
+  mi_res_id: 'resourceId',
+};
+
+/** MSAL4J sends 2019-11-01, everyone else 2020-06-01 (protocols.md C13). */
+export const ARC_OLDEST_API_VERSION = '2019-11-01';
+
+/** Largest key file the SDKs read (msal-node, MSAL Go, MSAL.NET, MSAL Python, MSAL4J: 4096 bytes, §7 step 3). */
+export const ARC_KEY_MAX_BYTES = 4096;
+
+export interface ArcRequest extends TokenRequest {
+  /** Contents of `Authorization: Basic <key>`; undefined on the first (challenge) request. */
+  readonly presentedKey: string | undefined;
+  readonly echo: SelectorEcho | undefined;
+}
+
+export function parseArcRequest(req: RequestLike): ArcRequest {
+  if (req.method !== 'GET') throw new MethodNotAllowedError(req.method, ['GET']);
+  refuseForwarded(req.headers);
+  requireMetadataHeader(req.headers);
+  const params = parseParams(req.query);
+  rejectDuplicates(params);
+  checkApiVersion(params.values, ARC_OLDEST_API_VERSION, true);
+  const resource = requireResource(params.values);
+  const { selector, echo } = extractSelector(params.values, ARC_SELECTORS);
+  return { dialect: 'arc', resource, selector, echo, presentedKey: parseBasicAuthorization(header(req.headers, 'authorization')) };
+}
+
+/**
+ * The key after `Basic `. Clients send the raw file contents, not base64 (every SDK, §7 step 4), so nothing is
+ * decoded or trimmed beyond the single separating space.
+ */
+function parseBasicAuthorization(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const match = /^basic (.+)$/is.exec(value);
+  if (!match || match[1] === undefined) throw new UnauthorizedError('Authorization must be "Basic <contents of the key file>"');
+  return match[1];
+}
+
+/**
+ * The challenge realm: the key file path as the app sees it. It must be `<ARC_TOKENS_DIR>/<name>.key` exactly, and
+ * contain no `=` (MSAL Python, MSAL.NET and MSAL4J split the header on `=`, protocols.md C11).
+ */
+export function arcRealm(tokensDir: string, fileName: string): string {
+  if (!/^[A-Za-z0-9_-]+\.key$/.test(fileName)) throw new Error(`invalid Arc key file name ${JSON.stringify(fileName)}`);
+  return posix.join(tokensDir, fileName);
+}
+
+/** 401 + `WWW-Authenticate: Basic realm=<path>`, nothing after the path (Go requires the 401, §7 step 1). */
+export function renderArcChallenge(realm: string): RenderedResponse {
+  return {
+    status: 401,
+    headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'no-store', 'www-authenticate': `Basic realm=${realm}` },
+    body: JSON.stringify({
+      error: 'unauthorized_client',
+      error_description: 'Read the key file named in WWW-Authenticate and repeat the request with "Authorization: Basic <file contents>"',
+    }),
+  };
+}
+
+/** The success body plus the selector echo user-assigned Arc clients verify (case-insensitively, §7 step 6). */
+export function renderArcToken(token: IssuedToken, nowSeconds: number, echo: SelectorEcho | undefined): RenderedResponse {
+  return renderJsonOk(renderTokenBody(token, nowSeconds, echo));
+}
+
+/** Arc's HIMDS answers errors like IMDS. */
+export function renderArcError(error: SidecarError): RenderedResponse {
+  return {
+    status: error.httpStatus,
+    headers: errorHeaders(error),
+    body: JSON.stringify({ error: error.oauthError, error_description: publicMessage(error) }),
+  };
+}

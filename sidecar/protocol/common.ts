@@ -1,0 +1,225 @@
+/**
+ * Building blocks shared by the dialect parsers and renderers: the request-like input, the parsed
+ * {@link TokenRequest}, lenient query/form decoding with duplicate detection, selector extraction, api-version
+ * checks, header guards, and the one success body every dialect sends.
+ *
+ * Pure: no I/O, no clock (callers pass `nowSeconds`), no express/node:http types.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { BadRequestError, ForwardedRequestError, MissingMetadataHeaderError, type SidecarError } from '../errors.ts';
+import type { IdentitySelector } from '../identity/identity.ts';
+import type { Dialect } from '../metrics.ts';
+import type { IssuedToken } from '../token/token-source.ts';
+
+/** Header map as node:http delivers it: lower-case names; repeated headers joined (or arrays for set-cookie). */
+export type Headers = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** The parts of an HTTP request the parsers look at. */
+export interface RequestLike {
+  readonly method: string;
+  /** Raw query string without the leading `?` (may be empty). */
+  readonly query: string;
+  readonly headers: Headers;
+  /** Request body as text (only read for Cloud Shell POST). */
+  readonly body?: string | undefined;
+}
+
+/** A selector as the client spelled it, for dialects that must echo it (Azure Arc, protocols.md §7 step 6). */
+export interface SelectorEcho {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** What a token request asks for, independent of its dialect. */
+export interface TokenRequest {
+  readonly dialect: Dialect;
+  /** The resource exactly as the client sent it (decoded), echoed in the response. */
+  readonly resource: string;
+  readonly selector: IdentitySelector;
+  readonly echo?: SelectorEcho | undefined;
+}
+
+/** An HTTP response as data; the HTTP edge writes it. */
+export interface RenderedResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** Response header carrying the stable `SIDECAR_ERR_*` code of an error answer. */
+export const ERROR_CODE_HEADER = 'x-mi-anywhere-error';
+
+/** Real IMDS answers `application/json; charset=utf-8`; every SDK checks only the media type. */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** Decodes one query/form component; malformed percent-escapes are kept raw (az sends resources unencoded, §2.3). */
+export function decodeComponent(raw: string): string {
+  const spaced = raw.replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return spaced;
+  }
+}
+
+export interface ParsedParams {
+  /** First value per name. */
+  readonly values: ReadonlyMap<string, string>;
+  /** Names that appeared more than once. */
+  readonly duplicates: readonly string[];
+}
+
+/**
+ * Parses `a=1&b=2` (query string or form body). Names are case-sensitive like real IMDS. Empty segments are
+ * ignored (`?&resource=...` from string concatenation).
+ */
+export function parseParams(raw: string): ParsedParams {
+  const values = new Map<string, string>();
+  const duplicates = new Set<string>();
+  for (const segment of raw.split('&')) {
+    if (segment === '') continue;
+    const eq = segment.indexOf('=');
+    const name = decodeComponent(eq === -1 ? segment : segment.slice(0, eq));
+    const value = eq === -1 ? '' : decodeComponent(segment.slice(eq + 1));
+    if (values.has(name)) duplicates.add(name);
+    else values.set(name, value);
+  }
+  return { values, duplicates: [...duplicates] };
+}
+
+/**
+ * Rejects duplicated parameters: real IMDS does (protocols.md §9), and a duplicated selector or resource would
+ * otherwise be ambiguous (which one did the client mean?).
+ */
+export function rejectDuplicates(params: ParsedParams): void {
+  if (params.duplicates.length > 0) {
+    throw new BadRequestError(`Duplicate query parameter${params.duplicates.length > 1 ? 's' : ''}: ${params.duplicates.join(', ')}`);
+  }
+}
+
+/** Single header value (node joins repeated headers with ", "; arrays only occur for set-cookie). */
+export function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value.join(', ');
+}
+
+/** `Metadata: true` (case-insensitive value; every SDK sends lower-case `true`, protocols.md §2.1). */
+export function requireMetadataHeader(headers: Headers): void {
+  if (header(headers, 'metadata')?.trim().toLowerCase() !== 'true') throw new MissingMetadataHeaderError();
+}
+
+/**
+ * Refuses requests that went through a proxy hop: real IMDS rejects `X-Forwarded-For` (protocols.md §9) so that a
+ * server-side request forgery through a reverse proxy cannot fetch tokens; `Forwarded` is the standard spelling.
+ */
+export function refuseForwarded(headers: Headers): void {
+  if (headers['x-forwarded-for'] !== undefined || headers['forwarded'] !== undefined) throw new ForwardedRequestError();
+}
+
+/** The `resource` parameter, required and non-empty. */
+export function requireResource(values: ReadonlyMap<string, string>): string {
+  const resource = values.get('resource')?.trim();
+  if (resource === undefined || resource === '') throw new BadRequestError('Required query parameter resource is missing');
+  return resource;
+}
+
+const API_VERSION = /^(\d{4}-\d{2}-\d{2})(-preview)?$/;
+
+/**
+ * Checks an `api-version` against the oldest date the dialect supports. Dates compare as strings (ISO order).
+ * @param required whether a missing api-version is an error (IMDS, App Service, Arc) or allowed (MSI_ENDPOINT GET)
+ */
+export function checkApiVersion(values: ReadonlyMap<string, string>, oldest: string, required: boolean): void {
+  const value = values.get('api-version');
+  if (value === undefined || value === '') {
+    if (required) throw new BadRequestError(`Bad request. api-version was not specified in the request; use ${oldest} or later`);
+    return;
+  }
+  const match = API_VERSION.exec(value.trim());
+  if (!match || (match[1] ?? '') < oldest) {
+    throw new BadRequestError(`Bad request. api-version ${JSON.stringify(value)} is not supported; use ${oldest} or later`);
+  }
+}
+
+export type SelectorKind = Exclude<IdentitySelector['kind'], 'system'>;
+
+/**
+ * Finds at most one identity selector among the parameters. `names` maps each wire spelling the dialect accepts to
+ * its kind. Empty values count as absent (MSAL Go sends `clientid=` for the system identity, protocols.md §2.7).
+ * @throws BadRequestError when more than one selector is given (they are mutually exclusive in every dialect).
+ */
+export function extractSelector(
+  values: ReadonlyMap<string, string>,
+  names: Readonly<Record<string, SelectorKind>>,
+): { selector: IdentitySelector; echo?: SelectorEcho } {
+  const present: SelectorEcho[] = [];
+  for (const key of Object.keys(names)) {
+    const value = values.get(key)?.trim();
+    if (value !== undefined && value !== '') present.push({ key, value });
+  }
+  if (present.length > 1) {
+    throw new BadRequestError(`Only one identity selector may be given, got ${present.map((p) => p.key).join(' and ')}`);
+  }
+  const only = present[0];
+  if (only === undefined) return { selector: { kind: 'system' } };
+  const kind = names[only.key];
+  if (kind === undefined) return { selector: { kind: 'system' } };
+  return { selector: { kind, value: only.value }, echo: only };
+}
+
+/**
+ * Constant-time string comparison for shared secrets (identity header, MSI secret, Arc key). Hashing first makes
+ * both sides the same length, so neither content nor length leaks through timing.
+ */
+export function secretsEqual(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * The success body, identical in every dialect (observed-clients.md §1.4; protocols.md §3.2): all time values as
+ * integer digit strings like real IMDS, both `expires_in` (MSAL Python IMDS/Arc) and `expires_on` (msal-node, MSAL4J,
+ * MSAL Python App Service/ML), `resource` (azure-identity Python cache key), `token_type` (az CLI, MSAL Python SF),
+ * `client_id`. Never an `error`/`message` key (msal-node would treat the body as an error, protocols.md C17).
+ */
+export function renderTokenBody(token: IssuedToken, nowSeconds: number, echo?: SelectorEcho): Record<string, string> {
+  const expiresIn = String(Math.max(0, Math.floor(token.expiresOnSeconds - nowSeconds)));
+  const body: Record<string, string> = {
+    access_token: token.accessToken,
+    client_id: token.clientId,
+    expires_in: expiresIn,
+    expires_on: String(Math.floor(token.expiresOnSeconds)),
+    ext_expires_in: expiresIn,
+    not_before: String(Math.floor(token.notBeforeSeconds)),
+    resource: token.resource,
+    token_type: 'Bearer',
+  };
+  if (echo !== undefined) body[echo.key] = echo.value;
+  return body;
+}
+
+/** A 200 JSON response with headers every token answer carries (no caching by intermediaries). */
+export function renderJsonOk(body: unknown): RenderedResponse {
+  return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'no-store' }, body: JSON.stringify(body) };
+}
+
+/** Status and headers common to every dialect's error response (Retry-After, Allow). */
+export function errorHeaders(error: SidecarError): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': JSON_CONTENT_TYPE,
+    'cache-control': 'no-store',
+    // The stable code (docs/errors.md) for people reading traces; SDK error texts only carry the body.
+    [ERROR_CODE_HEADER]: error.code,
+  };
+  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(error.retryAfterSeconds)));
+  const allow = (error as { allow?: readonly string[] }).allow;
+  if (allow !== undefined) headers['allow'] = allow.join(', ');
+  return headers;
+}
+
+/** The message a caller may see (unexposed errors get a generic text; the real one is logged). */
+export function publicMessage(error: SidecarError): string {
+  return error.expose ? error.message : 'Internal error in the identity sidecar';
+}
