@@ -1,0 +1,88 @@
+/**
+ * One admission decision, from a parsed JSON body to the AdmissionReview answer, plus what the shell needs for
+ * its log line and metrics. The HTTP layer only reads bytes and writes this answer.
+ *
+ * Pure: the per-pod secret generator is injected.
+ */
+import type { Operation } from 'fast-json-patch';
+import type { SidecarConfig } from '../config.ts';
+import { BadReviewError, InternalError, WebhookError } from '../errors.ts';
+import { createPatch } from '../inject/patch.ts';
+import { mutatePod } from '../inject/mutate.ts';
+import { decide } from '../inject/policy.ts';
+import { allowed, denied, errored, parseReview, patched, salvageUid } from './review.ts';
+import type { AdmissionReviewResponse, PodJson } from './types.ts';
+
+export const OUTCOMES = ['mutated', 'skipped', 'denied', 'error'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface HandlerDeps {
+  readonly config: SidecarConfig;
+  /** Native sidecar for first injections (decided once at start-up from the API server version). */
+  readonly native: boolean;
+  /** A fresh per-pod random secret (crypto in the shell, a constant in tests). */
+  readonly newSecret: () => string;
+}
+
+/** Result: the answer and the facts for the request log (HS-8) and metrics. No secrets in here but the patch. */
+export interface HandleResult {
+  readonly review: AdmissionReviewResponse;
+  readonly outcome: Outcome;
+  /** Why (skip reason, denial message, error code); safe to log. */
+  readonly reason: string;
+  readonly uid: string;
+  readonly namespace: string | undefined;
+  readonly name: string | undefined;
+  readonly operation: string | undefined;
+  readonly patch: readonly Operation[];
+  /** Unexpected error, to be logged in full by the shell. */
+  readonly error: unknown;
+}
+
+function podName(pod: PodJson | undefined, requestName: string | undefined): string | undefined {
+  return pod?.metadata?.name ?? requestName ?? (pod?.metadata?.generateName !== undefined ? `${pod.metadata.generateName}*` : undefined);
+}
+
+/** Answers one AdmissionReview body (already JSON-parsed). Never throws. */
+export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
+  const base = { uid: salvageUid(body), namespace: undefined, name: undefined, operation: undefined, patch: [], error: undefined };
+  let request;
+  try {
+    request = parseReview(body);
+  } catch (error) {
+    const e = error instanceof WebhookError ? error : new BadReviewError('unreadable AdmissionReview');
+    return { ...base, review: errored(base.uid, e), outcome: 'error', reason: e.message };
+  }
+  const pod = request.object as PodJson | undefined;
+  const facts = {
+    uid: request.uid,
+    namespace: request.namespace ?? pod?.metadata?.namespace,
+    name: podName(pod, request.name),
+    operation: request.operation,
+    patch: [] as Operation[],
+    error: undefined,
+  };
+  // The chart registers CREATE of pods only; anything else reaching us (a hand-made configuration) passes untouched.
+  const isPodCreate = request.kind.kind === 'Pod' && request.operation === 'CREATE' && (request.subResource ?? '') === '';
+  if (!isPodCreate) {
+    return { ...facts, review: allowed(request.uid), outcome: 'skipped', reason: `not a pod creation (${request.kind.kind} ${request.operation})` };
+  }
+  if (pod === undefined || pod === null) {
+    const e = new BadReviewError('request.object is missing');
+    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.message };
+  }
+  try {
+    const decision = decide(pod, deps.config);
+    if (!decision.inject) return { ...facts, review: allowed(request.uid, decision.warnings), outcome: 'skipped', reason: decision.reason };
+    const mutated = mutatePod(pod, { config: deps.config, settings: decision.settings, native: deps.native, secret: deps.newSecret() });
+    const patch = createPatch(pod, mutated);
+    if (patch.length === 0) return { ...facts, review: allowed(request.uid, decision.warnings), outcome: 'skipped', reason: 'already injected' };
+    return { ...facts, patch, review: patched(request.uid, patch, decision.warnings), outcome: 'mutated', reason: 'injected' };
+  } catch (error) {
+    if (error instanceof WebhookError && error.httpStatus === 403) {
+      return { ...facts, review: denied(request.uid, error), outcome: 'denied', reason: error.message };
+    }
+    const e = error instanceof WebhookError ? error : new InternalError({ cause: error });
+    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.code, error };
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The webhook's composition root: reads the configuration once, builds the logger, metrics and Kubernetes
+ * client, decides the sidecar form from the API server version, obtains a serving certificate (mounted files or
+ * self-managed), starts the three listeners (admission HTTPS, health, metrics), keeps the certificate fresh, and
+ * shuts down gracefully on SIGTERM/SIGINT. The only file of the webhook that touches `process`.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import pkg from '../package.json' with { type: 'json' };
+import { handleReview } from './admission/handler.ts';
+import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
+import { kubernetesCertificateStore, reconcileCertificates, wantedNames } from './cert/self-managed.ts';
+import { loadConfig, type Config } from './config.ts';
+import { ConfigError } from './errors.ts';
+import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
+import { supportsNativeSidecar } from './inject/native.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createWebhookMetrics } from './metrics.ts';
+
+/** After SIGTERM: time for in-flight reviews (sub-millisecond work) and the API server to notice the endpoint is gone. */
+const SHUTDOWN_GRACE_MS = 10_000;
+/** Retry delay while no certificate is available yet (files not mounted, API server unreachable). */
+const CERT_RETRY_MS = 2_000;
+
+function loadKubeConfig(config: Config): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  return kubeConfig;
+}
+
+async function decideNative(config: Config, kubeConfig: () => KubeConfig, logger: Logger): Promise<boolean> {
+  if (config.nativeSidecar !== 'auto') return config.nativeSidecar === 'always';
+  try {
+    const version = await kubeConfig().makeApiClient(VersionApi).getCode();
+    const native = supportsNativeSidecar(version);
+    logger.info({ serverVersion: version.gitVersion, nativeSidecar: native }, 'sidecar form decided from the API server version');
+    return native;
+  } catch (error) {
+    // A regular container works everywhere; guessing "native" wrongly on an old server would block pods forever.
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not read the API server version; injecting regular sidecar containers');
+    return false;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function listen(server: Server | import('node:https').Server, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mi-anywhere webhook: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
+  logger.info({ config, version: pkg.version }, 'starting');
+  const register = new Registry();
+  const metrics = createWebhookMetrics({ register, version: pkg.version });
+  let kube: KubeConfig | undefined;
+  const kubeConfig = (): KubeConfig => (kube ??= loadKubeConfig(config));
+
+  let ready = false;
+  const health = createHealthServer(() => ready);
+  const metricsServer = createMetricsServer(register, logger);
+  await listen(health, config.health.port, config.health.address);
+  await listen(metricsServer, config.metrics.port, config.metrics.address);
+
+  const native = await decideNative(config, kubeConfig, logger);
+  const nowSeconds = (): number => performance.now() / 1000;
+
+  // First certificate: readiness stays false until the admission listener serves one.
+  let onCertificate: (certificate: LoadedCertificate) => void = () => undefined;
+  let first: LoadedCertificate | undefined;
+  const stopRefresh: Array<() => void> = [];
+  if (config.cert.mode === 'files') {
+    const watcher = watchCertificateFiles({
+      certFile: config.cert.certFile,
+      keyFile: config.cert.keyFile,
+      intervalSeconds: config.cert.reloadIntervalSeconds,
+      readFile: (path) => readFile(path, 'utf8'),
+      onCertificate: (certificate) => {
+        first ??= certificate;
+        onCertificate(certificate);
+      },
+      onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'serving certificate files not usable yet; keeping the previous certificate'),
+    });
+    stopRefresh.push(() => watcher.stop());
+    while (first === undefined) if (!(await watcher.check())) await sleep(CERT_RETRY_MS);
+  } else {
+    const certConfig = config.cert;
+    const reconcile = (): Promise<LoadedCertificate> =>
+      reconcileCertificates({ store: kubernetesCertificateStore(kubeConfig(), certConfig), names: wantedNames(certConfig), policy: certConfig, now: Date.now, logger });
+    while (first === undefined) {
+      try {
+        first = await reconcile();
+      } catch (error) {
+        logger.error({ err: error }, 'could not obtain self-managed certificates; retrying');
+        await sleep(CERT_RETRY_MS);
+      }
+    }
+    let lastCert = first.cert;
+    const timer = setInterval(() => {
+      reconcile().then(
+        (certificate) => {
+          if (certificate.cert !== lastCert) {
+            lastCert = certificate.cert;
+            onCertificate(certificate);
+          }
+        },
+        (error: unknown) => logger.error({ err: error }, 'certificate reconcile failed; serving the current certificate'),
+      );
+    }, certConfig.checkIntervalSeconds * 1000);
+    timer.unref();
+    stopRefresh.push(() => clearInterval(timer));
+  }
+
+  const admission = createAdmissionServer({
+    certificate: first,
+    minVersion: config.tlsMinVersion,
+    handle: (body) =>
+      handleReview(body, {
+        config: config.sidecar,
+        native,
+        // 24 random bytes, base64url: 32 characters, above the sidecar's 16-character minimum for a fixed header.
+        newSecret: () => randomBytes(24).toString('base64url'),
+      }),
+    logger,
+    metrics,
+    nowSeconds,
+    requestTimeoutSeconds: config.requestTimeoutSeconds,
+  });
+  metrics.certificateExpiry(first.notAfterSeconds);
+  onCertificate = (certificate) => {
+    admission.updateCertificate(certificate);
+    metrics.certificateExpiry(certificate.notAfterSeconds);
+    logger.info({ notAfter: new Date(certificate.notAfterSeconds * 1000).toISOString() }, 'serving certificate reloaded');
+  };
+  await listen(admission.server, config.webhook.port, config.webhook.address);
+  ready = true;
+  logger.info({ webhook: config.webhook, health: config.health, metrics: config.metrics, nativeSidecar: native }, 'listening');
+
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string): void => {
+      logger.info({ signal }, 'shutting down');
+      ready = false;
+      for (const stop of stopRefresh) stop();
+      const force = setTimeout(() => {
+        admission.server.closeAllConnections();
+        resolve(0);
+      }, SHUTDOWN_GRACE_MS);
+      force.unref();
+      admission.server.close(() => {
+        clearTimeout(force);
+        health.close();
+        metricsServer.close();
+        resolve(0);
+      });
+      admission.server.closeIdleConnections();
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`mi-anywhere webhook: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
