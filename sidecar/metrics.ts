@@ -50,6 +50,9 @@ const LATENCY_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
 export const MAX_AUDIENCE_LABELS = 50;
 
 /** A cached token as seen by the expiry gauge. */
+/** Default prom-client metrics that break Prometheus naming rules; see the comment where they are removed. */
+const LINT_FAILING_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
 export interface CachedTokenInfo {
   readonly identity: string;
   readonly resource: string;
@@ -82,6 +85,10 @@ export function audienceOf(resource: string): string {
 export function createSidecarMetrics(options: SidecarMetricsOptions) {
   const { register } = options;
   collectDefaultMetrics({ register });
+  // prom-client exports three *gauges* named `_total` (nodejs_active_{handles,requests,resources}_total), which
+  // `promtool check metrics` rejects ("non-counter metrics should not have _total suffix"). Each is only the sum
+  // of its labelled twin (`sum(nodejs_active_handles)`), so nothing is lost by not exporting them.
+  for (const name of LINT_FAILING_DEFAULT_METRICS) register.removeSingleMetric(name);
   const seenAudiences = new Set<string>();
   /** Bounded audience label: the first {@link MAX_AUDIENCE_LABELS} distinct audiences, then "other". */
   const audienceLabel = (resource: string): string => {
