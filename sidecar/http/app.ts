@@ -33,7 +33,7 @@ import {
 } from '../errors.ts';
 import { findIdentity, type IdentitySelector, type LoadedIdentity } from '../identity/identity.ts';
 import type { Logger } from '../log.ts';
-import { audienceOf, type Dialect, type SidecarMetrics } from '../metrics.ts';
+import { NO_IDENTITY, TOKEN_CODE_CHALLENGE, TOKEN_CODE_OK, audienceOf, type Dialect, type SidecarMetrics } from '../metrics.ts';
 import { parseAppServiceRequest } from '../protocol/app-service.ts';
 import { parseArcRequest, renderArcChallenge } from '../protocol/arc.ts';
 import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type RequestLike, type SelectorEcho, type TokenRequest } from '../protocol/common.ts';
@@ -89,6 +89,8 @@ interface Outcome {
   resource: string;
   response: RenderedResponse;
   error?: SidecarError;
+  /** The answer is the Azure Arc 401 challenge: the protocol's first leg, counted apart from failures. */
+  challenge?: boolean;
 }
 
 /** Fixed one-second window counter; enough to protect the upstream from a runaway client loop. */
@@ -202,7 +204,10 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
         // Unknown identities fail before a key file is written.
         const identity = resolveIdentity(request.selector);
         outcome.identity = identity.descriptor.name;
-        if (request.presentedKey === undefined) return renderArcChallenge(await deps.arcKeys.issue());
+        if (request.presentedKey === undefined) {
+          outcome.challenge = true;
+          return renderArcChallenge(await deps.arcKeys.issue());
+        }
         if (!(await deps.arcKeys.redeem(request.presentedKey))) {
           throw new UnauthorizedError('Authorization does not match a current key file; repeat the request without Authorization for a new challenge');
         }
@@ -224,7 +229,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   async function handleToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedMs = deps.nowMs();
     const reqId = newRequestId();
-    const outcome: Outcome = { dialect: 'unknown', identity: 'none', resource: '', response: { status: 500, headers: {}, body: '' } };
+    const outcome: Outcome = { dialect: 'unknown', identity: NO_IDENTITY, resource: '', response: { status: 500, headers: {}, body: '' } };
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort();
@@ -276,7 +281,10 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
       },
       'token request',
     );
-    metrics.tokenRequest({ dialect: outcome.dialect, identity: outcome.identity, resource: outcome.resource, code: String(status) }, durationMs / 1000);
+    // `code` (docs/metrics.md): ok | challenge | the SidecarError code, so dashboards tell an unknown identity from a
+    // rejected credential (both 400) and the Arc challenge from a wrong key (both 401).
+    const code = outcome.error ? outcome.error.code : outcome.challenge ? TOKEN_CODE_CHALLENGE : TOKEN_CODE_OK;
+    metrics.tokenRequest({ dialect: outcome.dialect, identity: outcome.identity, resource: outcome.resource, code }, durationMs / 1000);
   }
 
   function handleHealth(req: IncomingMessage, res: ServerResponse): void {
@@ -333,7 +341,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
     metrics: (req, res) => void handleMetrics(req, res),
     connect: (req, socket) => {
       logger.info({ dialect: 'unknown', status: 405, method: 'CONNECT' }, 'token request');
-      metrics.tokenRequest({ dialect: 'unknown', identity: 'none', resource: '', code: '405' }, 0);
+      metrics.tokenRequest({ dialect: 'unknown', identity: NO_IDENTITY, resource: '', code: new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']).code }, 0);
       socket.on('error', () => socket.destroy());
       writeRaw(socket, new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']), 'Method Not Allowed');
     },
