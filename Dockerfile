@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# One image, two programs (house style HS-17): ENTRYPOINT ["node"], and the argument picks the program:
+#   docker run IMAGE                          -> the token sidecar (dist/sidecar/main.js, the default CMD)
+#   docker run IMAGE dist/webhook/main.js     -> the mutating webhook (what the Helm chart runs)
+#   docker run IMAGE dist/sidecar/main.js --dev   -> the sidecar with its built-in dev issuer
+#
+# Base image: Node 24 LTS on Debian bookworm-slim, pinned by digest so a rebuild uses exactly the bytes that
+# were reviewed (a tag moves). Refresh: `docker buildx imagetools inspect node:24-bookworm-slim` (or
+# `crane digest node:24-bookworm-slim`) and replace both the tag and the digest below in one commit.
+# Machines without a registry (this project's CI) build against a local base image instead:
+#   podman build --build-arg NODE_IMAGE=localhost/mi-anywhere-node24:local ...   (test/image/, scripts/provision.d/41-podman.sh)
+ARG NODE_IMAGE=node:24.20.0-bookworm-slim@sha256:ba849c60be29959425b8734d57b8b4b7d56f98edd9504c9af091d5281095a71e
+
+# ---- build: all dependencies, compile TypeScript to dist/ -------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency needs an install script, and none may run one in our build.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY sidecar ./sidecar
+COPY webhook ./webhook
+RUN npm run build
+
+# ---- deps: production dependencies only -------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+# ---- runtime ------------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="mi-anywhere" \
+      org.opencontainers.image.description="Azure managed identity outside Azure: token sidecar (IMDS, App Service, MSI_ENDPOINT, Arc) and Kubernetes mutating webhook" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://github.com/mi-anywhere/mi-anywhere" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and not writable by the runtime user: the programs never write below /app, so the image runs
+# unchanged with a read-only root filesystem (Kubernetes readOnlyRootFilesystem, `docker run --read-only`).
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+# Numeric, not a name: kubelet can only enforce runAsNonRoot when the image's user is a number, and 65532 is
+# the conventional "nonroot" id of distroless images (the webhook injects the sidecar with the same id).
+USER 65532:65532
+# Exec form: node is PID 1's only process, so SIGTERM from the kubelet or `docker stop` reaches it directly
+# and both programs shut down gracefully.
+ENTRYPOINT ["node"]
+CMD ["dist/sidecar/main.js"]
