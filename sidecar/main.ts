@@ -26,6 +26,10 @@ import { formatProblem, loadIdentities, type IdentityFs } from './identity/load.
 import { createLogger, type Logger } from './log.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { createDevIssuer, devIdentities, DEV_IDENTITIES, type DevIssuer } from './token/dev-issuer.ts';
+import { createEntraBackend, type EntraBackend } from './token/entra-backend.ts';
+import { IdentityWatcher } from './identity/watch.ts';
+import { systemScheduler } from './token/caching-token-source.ts';
+import { watch as fsWatch } from 'node:fs';
 import type { TokenSource } from './token/token-source.ts';
 
 const nodeFs: IdentityFs = { readdir: (p) => readdir(p), readFile: (p) => readFile(p), stat: (p) => stat(p) };
@@ -54,9 +58,37 @@ export function byCredentialKind(sources: Partial<Record<CredentialKind, TokenSo
  * issue 3 registers `secret`, `certificate` and `federated` here (msal-node backed, cached); until then entra mode
  * refuses to start with identities it cannot serve (see {@link main}).
  */
-async function createTokenSources(ctx: { config: Config; devIssuer: DevIssuer | undefined }): Promise<Partial<Record<CredentialKind, TokenSource>>> {
+async function createTokenSources(ctx: {
+  config: Config;
+  devIssuer: DevIssuer | undefined;
+  entra: EntraBackend | undefined;
+}): Promise<Partial<Record<CredentialKind, TokenSource>>> {
   if (ctx.devIssuer !== undefined) return { dev: ctx.devIssuer };
+  if (ctx.entra !== undefined) return { secret: ctx.entra.source, certificate: ctx.entra.source, federated: ctx.entra.source };
   return {};
+}
+
+/**
+ * Entra mode's rotation watcher: reloads changed identities from the mounted Secrets without a restart and tells
+ * the backend which credentials changed (their cached tokens are dropped).
+ */
+function watchIdentities(config: Config, identities: readonly LoadedIdentity[], entra: EntraBackend, logger: Logger, metrics: ReturnType<typeof createSidecarMetrics>): IdentityWatcher | undefined {
+  if (config.mode !== 'entra' || config.identityDir === undefined) return undefined;
+  const watcher = new IdentityWatcher({
+    fs: nodeFs,
+    dir: config.identityDir,
+    defaultName: config.defaultIdentity,
+    mode: config.mode,
+    federatedTokenFile: config.federatedTokenFile,
+    initial: identities,
+    watch: (path, onEvent) => fsWatch(path, { persistent: false }, () => onEvent()),
+    scheduler: systemScheduler,
+    onChange: (changes) => entra.applyChanges(changes),
+    metrics,
+    log: logger,
+  });
+  watcher.start();
+  return watcher;
 }
 
 /** Host part of a URL for a listening address (wildcards are reached through loopback on the same host). */
@@ -258,7 +290,19 @@ async function main(): Promise<number> {
   const baseUrl = config.advertiseUrl ?? `http://${urlHost(token.address)}:${token.port}`;
 
   const devIssuer = config.mode === 'dev' ? await createDevIssuer({ baseUrl, nowMs }) : undefined;
-  const sources = await createTokenSources({ config, devIssuer });
+  let entra: EntraBackend | undefined;
+  try {
+    entra =
+      config.mode === 'entra'
+        ? createEntraBackend({ authorityHost: config.authorityHost, readFile: (p) => readFile(p, 'utf8'), nowMs, metrics, log: logger })
+        : undefined;
+  } catch (error) {
+    process.stderr.write(`mi-anywhere sidecar: ${SIDECAR_ENV.authorityHost}=${config.authorityHost} is unusable (${(error as Error).message})\n`);
+    await closeGracefully(listeners.map((l) => l.server), 0);
+    return 2;
+  }
+  entra?.publishCredentials(identities);
+  const sources = await createTokenSources({ config, devIssuer, entra });
   const unserved = identities.filter((i) => sources[i.descriptor.credentialKind] === undefined);
   if (unserved.length > 0) {
     const list = unserved.map((i) => `identity "${i.descriptor.name}" (${i.descriptor.credentialKind} credential)`);
@@ -272,8 +316,9 @@ async function main(): Promise<number> {
   const tokenSource = byCredentialKind(sources);
   const identityHeader = config.identityHeader ?? randomBytes(24).toString('hex');
 
+  const watcher = entra ? watchIdentities(config, identities, entra, logger, metrics) : undefined;
   app = createSidecarApp({
-    identities: () => identities,
+    identities: () => watcher?.current() ?? identities,
     tokenSource,
     identityHeader,
     limits: config.limits,
@@ -308,6 +353,8 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: draining connections');
+      watcher?.stop();
+      entra?.close();
       void closeGracefully(listeners.map((l) => l.server), config.timeouts.shutdownGraceMs)
         .then(() => arcKeys?.close())
         .then(() => {

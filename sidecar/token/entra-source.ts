@@ -17,6 +17,7 @@ import { buildClientCredential, type ReadTextFile } from './client-credential.ts
 import { mapUpstreamFailure, type UpstreamObservation } from './entra-errors.ts';
 import { createHttpsNetworkClient, observations, observingNetworkClient } from './network-client.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
+import { decodeJwt } from 'jose';
 
 /** msal applications kept (one per identity and credential version); more identities than this is unusual. */
 const MAX_APPLICATIONS = 256;
@@ -34,6 +35,21 @@ export interface EntraTokenSourceOptions {
   readonly onUpstream?: ((identity: string, outcome: UpstreamOutcome, durationSeconds: number) => void) | undefined;
   /** msal's own diagnostics (warnings and errors only; msal never logs PII with piiLoggingEnabled false). */
   readonly log?: ((level: 'warn' | 'error', message: string) => void) | undefined;
+}
+
+/**
+ * msal computes `expiresOn` as its own "now" (rounded) + `expires_in`, which can be a second or more later than
+ * the token's real `exp`. When the token is a JWT (Entra's v1/v2 access tokens are) the earlier of the two is used,
+ * so the sidecar never reports a token as living longer than it does.
+ */
+function expirySeconds(accessToken: string, expiresOn: Date): number {
+  const byMsal = Math.floor(expiresOn.getTime() / 1000);
+  try {
+    const exp = decodeJwt(accessToken).exp;
+    return typeof exp === 'number' ? Math.min(exp, byMsal) : byMsal;
+  } catch {
+    return byMsal;
+  }
 }
 
 function keyOf(identity: LoadedIdentity): string {
@@ -119,7 +135,7 @@ export class EntraTokenSource implements TokenSource {
     }
     return {
       accessToken: result.accessToken,
-      expiresOnSeconds: Math.floor(result.expiresOn.getTime() / 1000),
+      expiresOnSeconds: expirySeconds(result.accessToken, result.expiresOn),
       notBeforeSeconds: Math.floor(started / 1000),
       resource,
       clientId: descriptor.clientId,

@@ -1,0 +1,249 @@
+/**
+ * Rotation: keeps the loaded identities in step with the mounted Secrets, without a restart.
+ *
+ * Kubernetes (kubelet's AtomicWriter) updates a Secret volume by writing a new timestamped directory and
+ * atomically renaming the `..data` symlink to point at it; every key file is a symlink through `..data`. So a
+ * change shows up as a rename inside each identity's directory, and a reader sees either the whole old or the whole
+ * new Secret. We watch the identity root and every identity directory with `fs.watch` (injected) and, because
+ * inotify events can be lost (overlay filesystems, watch limits, some network volumes) and kubelet itself only syncs
+ * every minute or so, also poll at a fixed interval.
+ *
+ * Each reload runs the core loader (`identity/load.ts`) over the whole directory, then merges with what is
+ * currently served: a changed identity replaces the old one (and the caller invalidates its cached tokens when the
+ * credential fingerprint changed); a broken update keeps the last good identity and logs why (problem texts name
+ * files and fields, never contents); a removed directory removes the identity. Requests always read the current
+ * list, so none fails because of a rotation.
+ */
+import { posix } from 'node:path';
+import type { LoadedIdentity } from './identity.ts';
+import { formatProblem, loadIdentities, type IdentityFs, type IdentityProblem } from './load.ts';
+
+/** `fs.watch`-like seam: calls `onEvent` on any change below `path`; may throw when watching is unsupported. */
+export type WatchFn = (path: string, onEvent: () => void) => { close(): void };
+
+export interface WatchScheduler {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface IdentityChange {
+  readonly name: string;
+  readonly previous: LoadedIdentity | undefined;
+  readonly next: LoadedIdentity | undefined;
+  /** True when the credential material changed (its cached tokens must be dropped). */
+  readonly credentialChanged: boolean;
+}
+
+export interface WatchLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface IdentityWatcherOptions {
+  readonly fs: IdentityFs;
+  readonly dir: string;
+  readonly defaultName: string | undefined;
+  readonly mode: 'entra' | 'dev';
+  readonly federatedTokenFile?: string | undefined;
+  /** Identities served right now (from the start-up load). */
+  readonly initial: readonly LoadedIdentity[];
+  /** Identities that are not from the directory (dev mode's built-ins): kept as they are. */
+  readonly builtIn?: readonly LoadedIdentity[] | undefined;
+  readonly watch?: WatchFn | undefined;
+  readonly scheduler: WatchScheduler;
+  /**
+   * Poll interval. 10 s: kubelet's Secret sync period is about a minute, so polling faster only costs reads of a few
+   * small files; it bounds how long a lost inotify event can delay a rotation.
+   */
+  readonly pollIntervalMs?: number | undefined;
+  /** Coalesces the burst of events one atomic update produces (new dir, symlink rename, old dir removal). */
+  readonly debounceMs?: number | undefined;
+  readonly onChange?: ((changes: readonly IdentityChange[], identities: readonly LoadedIdentity[]) => void) | undefined;
+  readonly metrics?: { identityLoad(identity: string, result: 'success' | 'failure'): void; identities(count: number): void } | undefined;
+  readonly log?: WatchLog | undefined;
+}
+
+export const DEFAULT_POLL_INTERVAL_MS = 10_000;
+export const DEFAULT_DEBOUNCE_MS = 200;
+
+export class IdentityWatcher {
+  readonly #o: IdentityWatcherOptions;
+  #identities: readonly LoadedIdentity[];
+  /** Last reported failure text per identity, so a broken identity is logged and counted once per new problem. */
+  readonly #failures = new Map<string, string>();
+  readonly #watchers = new Map<string, { close(): void }>();
+  #pollTimer: unknown;
+  #debounceTimer: unknown;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = true;
+
+  constructor(options: IdentityWatcherOptions) {
+    this.#o = options;
+    this.#identities = options.initial;
+  }
+
+  /** The identities to serve now (read on every request). */
+  current(): readonly LoadedIdentity[] {
+    return this.#identities;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#syncWatchers();
+    this.#schedulePoll();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const w of this.#watchers.values()) w.close();
+    this.#watchers.clear();
+    if (this.#pollTimer !== undefined) this.#o.scheduler.clearTimeout(this.#pollTimer);
+    if (this.#debounceTimer !== undefined) this.#o.scheduler.clearTimeout(this.#debounceTimer);
+    this.#pollTimer = undefined;
+    this.#debounceTimer = undefined;
+  }
+
+  /** Reloads now (coalesced: a reload requested while one runs causes exactly one more). */
+  reload(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#reloadOnce();
+        } while (this.#again);
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#running;
+  }
+
+  #schedulePoll(): void {
+    if (this.#stopped) return;
+    this.#pollTimer = this.#o.scheduler.setTimeout(() => {
+      this.#pollTimer = undefined;
+      void this.reload().finally(() => this.#schedulePoll());
+    }, this.#o.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS);
+  }
+
+  #onEvent(): void {
+    if (this.#stopped) return;
+    if (this.#debounceTimer !== undefined) this.#o.scheduler.clearTimeout(this.#debounceTimer);
+    this.#debounceTimer = this.#o.scheduler.setTimeout(() => {
+      this.#debounceTimer = undefined;
+      void this.reload();
+    }, this.#o.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  }
+
+  /** Watches the root (identities added/removed) and each identity directory (`..data` swaps). */
+  #syncWatchers(): void {
+    const watch = this.#o.watch;
+    if (watch === undefined || this.#stopped) return;
+    const wanted = new Set([this.#o.dir, ...this.#identities.filter((i) => !this.#isBuiltIn(i)).map((i) => posix.join(this.#o.dir, i.descriptor.name))]);
+    for (const [path, w] of this.#watchers) {
+      if (!wanted.has(path)) {
+        w.close();
+        this.#watchers.delete(path);
+      }
+    }
+    for (const path of wanted) {
+      if (this.#watchers.has(path)) continue;
+      try {
+        this.#watchers.set(path, watch(path, () => this.#onEvent()));
+      } catch (error) {
+        // Polling still covers this directory; say once why events are not used.
+        this.#o.log?.warn({ path, err: error instanceof Error ? error.message : String(error) }, 'cannot watch directory; relying on polling');
+      }
+    }
+  }
+
+  #isBuiltIn(identity: LoadedIdentity): boolean {
+    return (this.#o.builtIn ?? []).some((b) => b.descriptor.name === identity.descriptor.name);
+  }
+
+  async #reloadOnce(): Promise<void> {
+    const builtIn = this.#o.builtIn ?? [];
+    const result = await loadIdentities({
+      fs: this.#o.fs,
+      dir: this.#o.dir,
+      defaultName: this.#o.defaultName,
+      mode: this.#o.mode,
+      federatedTokenFile: this.#o.federatedTokenFile,
+      existing: builtIn,
+    });
+    const rootUnreadable = result.problems.some((p) => p.identity === '' && p.file === this.#o.dir && p.code === 'layout');
+    const problemsByName = new Map<string, IdentityProblem[]>();
+    for (const p of result.problems) {
+      if (p.identity === '') continue;
+      problemsByName.set(p.identity, [...(problemsByName.get(p.identity) ?? []), p]);
+    }
+    const previous = new Map(this.#identities.filter((i) => !this.#isBuiltIn(i)).map((i) => [i.descriptor.name, i]));
+    const loaded = new Map(result.identities.map((i) => [i.descriptor.name, i]));
+    const next: LoadedIdentity[] = [...builtIn];
+    const changes: IdentityChange[] = [];
+
+    for (const name of new Set([...previous.keys(), ...loaded.keys(), ...problemsByName.keys()])) {
+      const before = previous.get(name);
+      const after = loaded.get(name);
+      const problems = problemsByName.get(name);
+      if (after !== undefined) {
+        next.push(after);
+        this.#clearFailure(name);
+        if (before === undefined || !sameIdentity(before, after)) {
+          const credentialChanged = before !== undefined && before.credentialFingerprint !== after.credentialFingerprint;
+          changes.push({ name, previous: before, next: after, credentialChanged });
+          this.#o.metrics?.identityLoad(name, 'success');
+          this.#o.log?.info({ identity: name, kind: after.descriptor.credentialKind, credentialChanged }, before ? 'identity reloaded' : 'identity added');
+        }
+      } else if (problems !== undefined || rootUnreadable) {
+        // Broken update (half-written Secret, bad PEM, conflict): keep serving the last good version.
+        if (before !== undefined) next.push(before);
+        this.#reportFailure(name, problems ?? [], before !== undefined);
+      } else if (before !== undefined) {
+        changes.push({ name, previous: before, next: undefined, credentialChanged: true });
+        this.#clearFailure(name);
+        this.#o.log?.info({ identity: name }, 'identity removed (its directory is gone)');
+      }
+    }
+    if (changes.length === 0) return;
+    this.#identities = next;
+    this.#o.metrics?.identities(next.length);
+    this.#syncWatchers();
+    this.#o.onChange?.(changes, next);
+  }
+
+  #reportFailure(name: string, problems: readonly IdentityProblem[], keptLastGood: boolean): void {
+    const text = problems.map(formatProblem).join('; ') || 'the identity directory is unreadable';
+    if (this.#failures.get(name) === text) return;
+    this.#failures.set(name, text);
+    this.#o.metrics?.identityLoad(name, 'failure');
+    this.#o.log?.warn(
+      { identity: name, problems: problems.map((p) => ({ file: p.file, field: p.field, problem: p.code })), keptLastGood },
+      `identity update rejected: ${text}${keptLastGood ? ' (still serving the last good version)' : ''}`,
+    );
+  }
+
+  #clearFailure(name: string): void {
+    this.#failures.delete(name);
+  }
+}
+
+/** Same credential and same descriptor fields: nothing to do. */
+function sameIdentity(a: LoadedIdentity, b: LoadedIdentity): boolean {
+  if (a.credentialFingerprint !== b.credentialFingerprint) return false;
+  const x = a.descriptor;
+  const y = b.descriptor;
+  return (
+    x.tenantId === y.tenantId &&
+    x.clientId === y.clientId &&
+    x.objectId === y.objectId &&
+    x.resourceId === y.resourceId &&
+    x.credentialKind === y.credentialKind &&
+    x.isDefault === y.isDefault
+  );
+}

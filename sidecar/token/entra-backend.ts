@@ -1,0 +1,88 @@
+/**
+ * Assembles entra mode's token path for `main.ts`: the msal-node source behind the sidecar's cache, its metrics,
+ * and the rotation hooks (a credential change invalidates that identity's cached tokens and msal application, and
+ * re-publishes the credential-expiry gauge). Kept out of `main.ts` so the composition root stays a list of parts and
+ * tests can build exactly what production builds.
+ */
+import type { INetworkModule } from '@azure/msal-node';
+import type { LoadedIdentity } from '../identity/identity.ts';
+import type { IdentityChange } from '../identity/watch.ts';
+import type { SidecarMetrics } from '../metrics.ts';
+import { CachingTokenSource, systemScheduler, type CacheLog, type Scheduler } from './caching-token-source.ts';
+import { credentialExpirySeconds, type ReadTextFile } from './client-credential.ts';
+import { EntraTokenSource } from './entra-source.ts';
+import type { CachePolicy } from './token-cache.ts';
+import type { TokenSource } from './token-source.ts';
+
+export interface EntraBackendOptions {
+  readonly authorityHost: string;
+  readonly readFile: ReadTextFile;
+  readonly nowMs: () => number;
+  readonly metrics?: SidecarMetrics | undefined;
+  readonly log?: CacheLog | undefined;
+  readonly networkClient?: INetworkModule | undefined;
+  readonly scheduler?: Scheduler | undefined;
+  readonly random?: (() => number) | undefined;
+  readonly policy?: Partial<CachePolicy> | undefined;
+}
+
+export interface EntraBackend {
+  /** Cached Entra token source (serves `secret`, `certificate` and `federated` identities). */
+  readonly source: TokenSource;
+  readonly cache: CachingTokenSource;
+  readonly entra: EntraTokenSource;
+  /** Publishes credential expiry for the given identities (start-up). */
+  publishCredentials(identities: readonly LoadedIdentity[]): void;
+  /** Rotation hook for `IdentityWatcher.onChange`. */
+  applyChanges(changes: readonly IdentityChange[]): void;
+  close(): void;
+}
+
+export function createEntraBackend(options: EntraBackendOptions): EntraBackend {
+  const metrics = options.metrics;
+  const entra = new EntraTokenSource({
+    authorityHost: options.authorityHost,
+    networkClient: options.networkClient,
+    readFile: options.readFile,
+    nowMs: options.nowMs,
+    onUpstream: metrics ? (identity, outcome, seconds) => metrics.upstreamRequest(identity, outcome, seconds) : undefined,
+    log: options.log ? (level, message) => options.log?.warn({ source: 'msal', level }, message) : undefined,
+  });
+  const cache = new CachingTokenSource({
+    inner: entra,
+    nowMs: options.nowMs,
+    scheduler: options.scheduler ?? systemScheduler,
+    random: options.random ?? Math.random,
+    policy: options.policy,
+    metrics,
+    log: options.log,
+  });
+  metrics?.observeCache(() => cache.entries());
+
+  const publish = (identity: LoadedIdentity | undefined, name: string): void => {
+    if (!metrics) return;
+    const expiry = identity ? credentialExpirySeconds(identity.material) : undefined;
+    metrics.credentialExpiry(name, 'certificate', expiry);
+  };
+
+  return {
+    source: cache,
+    cache,
+    entra,
+    publishCredentials(identities) {
+      for (const identity of identities) publish(identity, identity.descriptor.name);
+    },
+    applyChanges(changes) {
+      for (const change of changes) {
+        if (change.credentialChanged) {
+          cache.invalidateIdentity(change.name, change.next?.credentialFingerprint);
+          entra.forget(change.name);
+        }
+        publish(change.next, change.name);
+      }
+    },
+    close() {
+      cache.close();
+    },
+  };
+}
