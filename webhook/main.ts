@@ -48,6 +48,12 @@ async function decideNative(config: Config, kubeConfig: () => KubeConfig, logger
   }
 }
 
+/** `{ address, port }` a listening server is bound to. */
+function boundAddress(server: Server | import('node:https').Server): { address: string; port: number } {
+  const bound = server.address();
+  return typeof bound === 'object' && bound !== null ? { address: bound.address, port: bound.port } : { address: String(bound), port: 0 };
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function listen(server: Server | import('node:https').Server, port: number, address: string): Promise<void> {
@@ -156,7 +162,8 @@ async function main(): Promise<number> {
   };
   await listen(admission.server, config.webhook.port, config.webhook.address);
   ready = true;
-  logger.info({ webhook: config.webhook, health: config.health, metrics: config.metrics, nativeSidecar: native }, 'listening');
+  // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
+  logger.info({ webhook: boundAddress(admission.server), health: boundAddress(health), metrics: boundAddress(metricsServer), nativeSidecar: native }, 'listening');
 
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {
