@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SidecarError } from '../../../../sidecar/errors.ts';
+import { createArcKeyStore } from '../../../../sidecar/http/arc-keys.ts';
+import { createMemoryArcFs } from '../../../helpers/sidecar.ts';
+
+function setup(overrides: { maxPending?: number } = {}) {
+  const fs = createMemoryArcFs();
+  let now = 1_000_000;
+  let n = 0;
+  const store = createArcKeyStore({
+    fs,
+    keyDir: '/shared/arc',
+    fileMode: 0o640,
+    nowMs: () => now,
+    randomName: () => `name-${++n}`,
+    randomKey: () => `key-${n}`,
+    ttlMs: 60_000,
+    ...overrides,
+  });
+  return { fs, store, advance: (ms: number) => (now += ms) };
+}
+
+describe('Arc key store', () => {
+  it('writes the key file where the sidecar sees it and returns the realm the app sees', async () => {
+    const { fs, store } = setup();
+    const realm = await store.issue();
+    assert.equal(realm, '/var/opt/azcmagent/tokens/name-1.key');
+    assert.deepEqual(fs.files.get('/shared/arc/name-1.key'), { data: 'key-1', mode: 0o640 });
+  });
+  it('a key is redeemed once and its file deleted', async () => {
+    const { fs, store } = setup();
+    await store.issue();
+    assert.equal(await store.redeem('key-1'), true);
+    assert.equal(fs.files.size, 0);
+    assert.equal(await store.redeem('key-1'), false);
+  });
+  it('a wrong key is refused and the right one still works', async () => {
+    const { store } = setup();
+    await store.issue();
+    assert.equal(await store.redeem('key-2'), false);
+    assert.equal(await store.redeem('key-1'), true);
+  });
+  it('expired keys are refused and their files deleted', async () => {
+    const { fs, store, advance } = setup();
+    await store.issue();
+    advance(60_000);
+    assert.equal(await store.redeem('key-1'), false);
+    assert.equal(fs.files.size, 0);
+  });
+  it('sweep deletes only expired keys', async () => {
+    const { fs, store, advance } = setup();
+    await store.issue();
+    advance(30_000);
+    await store.issue();
+    advance(30_000);
+    await store.sweep();
+    assert.deepEqual([...fs.files.keys()], ['/shared/arc/name-2.key']);
+  });
+  it('bounds pending challenges with 429', async () => {
+    const { store } = setup({ maxPending: 2 });
+    await store.issue();
+    await store.issue();
+    await assert.rejects(store.issue(), (e: unknown) => e instanceof SidecarError && e.httpStatus === 429 && e.retryAfterSeconds === 60);
+  });
+  it('close deletes every pending file', async () => {
+    const { fs, store } = setup();
+    await store.issue();
+    await store.issue();
+    await store.close();
+    assert.equal(fs.files.size, 0);
+    assert.equal(store.pendingCount(), 0);
+  });
+});

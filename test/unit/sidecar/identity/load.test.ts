@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { posix } from 'node:path';
+import { describe, it } from 'node:test';
+import { fingerprint, loadIdentities, loadIdentityDir, type IdentityFs, type IdentityProblem } from '../../../../sidecar/identity/load.ts';
+
+/** In-memory filesystem: keys are file paths; directories are implied by their files (or listed with a trailing "/"). */
+function memoryFs(files: Record<string, string>): IdentityFs {
+  const dirs = new Set<string>();
+  for (const path of Object.keys(files)) {
+    let dir = posix.dirname(path.replace(/\/$/, ''));
+    while (dir !== '/' && dir !== '.') {
+      dirs.add(dir);
+      dir = posix.dirname(dir);
+    }
+    if (path.endsWith('/')) dirs.add(path.slice(0, -1));
+  }
+  const enoent = (path: string): Error => Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+  return {
+    async readdir(path) {
+      if (!dirs.has(path)) throw enoent(path);
+      const names = new Set<string>();
+      for (const p of [...Object.keys(files).map((f) => f.replace(/\/$/, '')), ...dirs]) {
+        if (posix.dirname(p) === path) names.add(posix.basename(p));
+      }
+      return [...names];
+    },
+    async readFile(path) {
+      const content = files[path];
+      if (content === undefined) throw enoent(path);
+      return Buffer.from(content);
+    },
+    async stat(path) {
+      if (dirs.has(path)) return { isDirectory: () => true, isFile: () => false, size: 0 };
+      const content = files[path];
+      if (content === undefined) throw enoent(path);
+      return { isDirectory: () => false, isFile: () => true, size: Buffer.byteLength(content) };
+    },
+  };
+}
+
+const T = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const C1 = 'a1b2c3d4-0000-4000-8000-000000000001';
+const C2 = 'a1b2c3d4-0000-4000-8000-000000000002';
+const O1 = 'b1b2c3d4-0000-4000-8000-000000000001';
+const ARM = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app';
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const KEY = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
+
+const only = (problems: readonly IdentityProblem[]) => problems.map((p) => ({ identity: p.identity, field: p.field, message: p.message, code: p.code }));
+
+describe('loadIdentityDir: credential kinds', () => {
+  const cases: { name: string; files: Record<string, string>; kind: string; material: string; federated?: string }[] = [
+    { name: 'client secret (trimmed)', files: { clientSecret: '  s3cret\n' }, kind: 'secret', material: 'secret' },
+    { name: 'PEM certificate', files: { 'tls.crt': CERT, 'tls.key': KEY }, kind: 'certificate', material: 'certificate' },
+    { name: 'PFX certificate', files: { 'certificate.pfx': 'binary' }, kind: 'certificate', material: 'certificate-pfx' },
+    { name: 'no credential = federated', files: {}, kind: 'federated', material: 'federated', federated: '/var/run/secrets/token' },
+  ];
+  for (const tc of cases) {
+    it(tc.name, async () => {
+      const files: Record<string, string> = { '/ids/app/tenantId': `${T}\n`, '/ids/app/clientId': ` ${C1} `, '/ids/app/objectId': O1, '/ids/app/resourceId': ARM };
+      for (const [k, v] of Object.entries(tc.files)) files[`/ids/app/${k}`] = v;
+      const result = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/app', name: 'app', isDefault: true, mode: 'entra', federatedTokenFile: tc.federated });
+      assert.deepEqual(result.problems, []);
+      const identity = result.identity;
+      assert.ok(identity);
+      assert.deepEqual(identity.descriptor, { name: 'app', tenantId: T, clientId: C1, objectId: O1, resourceId: ARM, credentialKind: tc.kind, isDefault: true });
+      assert.equal(identity.material.kind, tc.material);
+      if (identity.material.kind === 'secret') assert.equal(identity.material.clientSecret, 's3cret');
+      if (identity.material.kind === 'federated') assert.deepEqual(identity.material, { kind: 'federated', tokenFile: '/var/run/secrets/token', audience: 'api://AzureADTokenExchange' });
+      assert.match(identity.credentialFingerprint, /^[0-9a-f]{64}$/);
+    });
+  }
+  it('federated audience from the federatedAudience file', async () => {
+    const fs = memoryFs({ '/i/a/tenantId': T, '/i/a/clientId': C1, '/i/a/federatedAudience': 'api://custom\n' });
+    const r = await loadIdentityDir({ fs, dir: '/i/a', name: 'a', isDefault: false, mode: 'entra', federatedTokenFile: '/tok' });
+    assert.deepEqual(r.identity?.material, { kind: 'federated', tokenFile: '/tok', audience: 'api://custom' });
+  });
+  it('tenant given as a domain name', async () => {
+    const fs = memoryFs({ '/i/a/tenantId': 'contoso.onmicrosoft.com', '/i/a/clientId': C1, '/i/a/clientSecret': 'x' });
+    const r = await loadIdentityDir({ fs, dir: '/i/a', name: 'a', isDefault: false, mode: 'entra' });
+    assert.equal(r.identity?.descriptor.tenantId, 'contoso.onmicrosoft.com');
+  });
+  it('fingerprint changes with the secret and hides it', () => {
+    const a = fingerprint({ kind: 'secret', clientSecret: 'one' });
+    assert.notEqual(a, fingerprint({ kind: 'secret', clientSecret: 'two' }));
+    assert.ok(!a.includes('one'));
+  });
+});
+
+describe('loadIdentityDir: problems name the file and the field', () => {
+  const cases: { name: string; files: Record<string, string>; mode?: 'dev' | 'entra'; federated?: string; want: { field: string | undefined; message: RegExp; code: string }[] }[] = [
+    { name: 'missing tenantId and clientId', files: { clientSecret: 'x' }, want: [
+      { field: 'tenantId', message: /is missing/, code: 'invalid' },
+      { field: 'clientId', message: /is missing/, code: 'invalid' },
+    ] },
+    { name: 'malformed GUIDs', files: { tenantId: 'not a tenant', clientId: 'abc', objectId: 'xyz', clientSecret: 'x' }, want: [
+      { field: 'tenantId', message: /tenant id \(GUID\) or a verified domain/, code: 'invalid' },
+      { field: 'clientId', message: /must be a GUID/, code: 'invalid' },
+      { field: 'objectId', message: /must be a GUID/, code: 'invalid' },
+    ] },
+    { name: 'malformed resourceId', files: { tenantId: T, clientId: C1, resourceId: 'app', clientSecret: 'x' }, want: [{ field: 'resourceId', message: /must look like \/subscriptions/, code: 'invalid' }] },
+    { name: 'empty client secret', files: { tenantId: T, clientId: C1, clientSecret: '\n' }, want: [{ field: 'clientSecret', message: /is empty/, code: 'invalid' }] },
+    { name: 'certificate without key', files: { tenantId: T, clientId: C1, 'tls.crt': CERT }, want: [{ field: 'tls.key', message: /is missing \(tls.crt is present/, code: 'invalid' }] },
+    { name: 'key without certificate', files: { tenantId: T, clientId: C1, 'tls.key': KEY }, want: [{ field: 'tls.crt', message: /is missing \(tls.key is present/, code: 'invalid' }] },
+    { name: 'not PEM', files: { tenantId: T, clientId: C1, 'tls.crt': 'hello', 'tls.key': 'world' }, want: [
+      { field: 'tls.crt', message: /not a PEM certificate/, code: 'invalid' },
+      { field: 'tls.key', message: /not a PEM private key/, code: 'invalid' },
+    ] },
+    { name: 'two credentials', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'certificate.pfx': 'y' }, want: [{ field: undefined, message: /more than one credential/, code: 'invalid' }] },
+    { name: 'federated without token file', files: { tenantId: T, clientId: C1 }, want: [{ field: undefined, message: /MI_ANYWHERE_FEDERATED_TOKEN_FILE is not set/, code: 'invalid' }] },
+    { name: 'dev mode refuses credential files', mode: 'dev', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'tls.crt': CERT }, want: [
+      { field: 'clientSecret', message: /dev mode never uses real credentials/, code: 'credential-forbidden' },
+      { field: 'tls.crt', message: /dev mode never uses real credentials/, code: 'credential-forbidden' },
+    ] },
+  ];
+  for (const tc of cases) {
+    it(tc.name, async () => {
+      const files: Record<string, string> = {};
+      for (const [k, v] of Object.entries(tc.files)) files[`/ids/app/${k}`] = v;
+      files['/ids/app/'] = '';
+      const r = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/app', name: 'app', isDefault: false, mode: tc.mode ?? 'entra', federatedTokenFile: tc.federated });
+      assert.equal(r.identity, undefined);
+      assert.equal(r.problems.length, tc.want.length, JSON.stringify(only(r.problems)));
+      tc.want.forEach((w, i) => {
+        const p = r.problems[i];
+        assert.ok(p);
+        assert.equal(p.field, w.field);
+        assert.match(p.message, w.message);
+        assert.equal(p.code, w.code);
+        assert.equal(p.identity, 'app');
+        assert.equal(p.file, w.field === undefined ? '/ids/app' : `/ids/app/${w.field}`);
+      });
+      // Secret values never appear in problem texts.
+      assert.ok(!JSON.stringify(r.problems).includes('"x"'));
+    });
+  }
+  it('dev mode accepts a credential-free identity as a dev identity', async () => {
+    const r = await loadIdentityDir({ fs: memoryFs({ '/i/a/tenantId': T, '/i/a/clientId': C1 }), dir: '/i/a', name: 'a', isDefault: false, mode: 'dev' });
+    assert.equal(r.identity?.descriptor.credentialKind, 'dev');
+  });
+});
+
+describe('loadIdentities: directory of identities', () => {
+  it('skips Kubernetes dot-entries, keeps good identities next to bad ones, picks the only good default', async () => {
+    const fs = memoryFs({
+      '/ids/..data/': '',
+      '/ids/good/tenantId': T,
+      '/ids/good/clientId': C1,
+      '/ids/good/clientSecret': 's',
+      '/ids/good/..data/': '',
+      '/ids/good/..2026_11_26/clientSecret': 'old',
+      '/ids/bad/tenantId': T,
+      '/ids/bad/clientId': 'nope',
+      '/ids/bad/clientSecret': 's',
+    });
+    const r = await loadIdentities({ fs, dir: '/ids', defaultName: 'good', mode: 'entra' });
+    assert.deepEqual(r.identities.map((i) => [i.descriptor.name, i.descriptor.isDefault]), [['good', true]]);
+    assert.deepEqual(only(r.problems), [{ identity: 'bad', field: 'clientId', message: 'must be a GUID (the application (client) id)', code: 'invalid' }]);
+  });
+  it('the only identity is the default when none is named', async () => {
+    const fs = memoryFs({ '/ids/a/tenantId': T, '/ids/a/clientId': C1, '/ids/a/clientSecret': 's' });
+    const r = await loadIdentities({ fs, dir: '/ids', defaultName: undefined, mode: 'entra' });
+    assert.equal(r.identities[0]?.descriptor.isDefault, true);
+  });
+  it('no default among several unless named', async () => {
+    const fs = memoryFs({
+      '/ids/a/tenantId': T, '/ids/a/clientId': C1, '/ids/a/clientSecret': 's',
+      '/ids/b/tenantId': T, '/ids/b/clientId': C2, '/ids/b/clientSecret': 's',
+    });
+    const r = await loadIdentities({ fs, dir: '/ids', defaultName: undefined, mode: 'entra' });
+    assert.deepEqual(r.identities.map((i) => i.descriptor.isDefault), [false, false]);
+  });
+  it('rejects a second identity with the same client id', async () => {
+    const fs = memoryFs({
+      '/ids/a/tenantId': T, '/ids/a/clientId': C1, '/ids/a/clientSecret': 's',
+      '/ids/b/tenantId': T, '/ids/b/clientId': C1.toUpperCase(), '/ids/b/clientSecret': 's',
+    });
+    const r = await loadIdentities({ fs, dir: '/ids', defaultName: 'a', mode: 'entra' });
+    assert.deepEqual(r.identities.map((i) => i.descriptor.name), ['a']);
+    assert.deepEqual(only(r.problems), [{ identity: 'b', field: 'clientId', message: 'has the same clientId as identity "a"; selectors must name one identity', code: 'conflict' }]);
+  });
+  it('a Secret mounted directly at the top level gets a hint', async () => {
+    const fs = memoryFs({ '/ids/tenantId': T, '/ids/clientId': C1 });
+    const r = await loadIdentities({ fs, dir: '/ids', defaultName: undefined, mode: 'entra' });
+    assert.equal(r.identities.length, 0);
+    assert.match(r.problems[0]?.message ?? '', /mount each identity's Secret in its own subdirectory/);
+    assert.equal(r.problems[0]?.code, 'layout');
+  });
+  it('an unreadable directory is one problem', async () => {
+    const r = await loadIdentities({ fs: memoryFs({}), dir: '/missing', defaultName: undefined, mode: 'entra' });
+    assert.deepEqual(only(r.problems), [{ identity: '', field: undefined, message: 'cannot read the identity directory: ENOENT', code: 'layout' }]);
+  });
+});
