@@ -153,6 +153,8 @@ async function probe(config: Config): Promise<number> {
 interface LoadedSet {
   readonly identities: readonly LoadedIdentity[];
   readonly fatal: readonly string[];
+  /** Identities whose directory exists but could not be loaded (for the identity-load metrics). */
+  readonly failed: readonly string[];
 }
 
 /** Loads the identities for the mode; problems are logged, and returned as fatal where the sidecar must not start. */
@@ -160,6 +162,7 @@ async function loadAllIdentities(config: Config, logger: Logger): Promise<Loaded
   const fatal: string[] = [];
   const builtIn = config.mode === 'dev' ? devIdentities(config.defaultIdentity ?? DEV_IDENTITIES.system.name) : [];
   let fromDir: readonly LoadedIdentity[] = [];
+  let problems: ReadonlyArray<{ readonly identity: string }> = [];
   if (config.identityDir !== undefined) {
     const result = await loadIdentities({
       fs: nodeFs,
@@ -169,6 +172,7 @@ async function loadAllIdentities(config: Config, logger: Logger): Promise<Loaded
       federatedTokenFile: config.federatedTokenFile,
       existing: builtIn,
     });
+    problems = result.problems;
     for (const p of result.problems) {
       logger.error({ identity: p.identity, file: p.file, field: p.field, problem: p.code }, formatProblem(p));
       if (p.code === 'credential-forbidden') fatal.push(formatProblem(p));
@@ -184,7 +188,9 @@ async function loadAllIdentities(config: Config, logger: Logger): Promise<Loaded
         : `several identities and no ${SIDECAR_ENV.defaultIdentity}`;
     logger.error({ problem: 'conflict' }, `no default identity (${why}): requests without a selector will get "Identity not found"`);
   }
-  return { identities, fatal };
+  const loadedNames = new Set(identities.map((i) => i.descriptor.name));
+  const failed = [...new Set(problems.map((p) => p.identity))].filter((name) => name !== '' && !loadedNames.has(name));
+  return { identities, fatal, failed };
 }
 
 async function prepareArcKeys(config: Config, logger: Logger): Promise<ArcKeyStore | undefined> {
@@ -240,7 +246,7 @@ async function main(): Promise<number> {
   if (config.mode === 'dev') {
     logger.warn('DEV MODE: tokens come from the built-in dev issuer; Azure does not accept them. Never use dev mode for real workloads.');
   }
-  const { identities, fatal } = await loadAllIdentities(config, logger);
+  const { identities, fatal, failed } = await loadAllIdentities(config, logger);
   if (fatal.length > 0) {
     process.stderr.write(`mi-anywhere sidecar: ${new ConfigError(fatal).message}\n`);
     return 2;
@@ -250,6 +256,8 @@ async function main(): Promise<number> {
   const metrics = createSidecarMetrics({ register, version: pkg.version, nowSeconds: () => nowMs() / 1000 });
   metrics.identities(identities.length);
   for (const i of identities) metrics.identityLoad(i.descriptor.name, 'success');
+  // A Secret broken at start-up is a failed load too (the rotation watcher reports later ones).
+  for (const name of failed) metrics.identityLoad(name, 'failure');
   const readiness = createReadiness({ requireToken: config.mode === 'entra' });
   const defaultIdentity = identities.find((i) => i.descriptor.isDefault);
   readiness.defaultIdentityLoaded(defaultIdentity !== undefined);
