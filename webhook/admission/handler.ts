@@ -8,7 +8,7 @@ import type { Operation } from 'fast-json-patch';
 import type { SidecarConfig } from '../config.ts';
 import { BadReviewError, InternalError, WebhookError } from '../errors.ts';
 import { createPatch } from '../inject/patch.ts';
-import { mutatePod } from '../inject/mutate.ts';
+import { injectionWarnings, mutatePod } from '../inject/mutate.ts';
 import { decide } from '../inject/policy.ts';
 import { allowed, denied, errored, parseReview, patched, salvageUid } from './review.ts';
 import type { AdmissionReviewResponse, PodJson } from './types.ts';
@@ -74,10 +74,12 @@ export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
   try {
     const decision = decide(pod, deps.config);
     if (!decision.inject) return { ...facts, review: allowed(request.uid, decision.warnings), outcome: 'skipped', reason: decision.reason };
-    const mutated = mutatePod(pod, { config: deps.config, settings: decision.settings, native: deps.native, secret: deps.newSecret() });
+    const plan = { config: deps.config, settings: decision.settings, native: deps.native, secret: deps.newSecret() };
+    const mutated = mutatePod(pod, plan);
     const patch = createPatch(pod, mutated);
-    if (patch.length === 0) return { ...facts, review: allowed(request.uid, decision.warnings), outcome: 'skipped', reason: 'already injected' };
-    return { ...facts, patch, review: patched(request.uid, patch, decision.warnings), outcome: 'mutated', reason: 'injected' };
+    const warnings = [...decision.warnings, ...injectionWarnings(pod, plan)];
+    if (patch.length === 0) return { ...facts, review: allowed(request.uid, warnings), outcome: 'skipped', reason: 'already injected' };
+    return { ...facts, patch, review: patched(request.uid, patch, warnings), outcome: 'mutated', reason: 'injected' };
   } catch (error) {
     if (error instanceof WebhookError && error.httpStatus === 403) {
       return { ...facts, review: denied(request.uid, error), outcome: 'denied', reason: error.message };

@@ -113,3 +113,29 @@ export function mutatePod(pod: PodJson, plan: MutationPlan): PodJson {
   spec.containers = containers;
   return copy as unknown as PodJson;
 }
+
+/**
+ * Warnings shown by kubectl for a first injection (empty on reinvocation, where the variables are ours):
+ * containers that already define some of the profile's variables keep their values — a mix of theirs and ours
+ * rarely works, so say which — and containers with `envFrom`, because Kubernetes lets explicit `env` (ours)
+ * win over `envFrom` values of the same name.
+ */
+export function injectionWarnings(pod: PodJson, plan: MutationPlan): string[] {
+  const spec = pod.spec ?? {};
+  const all = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
+  if (all.some((c) => c.name === SIDECAR_CONTAINER_NAME)) return [];
+  const names = buildAppEnv({ config: plan.config, settings: plan.settings, secret: plan.secret }).map((e) => e.name);
+  const skip = new Set(plan.settings.skipContainers);
+  const warnings: string[] = [];
+  for (const container of all) {
+    if (OUR_CONTAINERS.has(container.name) || skip.has(container.name)) continue;
+    const own = (container.env ?? []).map((e) => e.name).filter((name) => names.includes(name));
+    if (own.length > 0) {
+      warnings.push(`mi-anywhere: container ${container.name} keeps its own ${own.join(', ')}; the sidecar's values were not set for them (list the container in mi-anywhere.io/skip-containers if it should not use the sidecar)`);
+    }
+    if ((container.envFrom ?? []).length > 0) {
+      warnings.push(`mi-anywhere: container ${container.name} uses envFrom; the injected ${names.join(', ')} take precedence over envFrom values of the same name`);
+    }
+  }
+  return warnings;
+}

@@ -107,7 +107,13 @@ export function buildSidecarEnv(input: BuildInput): V1EnvVar[] {
     { name: SIDECAR_ENV.logLevel, value: settings.logLevel },
   ];
   if (config.authorityHost !== undefined) env.push({ name: SIDECAR_ENV.authorityHost, value: config.authorityHost });
-  if (settings.profile === 'arc') env.push({ name: SIDECAR_ENV.arcKeyDir, value: SIDECAR_ARC_KEY_DIR });
+  if (settings.profile === 'arc') {
+    env.push({ name: SIDECAR_ENV.arcKeyDir, value: SIDECAR_ARC_KEY_DIR });
+    // The app reads the key file under another uid. With an fsGroup, kubelet makes the emptyDir setgid to it and
+    // every container carries it, so group-read suffices; without one only world-read works. The directory is
+    // shared only by this pod's containers, and each key is single-use.
+    env.push({ name: SIDECAR_ENV.arcKeyFileMode, value: input.fsGroup === undefined ? '0644' : '0640' });
+  }
   if (settings.federated !== undefined) env.push({ name: SIDECAR_ENV.federatedTokenFile, value: SIDECAR_FEDERATED_TOKEN_FILE });
   return env;
 }
