@@ -47,6 +47,27 @@ export async function startServiceAccountIssuer(options: { nowMs?: () => number 
       res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] }));
     } else if (path === '/openid/v1/jwks') {
       res.end(JSON.stringify({ keys: [jwk] }));
+    } else if (path === '/_test/mint' && req.method === 'POST') {
+      // For processes (the CLI): mint a projected token as kubelet would write it to the pod.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let options: ServiceAccountTokenOptions = {};
+        try {
+          options = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as ServiceAccountTokenOptions) : {};
+        } catch {
+          res.statusCode = 400;
+          res.end('{"error":"body must be JSON"}');
+          return;
+        }
+        mint(options).then(
+          (token) => res.end(JSON.stringify({ token })),
+          (error: unknown) => {
+            res.statusCode = 500;
+            res.end(JSON.stringify({ error: String(error) }));
+          },
+        );
+      });
     } else {
       res.statusCode = 404;
       res.end('{"kind":"Status","code":404}');
@@ -55,10 +76,7 @@ export async function startServiceAccountIssuer(options: { nowMs?: () => number 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  return {
-    issuer,
-    jwksUri: `${issuer}/openid/v1/jwks`,
-    async mint(mintOptions = {}) {
+  async function mint(mintOptions: ServiceAccountTokenOptions = {}): Promise<string> {
       const nowSeconds = Math.floor(nowMs() / 1000);
       const subject = mintOptions.subject ?? 'system:serviceaccount:default:app';
       const [, namespace = 'default', name = 'app'] = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(subject) ?? [];
@@ -74,7 +92,12 @@ export async function startServiceAccountIssuer(options: { nowMs?: () => number 
         .setExpirationTime(nowSeconds + (mintOptions.lifetimeSeconds ?? 3600))
         .setJti(randomUUID())
         .sign(mintOptions.forged ? forgedKey.privateKey : key.privateKey);
-    },
+  }
+
+  return {
+    issuer,
+    jwksUri: `${issuer}/openid/v1/jwks`,
+    mint,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
