@@ -46,6 +46,9 @@ import type { TokenSource } from '../token/token-source.ts';
 import type { ArcKeyStore } from './arc-keys.ts';
 import type { Readiness } from './readiness.ts';
 
+/** Response header with the request id of the log line (and `correlationId` of App Service error bodies). */
+export const REQUEST_ID_HEADER = 'x-mi-anywhere-request-id';
+
 export interface SidecarAppDeps {
   /** Current identities (a getter: the rotation watcher replaces the list while serving). */
   readonly identities: () => readonly LoadedIdentity[];
@@ -263,6 +266,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
       closeConnection = error instanceof PayloadTooLargeError || error instanceof HeadersTooLargeError || error instanceof UriTooLongError;
       outcome.response = renderError(outcome.dialect, error, reqId);
     }
+    res.setHeader(REQUEST_ID_HEADER, reqId);
     send(res, outcome.response, closeConnection);
     if (!logged) return;
     const durationMs = deps.nowMs() - startedMs;
