@@ -46,6 +46,11 @@ export interface KubeCluster {
   userKubeConfig(user: string, groups?: readonly string[]): KubeConfig;
   /** Creates a namespace and its "default" ServiceAccount (pods need it: ServiceAccount admission plugin). */
   createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
+  /**
+   * Raw JSON request as the admin (no ObjectSerializer: timestamps stay strings, so stored objects can be compared
+   * byte for byte). `path` like `/api/v1/namespaces/x/pods?dryRun=All`.
+   */
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
   /** Last lines of the API server log, for assertion messages. */
   tail(lines?: number): Promise<string>;
   stop(): Promise<void>;
@@ -262,6 +267,29 @@ export async function startKubeApiServer(options: StartOptions = {}): Promise<Ku
       const core = kubeConfig.makeApiClient(CoreV1Api);
       await core.createNamespace({ body: { metadata: { name, labels } } });
       await core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
+    },
+    async request(method, path, body) {
+      const options: RequestOptions = { method, headers: { accept: 'application/json', 'content-type': 'application/json' } };
+      await kubeConfig.applyToHTTPSOptions(options);
+      return new Promise((resolve, reject) => {
+        const req = httpsRequest(`${server}${path}`, options, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = text;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
     },
     async tail(lines = 40) {
       return (await readFile(apiserverLog, 'utf8')).split('\n').slice(-lines).join('\n');

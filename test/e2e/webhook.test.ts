@@ -1,0 +1,478 @@
+/**
+ * The webhook against a real kube-apiserver (test/helpers/kube.ts): the webhook runs as its own process
+ * (`node webhook/main.ts`) in self-managed certificate mode with a least-privilege identity, creates its CA and
+ * serving certificate, patches the caBundle of the MutatingWebhookConfiguration the API server calls at
+ * `https://127.0.0.1:<port>/mutate`, and the test asserts what the API server stored:
+ *
+ * - opted-in pods (label or annotation) come back injected and pass the API server's validation (and the
+ *   restricted Pod Security Standard); every golden fixture's expected pod passes validation too;
+ * - pods that did not opt in are stored exactly as in a namespace the webhook never sees;
+ * - invalid annotations and hostNetwork are denied with the webhook's message;
+ * - the stored sidecar container (command, args, env) runs as a local process with the Secret's files laid
+ *   out as kubelet mounts them, and `@azure/identity`'s ManagedIdentityCredential, given exactly the env the API
+ *   server stored for the app container (only the loopback port rewritten), gets a token from the test authority;
+ * - with the webhook down, labelled pods are blocked (failurePolicy Fail) and every other pod is admitted
+ *   (failurePolicy Ignore entry), unchanged.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt } from 'jose';
+import {
+  ANNOTATIONS,
+  DEFAULT_TOKEN_PORT,
+  INJECT_KEY,
+  SIDECAR_CONTAINER_NAME,
+  SIDECAR_ENV,
+  WEBHOOK_PATHS,
+} from '../../sidecar/contract.ts';
+import { WEBHOOK_ENV } from '../../webhook/config.ts';
+import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
+import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
+import { listFixtures } from '../unit/webhook/fixtures.ts';
+
+const REPO_ROOT = join(import.meta.dirname, '..', '..');
+const NODE = process.execPath;
+const SYSTEM_NS = 'mi-anywhere-system';
+const APPS_NS = 'apps';
+/** Excluded by the webhook's namespaceSelector: what the API server stores without any webhook. */
+const PLAIN_NS = 'plain';
+/** Enforces the restricted Pod Security Standard, like hardened clusters do. */
+const RESTRICTED_NS = 'restricted';
+const MWC_NAME = 'mi-anywhere-e2e';
+const CERT_SECRET = 'mi-anywhere-webhook-tls';
+const IDENTITY_SECRET = 'app-identity';
+const CLIENT_SECRET = 'e2e-client-secret-value-0123456789';
+
+type Json = any;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** Waits for something another process does (bounded wait, not a timing assertion). */
+async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+}
+
+function appContainer(extra: Json = {}): Json {
+  return { name: 'app', image: 'registry.example/app:1.0', ...extra };
+}
+
+/** A restricted-PSS-compliant app container, so only the sidecar decides whether the pod passes. */
+function restrictedApp(): Json {
+  return appContainer({
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  });
+}
+
+function pod(name: string, options: { labels?: Record<string, string>; annotations?: Record<string, string>; spec?: Json } = {}): Json {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, ...(options.labels ? { labels: options.labels } : {}), ...(options.annotations ? { annotations: options.annotations } : {}) },
+    // No service-account token volume: its generated name would differ between otherwise identical pods.
+    spec: { automountServiceAccountToken: false, containers: [appContainer()], ...options.spec },
+  };
+}
+
+const OPT_IN_LABEL = { [INJECT_KEY]: 'true' };
+const IDENTITY = { [ANNOTATIONS.identities]: IDENTITY_SECRET };
+
+/** Writes Secret data the way kubelet lays out a Secret volume: timestamped dir, `..data` symlink, key symlinks. */
+function writeKubeletSecretDir(dir: string, data: Record<string, string>): void {
+  const stamp = '..2026_01_01_00_00_00.000000001';
+  mkdirSync(join(dir, stamp), { recursive: true });
+  for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, stamp, key), Buffer.from(value, 'base64'), { mode: 0o444 });
+  symlinkSync(stamp, join(dir, '..data'));
+  for (const key of Object.keys(data)) symlinkSync(join('..data', key), join(dir, key));
+}
+
+function collectOutput(child: ChildProcess): () => string {
+  let output = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  return () => output;
+}
+
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+describe('webhook against a real kube-apiserver', () => {
+  let cluster: KubeCluster;
+  let authority: TestAuthority;
+  let identity: RegisteredApp;
+  let webhook: ChildProcess | undefined;
+  let webhookOutput: () => string = () => '';
+  let webhookPort: number;
+  let healthPort: number;
+  let metricsPort: number;
+  let work: string;
+  const children: ChildProcess[] = [];
+
+  const create = (namespace: string, body: Json, dryRun = false) =>
+    cluster.request('POST', `/api/v1/namespaces/${namespace}/pods${dryRun ? '?dryRun=All' : ''}`, { ...body, metadata: { ...body.metadata, namespace } });
+
+  before(async () => {
+    cluster = await startKubeApiServer();
+    authority = await startTestAuthority();
+    identity = authority.registerApp({ displayName: 'e2e app', secrets: [CLIENT_SECRET] });
+    work = mkdtempSync(join(tmpdir(), 'mi-anywhere-e2e-'));
+    await cluster.createNamespace(SYSTEM_NS);
+    await cluster.createNamespace(APPS_NS);
+    await cluster.createNamespace(PLAIN_NS);
+    await cluster.createNamespace(RESTRICTED_NS, { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
+    for (const namespace of [APPS_NS, PLAIN_NS]) {
+      assert.equal((await cluster.request('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: 'app' } })).status, 201);
+    }
+    const secret = await cluster.request('POST', `/api/v1/namespaces/${APPS_NS}/secrets`, {
+      metadata: { name: IDENTITY_SECRET },
+      stringData: { tenantId: identity.tenantId, clientId: identity.clientId, clientSecret: CLIENT_SECRET },
+    });
+    assert.equal(secret.status, 201, JSON.stringify(secret.json));
+
+    [webhookPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    // Least privilege, as the chart should grant it: its own Secret, its own MWC, nothing else ("user1" is a
+    // static-token user of the test cluster; /version is public).
+    const rbac: Array<[string, Json]> = [
+      [`/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/roles`, { metadata: { name: 'webhook-cert' }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }, { apiGroups: [''], resources: ['secrets'], resourceNames: [CERT_SECRET], verbs: ['get', 'update'] }] }],
+      [`/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/rolebindings`, { metadata: { name: 'webhook-cert' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'webhook-cert' }, subjects: [{ kind: 'User', name: 'user1', apiGroup: 'rbac.authorization.k8s.io' }] }],
+      ['/apis/rbac.authorization.k8s.io/v1/clusterroles', { metadata: { name: 'mi-anywhere-e2e-webhook' }, rules: [{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [MWC_NAME], verbs: ['get', 'patch'] }] }],
+      ['/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', { metadata: { name: 'mi-anywhere-e2e-webhook' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'mi-anywhere-e2e-webhook' }, subjects: [{ kind: 'User', name: 'user1', apiGroup: 'rbac.authorization.k8s.io' }] }],
+    ];
+    for (const [path, body] of rbac) assert.equal((await cluster.request('POST', path, body)).status, 201, path);
+
+    // The two entries the chart registers: labelled pods (Fail) and annotation-only opt-in (Ignore).
+    const entry = (name: string, objectSelector: Json, failurePolicy: string): Json => ({
+      name,
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      failurePolicy,
+      reinvocationPolicy: 'IfNeeded',
+      matchPolicy: 'Equivalent',
+      timeoutSeconds: 5,
+      clientConfig: { url: `https://127.0.0.1:${webhookPort}${WEBHOOK_PATHS.mutate}` },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [SYSTEM_NS, PLAIN_NS, 'kube-system'] }] },
+      objectSelector,
+    });
+    const mwc = await cluster.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+      metadata: { name: MWC_NAME },
+      webhooks: [
+        entry('labelled.inject.mi-anywhere.io', { matchLabels: { [INJECT_KEY]: 'true' } }, 'Fail'),
+        entry('annotated.inject.mi-anywhere.io', { matchExpressions: [{ key: INJECT_KEY, operator: 'NotIn', values: ['true'] }] }, 'Ignore'),
+      ],
+    });
+    assert.equal(mwc.status, 201, JSON.stringify(mwc.json));
+
+    const user1Kubeconfig = join(work, 'user1.kubeconfig');
+    const user = cluster.userKubeConfig('user1');
+    writeFileSync(
+      user1Kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'test', cluster: { server: cluster.server, 'certificate-authority-data': Buffer.from(cluster.caPem).toString('base64') } }],
+        users: [{ name: 'user1', user: { token: user.getCurrentUser()?.token } }],
+        contexts: [{ name: 'test', context: { cluster: 'test', user: 'user1' } }],
+        'current-context': 'test',
+      }),
+    );
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      [WEBHOOK_ENV.address]: '127.0.0.1',
+      [WEBHOOK_ENV.port]: String(webhookPort),
+      [WEBHOOK_ENV.healthAddress]: '127.0.0.1',
+      [WEBHOOK_ENV.healthPort]: String(healthPort),
+      [WEBHOOK_ENV.metricsAddress]: '127.0.0.1',
+      [WEBHOOK_ENV.metricsPort]: String(metricsPort),
+      [WEBHOOK_ENV.certMode]: 'self-managed',
+      [WEBHOOK_ENV.namespace]: SYSTEM_NS,
+      [WEBHOOK_ENV.serviceName]: 'mi-anywhere-webhook',
+      [WEBHOOK_ENV.certSecretName]: CERT_SECRET,
+      [WEBHOOK_ENV.configurationName]: MWC_NAME,
+      [WEBHOOK_ENV.certIpAddresses]: '127.0.0.1',
+      [WEBHOOK_ENV.kubeconfig]: user1Kubeconfig,
+      [WEBHOOK_ENV.nativeSidecar]: 'auto',
+      [WEBHOOK_ENV.sidecarImage]: 'registry.example/mi-anywhere:e2e',
+      // In the image the ENTRYPOINT is node and the program dist/sidecar/main.js; here the source tree is the image.
+      [WEBHOOK_ENV.sidecarCommand]: '["node"]',
+      [WEBHOOK_ENV.sidecarArgs]: '["sidecar/main.ts"]',
+      [WEBHOOK_ENV.sidecarAuthorityHost]: authority.url,
+      [WEBHOOK_ENV.logLevel]: 'info',
+    };
+    webhook = spawn(NODE, [join(REPO_ROOT, 'webhook', 'main.ts')], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    webhookOutput = collectOutput(webhook);
+    await eventually(`webhook readiness (output so far:\n${webhookOutput()})`, async () => {
+      const res = await fetch(`http://127.0.0.1:${healthPort}${WEBHOOK_PATHS.readiness}`);
+      return res.status === 200 ? true : undefined;
+    });
+    // The API server picks up the configuration (and the patched caBundle) asynchronously: probe with dry runs.
+    await eventually(`the API server calling the webhook (webhook output:\n${webhookOutput()})`, async () => {
+      const res = await create(APPS_NS, pod('probe', { labels: OPT_IN_LABEL, annotations: IDENTITY }), true);
+      return res.status === 201 && res.json.spec.initContainers?.some((c: Json) => c.name === SIDECAR_CONTAINER_NAME) ? true : undefined;
+    });
+  });
+
+  after(async () => {
+    for (const child of children) await stopChild(child);
+    await stopChild(webhook);
+    await authority?.stop();
+    await cluster?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('self-managed certificates: CA and serving certificate stored in the Secret, caBundle patched on both entries', async () => {
+    const secret = await cluster.request('GET', `/api/v1/namespaces/${SYSTEM_NS}/secrets/${CERT_SECRET}`);
+    assert.equal(secret.status, 200);
+    assert.equal(secret.json.type, 'kubernetes.io/tls');
+    assert.deepEqual(Object.keys(secret.json.data).sort(), ['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
+    const mwc = await cluster.request('GET', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${MWC_NAME}`);
+    for (const webhookEntry of mwc.json.webhooks) assert.equal(webhookEntry.clientConfig.caBundle, secret.json.data['ca.crt'], webhookEntry.name);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}${WEBHOOK_PATHS.metrics}`)).text();
+    assert.match(metrics, /^mi_anywhere_webhook_certificate_expiry_timestamp_seconds \d{10}/m);
+  });
+
+  it('a labelled pod is stored with the native sidecar (server >= 1.29) and the app env', async () => {
+    const res = await create(APPS_NS, pod('labelled', { labels: OPT_IN_LABEL, annotations: IDENTITY }));
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const stored = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/labelled`)).json;
+    const sidecar = stored.spec.initContainers[0];
+    assert.equal(sidecar.name, SIDECAR_CONTAINER_NAME);
+    assert.equal(sidecar.restartPolicy, 'Always');
+    assert.equal(sidecar.image, 'registry.example/mi-anywhere:e2e');
+    assert.deepEqual(sidecar.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    assert.deepEqual(sidecar.resources, { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } });
+    assert.equal(sidecar.startupProbe.httpGet.path, '/readyz');
+    assert.deepEqual(
+      sidecar.volumeMounts.map((m: Json) => [m.mountPath, m.readOnly]),
+      [[`/var/run/mi-anywhere/identities/${IDENTITY_SECRET}`, true]],
+    );
+    const app = stored.spec.containers[0];
+    assert.deepEqual(
+      app.env.map((e: Json) => e.name),
+      ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'DEFAULT_IDENTITY_CLIENT_ID', 'AZURE_POD_IDENTITY_AUTHORITY_HOST'],
+    );
+    assert.equal(app.volumeMounts, undefined, 'the identity Secret is mounted into the sidecar only');
+    const header = sidecar.env.find((e: Json) => e.name === SIDECAR_ENV.identityHeader).value;
+    assert.equal(app.env.find((e: Json) => e.name === 'IDENTITY_HEADER').value, header, 'app and sidecar share the per-pod secret');
+    assert.ok(header.length >= 32);
+  });
+
+  it('an annotation-only opt-in is injected too (the Ignore entry)', async () => {
+    const res = await create(APPS_NS, pod('annotated', { annotations: { [INJECT_KEY]: 'true', ...IDENTITY } }));
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.equal(res.json.spec.initContainers[0].name, SIDECAR_CONTAINER_NAME);
+  });
+
+  it('per-pod secrets differ between pods', async () => {
+    const a = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/labelled`)).json;
+    const b = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/annotated`)).json;
+    const header = (p: Json) => p.spec.initContainers[0].env.find((e: Json) => e.name === SIDECAR_ENV.identityHeader).value;
+    assert.notEqual(header(a), header(b));
+  });
+
+  it('pods that did not opt in are stored exactly as without the webhook', async () => {
+    const cases: Json[] = [
+      pod('plain-pod'),
+      pod('inject-false', { labels: { [INJECT_KEY]: 'false' }, annotations: IDENTITY }),
+      pod('annotations-only', { annotations: { ...IDENTITY, [ANNOTATIONS.profile]: 'arc' } }),
+      pod('host-network-plain', { spec: { hostNetwork: true, containers: [appContainer()] } }),
+      pod('with-init', { spec: { initContainers: [appContainer({ name: 'init' })], containers: [appContainer({ env: [{ name: 'IDENTITY_ENDPOINT', value: 'x' }] })] } }),
+    ];
+    const strip = (p: Json): string => {
+      const { uid, creationTimestamp, resourceVersion, namespace, managedFields, ...metadata } = p.metadata;
+      void [uid, creationTimestamp, resourceVersion, namespace, managedFields];
+      return JSON.stringify({ metadata, spec: p.spec });
+    };
+    for (const body of cases) {
+      const injected = await create(APPS_NS, body);
+      const reference = await create(PLAIN_NS, body);
+      assert.equal(injected.status, 201, JSON.stringify(injected.json));
+      assert.equal(reference.status, 201);
+      assert.equal(strip(injected.json), strip(reference.json), body.metadata.name);
+    }
+  });
+
+  it('an injected pod passes the restricted Pod Security Standard', async () => {
+    const body = pod('restricted', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { containers: [restrictedApp()] } });
+    const res = await create(RESTRICTED_NS, body);
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.equal(res.json.spec.initContainers[0].name, SIDECAR_CONTAINER_NAME);
+  });
+
+  it('a federated pod is stored with the projected service-account token in the sidecar only', async () => {
+    const res = await create(APPS_NS, pod('federated', {
+      labels: OPT_IN_LABEL,
+      annotations: { ...IDENTITY, [ANNOTATIONS.credentialKind]: 'federated', [ANNOTATIONS.federatedExpirationSeconds]: '3600' },
+      spec: { serviceAccountName: 'app', containers: [appContainer()] },
+    }));
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const volume = res.json.spec.volumes.find((v: Json) => v.projected?.sources?.[0]?.serviceAccountToken);
+    assert.deepEqual(volume.projected.sources[0].serviceAccountToken, { audience: 'api://AzureADTokenExchange', expirationSeconds: 3600, path: 'token' });
+    assert.ok(res.json.spec.initContainers[0].volumeMounts.some((m: Json) => m.name === volume.name));
+    assert.ok(!res.json.spec.containers[0].volumeMounts?.some((m: Json) => m.name === volume.name));
+  });
+
+  it('invalid annotations and hostNetwork are denied with the webhook\'s explanation', async () => {
+    const cases: Array<[Json, RegExp]> = [
+      [pod('bad-profile', { labels: OPT_IN_LABEL, annotations: { ...IDENTITY, [ANNOTATIONS.profile]: 'imds' } }), /annotation mi-anywhere\.io\/profile: "imds" must be one of/],
+      [pod('bad-namespace', { labels: OPT_IN_LABEL, annotations: { [ANNOTATIONS.identities]: 'other/app-identity' } }), /mi-anywhere\.io\/identities.*own namespace/],
+      [pod('bad-annotated', { annotations: { [INJECT_KEY]: 'true', [ANNOTATIONS.identities]: IDENTITY_SECRET, [ANNOTATIONS.logLevel]: 'loud' } }), /mi-anywhere\.io\/log-level/],
+      [pod('host-net', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { hostNetwork: true, containers: [appContainer()] } }), /hostNetwork/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await create(APPS_NS, body);
+      assert.equal(res.status, 403, `${body.metadata.name}: ${JSON.stringify(res.json)}`);
+      assert.match(res.json.message, /denied the request/);
+      assert.match(res.json.message, message);
+    }
+  });
+
+  it('every golden fixture\'s expected pod passes the API server\'s validation', async () => {
+    const { fixtures } = listFixtures();
+    let checked = 0;
+    for (const fixture of fixtures) {
+      const expected = fixture.expected();
+      if (expected === undefined || !expected.allowed || !expected.patched) continue;
+      const body = structuredClone(expected.pod) as Json;
+      // Validate in the namespace the webhook never sees, so exactly this object is checked.
+      const res = await create(PLAIN_NS, body, true);
+      assert.equal(res.status, 201, `${fixture.name}: ${JSON.stringify(res.json?.message ?? res.json)}`);
+      checked += 1;
+    }
+    assert.ok(checked >= 25, `only ${checked} mutated fixtures`);
+  });
+
+  it('the stored sidecar runs and ManagedIdentityCredential gets a token with the stored app env', async () => {
+    const stored = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/labelled`)).json;
+    const secret = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/secrets/${IDENTITY_SECRET}`)).json;
+    const sidecarSpec = stored.spec.initContainers[0];
+    const appSpec = stored.spec.containers[0];
+
+    // What kubelet does: mount the Secret volume where the sidecar's mount says (under a temp root here).
+    const identityRoot = join(work, 'identities');
+    const mount = sidecarSpec.volumeMounts[0];
+    writeKubeletSecretDir(join(identityRoot, mount.mountPath.split('/').pop()), secret.data);
+
+    const [tokenPort, sidecarHealth, sidecarMetrics] = [await freePort(), await freePort(), await freePort()];
+    const env: Record<string, string> = {};
+    for (const entry of sidecarSpec.env as Array<{ name: string; value: string }>) env[entry.name] = entry.value;
+    // Rewrites, and only these: the mount root (no /var/run here), the ports (the machine is shared), and
+    // the wildcard listeners (tests listen on loopback only).
+    assert.equal(env[SIDECAR_ENV.identityDir], '/var/run/mi-anywhere/identities');
+    env[SIDECAR_ENV.identityDir] = identityRoot;
+    env[SIDECAR_ENV.tokenPort] = String(tokenPort);
+    env[SIDECAR_ENV.healthPort] = String(sidecarHealth);
+    env[SIDECAR_ENV.metricsPort] = String(sidecarMetrics);
+    env[SIDECAR_ENV.healthAddress] = '127.0.0.1';
+    env[SIDECAR_ENV.metricsAddress] = '127.0.0.1';
+    // The test authority's CA, as a cluster with a private authority would add it (real Entra uses public CAs).
+    env.NODE_EXTRA_CA_CERTS = authority.caFile;
+    env.PATH = process.env.PATH ?? '';
+    assert.equal(sidecarSpec.command[0], 'node');
+    const sidecar = spawn(NODE, [...sidecarSpec.command.slice(1), ...sidecarSpec.args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(sidecar);
+    const sidecarOutput = collectOutput(sidecar);
+    // kubelet's startupProbe, as stored.
+    const probe = sidecarSpec.startupProbe.httpGet;
+    assert.equal(probe.port, Number(sidecarSpec.env.find((e: Json) => e.name === SIDECAR_ENV.healthPort).value));
+    await eventually(`the sidecar's startupProbe (output:\n${sidecarOutput()})`, async () => {
+      const res = await fetch(`http://127.0.0.1:${sidecarHealth}${probe.path}`);
+      return res.status === 200 ? true : undefined;
+    });
+
+    // The app's environment: exactly what the API server stored, secretKeyRefs resolved as kubelet would,
+    // the loopback port rewritten to the local sidecar's.
+    const appEnv: Record<string, string> = {};
+    for (const entry of appSpec.env as Json[]) {
+      if (entry.value !== undefined) {
+        appEnv[entry.name] = String(entry.value).replace(`127.0.0.1:${DEFAULT_TOKEN_PORT}`, `127.0.0.1:${tokenPort}`);
+      } else {
+        const ref = entry.valueFrom.secretKeyRef;
+        assert.equal(ref.name, IDENTITY_SECRET);
+        appEnv[entry.name] = Buffer.from(secret.data[ref.key], 'base64').toString('utf8');
+      }
+    }
+    assert.equal(appEnv.DEFAULT_IDENTITY_CLIENT_ID, identity.clientId);
+    const script = [
+      "import { ManagedIdentityCredential } from '@azure/identity';",
+      "const token = await new ManagedIdentityCredential().getToken('https://vault.azure.net/.default');",
+      'process.stdout.write(JSON.stringify({ token: token.token, expiresOnTimestamp: token.expiresOnTimestamp }));',
+    ].join('\n');
+    const app = spawn(NODE, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, env: { ...appEnv, PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(app);
+    let stdout = '';
+    let stderr = '';
+    app.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    app.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const code = await new Promise<number | null>((resolve) => app.once('exit', resolve));
+    assert.equal(code, 0, `app failed: ${stderr}\nsidecar:\n${sidecarOutput()}`);
+    const result = JSON.parse(stdout) as { token: string; expiresOnTimestamp: number };
+    const claims = decodeJwt(result.token);
+    assert.equal(claims.aud, 'https://vault.azure.net');
+    assert.equal(claims.appid ?? claims.azp, identity.clientId);
+    assert.ok(result.expiresOnTimestamp > Date.now() + 5 * 60_000);
+    assert.ok(authority.tokenCalls(identity.clientId) >= 1, 'the token came from the authority through the sidecar');
+  });
+
+  it('with the webhook down, labelled pods are blocked and every other pod is admitted unchanged', async () => {
+    await stopChild(webhook);
+    assert.match(webhookOutput(), /"msg":"shutting down"/);
+    const blocked = await create(APPS_NS, pod('down-labelled', { labels: OPT_IN_LABEL, annotations: IDENTITY }));
+    assert.equal(blocked.status, 500, JSON.stringify(blocked.json));
+    assert.match(blocked.json.message, /failed calling webhook "labelled\.inject\.mi-anywhere\.io"/);
+
+    for (const body of [pod('down-annotated', { annotations: { [INJECT_KEY]: 'true', ...IDENTITY } }), pod('down-plain')]) {
+      const res = await create(APPS_NS, body);
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      assert.equal(res.json.spec.initContainers, undefined, `${body.metadata.name} admitted without a sidecar`);
+      assert.deepEqual(res.json.spec.containers.map((c: Json) => c.name), ['app']);
+    }
+  });
+});
