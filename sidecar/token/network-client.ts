@@ -29,7 +29,9 @@ export interface HttpsNetworkClientOptions {
 export class UpstreamTransportError extends AuthError {
   readonly transportCode: string;
   constructor(transportCode: string) {
-    super('network_error', `transport failure talking to Entra ID: ${transportCode}`);
+    super('network_error', '', `transport failure talking to Entra ID: ${transportCode}`);
+    // msal's AuthError constructor pins the prototype to AuthError; restore ours so `instanceof` works.
+    Object.setPrototypeOf(this, new.target.prototype);
     this.name = 'UpstreamTransportError';
     this.transportCode = transportCode;
   }
@@ -39,7 +41,8 @@ export class UpstreamTransportError extends AuthError {
 export class UpstreamHttpError extends AuthError {
   readonly status: number;
   constructor(status: number) {
-    super('http_error', `Entra ID answered HTTP ${status}`);
+    super('http_error', '', `Entra ID answered HTTP ${status}`);
+    Object.setPrototypeOf(this, new.target.prototype);
     this.name = 'UpstreamHttpError';
     this.status = status;
   }
