@@ -26,6 +26,7 @@ import { ENV_BLOCK_END } from '../../sidecar/main.ts';
 import { createSidecarMetrics, type SidecarMetrics } from '../../sidecar/metrics.ts';
 import { createDevIssuer, devIdentities, type DevIssuer } from '../../sidecar/token/dev-issuer.ts';
 import type { TokenSource } from '../../sidecar/token/token-source.ts';
+import { createTestLog, registerSecret } from '../security/collected-logs.ts';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 
@@ -121,19 +122,36 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
   // npm start must find Node 24 first on PATH, as on a developer machine after `npm ci`.
   env['PATH'] = `${join(REPO_ROOT, 'node_modules', '.bin')}:${env['PATH'] ?? ''}`;
   const [command, ...commandArgs] = options.command ?? [node24(), join(REPO_ROOT, 'sidecar', 'main.ts'), ...(options.args ?? ['--dev'])];
-  const child = spawn(command, commandArgs, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A wrapper command (npm start) runs the sidecar as a grandchild: start it in its own process group so stop()
+  // signals the whole group, as a terminal's Ctrl-C would.
+  const group = options.command !== undefined;
+  const child = spawn(command, commandArgs, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
   let output = '';
   let exit: number | null | undefined;
-  const exited = new Promise<void>((resolve) => child.once('exit', (code) => {
+  child.once('exit', (code) => {
     exit = code;
-    resolve();
-  }));
+  });
+  // 'close' fires once every process holding the output pipes has exited (grandchildren included).
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const signal = (name: NodeJS.Signals): void => {
+    try {
+      if (group && child.pid !== undefined) process.kill(-child.pid, name);
+      else child.kill(name);
+    } catch {
+      // already gone
+    }
+  };
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
+  // Suite-wide secret scan (test/zz-secrets-in-logs.test.ts): keep every line the process printed.
+  registerSecret('sidecar identity header (IDENTITY_HEADER/MSI_SECRET)', identityHeader);
+  const testLog = createTestLog('sidecar');
+  child.stdout.on('data', (chunk: string) => testLog.write(chunk));
+  child.stderr.on('data', (chunk: string) => testLog.write(chunk));
 
   return new Promise<SpawnedSidecar>((resolve, reject) => {
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      signal('SIGKILL');
       reject(new Error(`sidecar did not start within ${options.startTimeoutMs ?? 30_000} ms; output:\n${output}`));
     }, options.startTimeoutMs ?? 30_000);
     const check = (): void => {
@@ -167,12 +185,10 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
         logs: () => output,
         exitCode: () => exit,
         async stop() {
-          if (exit === undefined) {
-            child.kill('SIGTERM');
-            const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-            await exited;
-            clearTimeout(killer);
-          }
+          signal('SIGTERM');
+          const killer = setTimeout(() => signal('SIGKILL'), 15_000);
+          await closed;
+          clearTimeout(killer);
         },
       });
     };
@@ -257,9 +273,11 @@ export interface InProcessSidecar extends RunningSidecar {
 export async function startInProcessSidecar(options: InProcessOptions = {}): Promise<InProcessSidecar> {
   const clock = options.clock ?? createTestClock();
   let logText = '';
+  const testLog = createTestLog('in-process-sidecar');
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       logText += chunk.toString('utf8');
+      testLog.write(chunk.toString('utf8'));
       done();
     },
   });
@@ -270,6 +288,7 @@ export async function startInProcessSidecar(options: InProcessOptions = {}): Pro
   const identities = options.identities ?? devIdentities();
   readiness.defaultIdentityLoaded(identities.some((i) => i.descriptor.isDefault));
   const identityHeader = options.identityHeader ?? randomBytes(16).toString('hex');
+  registerSecret('in-process sidecar identity header', identityHeader);
   const limits = options.limits ?? DEFAULT_LIMITS;
   const timeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 5_000, shutdownGraceMs: 1_000 };
   const arcFs = options.arcFs ?? createMemoryArcFs();
