@@ -36,6 +36,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { createTestCertificateAuthority, issueServerCertificate, thumbprints } from './pki.ts';
+import { registerSecret } from '../security/collected-logs.ts';
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Audience Entra expects on federated (workload identity) assertions unless the credential says otherwise. */
@@ -202,7 +203,10 @@ function toCertificateState(pem: string): AppState['certificates'][number] {
 }
 
 function toSecrets(secrets: AppRegistrationInput['secrets']): SecretInput[] {
-  return (secrets ?? []).map((s, i) => (typeof s === 'string' ? { id: `s${i}`, value: s } : { id: s.id, value: s.value }));
+  const list = (secrets ?? []).map((s, i) => (typeof s === 'string' ? { id: `s${i}`, value: s } : { id: s.id, value: s.value }));
+  // The suite-wide log scan (test/zz-secrets-in-logs.test.ts) looks for every client secret the tests use.
+  for (const s of list) registerSecret(`test authority client secret ${s.id}`, s.value);
+  return list;
 }
 
 function secretsEqual(a: string, b: string): boolean {
