@@ -104,6 +104,11 @@ export class IdentityWatcher {
     this.#debounceTimer = undefined;
   }
 
+  /** Resolves when no reload is running (tests, orderly shutdown). */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
   /** Reloads now (coalesced: a reload requested while one runs causes exactly one more). */
   reload(): Promise<void> {
     if (this.#running) {
