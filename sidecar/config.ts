@@ -219,10 +219,18 @@ export function loadConfig(env: Env, argv: readonly string[]): Config {
   for (const arg of argv) {
     if (!(KNOWN_FLAGS as readonly string[]).includes(arg)) problems.push(`unknown argument "${arg}" (known: ${KNOWN_FLAGS.join(', ')})`);
   }
-  const parsed = schema.safeParse(relevantEnv(env));
+  const raw = relevantEnv(env);
+  let parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${String(issue.path[0] ?? '?')}: ${issue.message}`);
-    throw new ConfigError(problems);
+    const failing = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      failing.add(String(issue.path[0]));
+      problems.push(`${String(issue.path[0] ?? '?')}: ${issue.message}`);
+    }
+    // Parse again without the invalid variables (they fall back to defaults) so that the cross-field rules below
+    // still run and every problem is reported in one go.
+    parsed = schema.safeParse(Object.fromEntries(Object.entries(raw).filter(([k]) => !failing.has(k))));
+    if (!parsed.success) throw new ConfigError(problems);
   }
   const v = parsed.data;
   const devFlag = argv.includes('--dev');

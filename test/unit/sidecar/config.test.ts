@@ -103,6 +103,8 @@ describe('loadConfig: problems', () => {
         /MI_ANYWHERE_RATE_LIMIT_PER_SECOND: must be 0 \(unlimited\) or more/,
         /MI_ANYWHERE_DEFAULT_IDENTITY: must be a directory name/,
         /MI_ANYWHERE_ADVERTISE_URL: must be an http\(s\) URL/,
+        // Cross-field rules still run next to the field problems.
+        /MI_ANYWHERE_IDENTITY_DIR is required in entra mode/,
       ],
     },
   ];
@@ -113,6 +115,11 @@ describe('loadConfig: problems', () => {
       assert.equal(problems.length, tc.want.length, problems.join('\n'));
     });
   }
+  it('field and cross-field problems together', () => {
+    const problems = problemsOf({ MI_ANYWHERE_TOKEN_ADDRESS: '10.0.0.1', MI_ANYWHERE_METRICS_PORT: 'x', MI_ANYWHERE_HEALTH_PORT: '50342' }, ['--dev']);
+    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.match(problems.join('\n'), /METRICS_PORT: must be a number[\s\S]*not a loopback address[\s\S]*token and health listeners both use port 50342/);
+  });
   it('the error message lists every problem', () => {
     assert.throws(() => loadConfig({ MI_ANYWHERE_TOKEN_PORT: 'x', MI_ANYWHERE_LOG_LEVEL: 'y' }, ['--dev']), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
