@@ -45,6 +45,7 @@ import type { DevIssuer } from '../token/dev-issuer.ts';
 import type { TokenSource } from '../token/token-source.ts';
 import type { ArcKeyStore } from './arc-keys.ts';
 import type { Readiness } from './readiness.ts';
+import { createTokenBucket } from './rate-limit.ts';
 
 /** Response header with the request id of the log line (and `correlationId` of App Service error bodies). */
 export const REQUEST_ID_HEADER = 'x-mi-anywhere-request-id';
@@ -96,22 +97,6 @@ interface Outcome {
   challenge?: boolean;
 }
 
-/** Fixed one-second window counter; enough to protect the upstream from a runaway client loop. */
-function createRateLimiter(perSecond: number, nowMs: () => number): () => boolean {
-  let windowStart = 0;
-  let count = 0;
-  return () => {
-    if (perSecond <= 0) return true;
-    const now = nowMs();
-    if (now - windowStart >= 1000) {
-      windowStart = now;
-      count = 0;
-    }
-    count += 1;
-    return count <= perSecond;
-  };
-}
-
 function headerBytes(req: IncomingMessage): number {
   let total = 0;
   for (const part of req.rawHeaders) total += Buffer.byteLength(part) + 2;
@@ -155,7 +140,7 @@ function describeSelector(selector: IdentitySelector): string {
 export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   const { limits, logger, metrics } = deps;
   const newRequestId = deps.newRequestId ?? randomUUID;
-  const allowRequest = createRateLimiter(deps.rateLimitPerSecond, deps.nowMs);
+  const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
 
   function resolveIdentity(selector: IdentitySelector): LoadedIdentity {
     const identity = findIdentity(deps.identities(), selector);
@@ -172,9 +157,10 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   /** Handles one routed token request; throws SidecarErrors for the single catch in {@link handleToken}. */
   async function serveToken(req: IncomingMessage, outcome: Outcome, query: string, signal: AbortSignal): Promise<RenderedResponse> {
     if (headerBytes(req) > limits.maxHeaderBytes) throw new HeadersTooLargeError(limits.maxHeaderBytes);
-    if (!allowRequest()) {
+    const taken = bucket.take(deps.nowMs());
+    if (!taken.allowed) {
       metrics.rateLimited(outcome.dialect);
-      throw new RateLimitedError(1);
+      throw new RateLimitedError(taken.retryAfterSeconds);
     }
     let body: string | undefined;
     if (outcome.dialect === 'cloud-shell') body = await readBody(req, limits.maxBodyBytes);
