@@ -1,0 +1,111 @@
+/**
+ * Properties of the pure injector over generated pods: the input is never modified, a second pass changes
+ * nothing (reinvocation), applying the diff to the original gives the mutated pod, user env values survive, and
+ * only non-skipped containers get variables.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { PROFILES, SIDECAR_CONTAINER_NAME } from '../../../sidecar/contract.ts';
+import type { ContainerJson, PodJson } from '../../../webhook/admission/types.ts';
+import { loadConfig } from '../../../webhook/config.ts';
+import { createPatch } from '../../../webhook/inject/patch.ts';
+import { mutatePod } from '../../../webhook/inject/mutate.ts';
+import type { InjectionSettings } from '../../../webhook/inject/policy.ts';
+import { secretFileMode } from '../../../webhook/inject/sidecar.ts';
+import { applyPatch } from './fixtures.ts';
+
+const config = loadConfig({ MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE: 'img', MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE: 'ipt' }).sidecar;
+const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/);
+const envName = fc.constantFrom('IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'OTHER', 'AZURE_POD_IDENTITY_AUTHORITY_HOST');
+const container = fc.record({
+  name,
+  image: fc.constant('app:1'),
+  env: fc.option(fc.uniqueArray(fc.record({ name: envName, value: fc.string({ maxLength: 5 }) }), { selector: (e) => e.name, maxLength: 3 }), { nil: undefined }),
+});
+const podArb = fc
+  .record({
+    containers: fc.uniqueArray(container, { selector: (c) => c.name, minLength: 1, maxLength: 3 }),
+    initContainers: fc.uniqueArray(container, { selector: (c) => c.name, maxLength: 2 }),
+    fsGroup: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+  })
+  .filter((p) => new Set([...p.containers, ...p.initContainers].map((c) => c.name)).size === p.containers.length + p.initContainers.length)
+  .map(({ containers, initContainers, fsGroup }): PodJson => {
+    const clean = (c: { name: string; image: string; env: Array<{ name: string; value: string }> | undefined }): ContainerJson => (c.env === undefined ? { name: c.name, image: c.image } : c);
+    // JSON round trip: admission objects are parsed JSON (fast-check builds null-prototype records).
+    return JSON.parse(JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p' },
+      spec: {
+        containers: containers.map(clean),
+        ...(initContainers.length > 0 ? { initContainers: initContainers.map(clean) } : {}),
+        ...(fsGroup !== undefined ? { securityContext: { fsGroup } } : {}),
+      },
+    })) as PodJson;
+  });
+const settingsArb = (pod: PodJson) =>
+  fc.record({
+    identities: fc.uniqueArray(name, { minLength: 1, maxLength: 3 }),
+    credentialKind: fc.constantFrom('secret' as const, 'certificate' as const, 'federated' as const),
+    profile: fc.constantFrom(...PROFILES),
+    skip: fc.subarray([...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c) => c.name)),
+    imdsRedirect: fc.boolean(),
+  }).map(
+    (s): InjectionSettings => ({
+      identities: s.identities,
+      credentialKind: s.credentialKind,
+      federated: s.credentialKind === 'federated' ? { audience: 'api://AzureADTokenExchange', expirationSeconds: 3600 } : undefined,
+      profile: s.profile,
+      resources: config.resources,
+      skipContainers: s.skip,
+      logLevel: 'info',
+      imdsRedirect: s.imdsRedirect,
+    }),
+  );
+const scenario = podArb.chain((pod) => fc.tuple(fc.constant(pod), settingsArb(pod), fc.boolean()));
+
+describe('mutatePod properties', () => {
+  it('is pure, idempotent, and its patch reproduces it', () => {
+    fc.assert(
+      fc.property(scenario, ([pod, settings, native]) => {
+        const before = structuredClone(pod);
+        const once = mutatePod(pod, { config, settings, native, secret: 'first-secret-value-0123456789' });
+        assert.deepEqual(pod, before, 'input untouched');
+        const twice = mutatePod(once, { config, settings, native: !native, secret: 'other-secret-value-0123456789' });
+        assert.deepEqual(twice, once, 'second pass changes nothing');
+        assert.deepEqual(createPatch(once, twice), []);
+        assert.deepEqual(applyPatch(pod, createPatch(pod, once)), once);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps user values, injects only into non-skipped containers, and adds exactly one sidecar', () => {
+    fc.assert(
+      fc.property(scenario, ([pod, settings, native]) => {
+        const out = mutatePod(pod, { config, settings, native, secret: 'first-secret-value-0123456789' });
+        const all = [...(out.spec?.initContainers ?? []), ...(out.spec?.containers ?? [])];
+        assert.equal(all.filter((c) => c.name === SIDECAR_CONTAINER_NAME).length, 1);
+        const sidecarList = native ? out.spec?.initContainers : out.spec?.containers;
+        assert.equal(sidecarList?.[settings.imdsRedirect && native ? 1 : 0]?.name, SIDECAR_CONTAINER_NAME, 'sidecar placed first');
+        for (const original of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+          const after = all.find((c) => c.name === original.name);
+          assert.ok(after);
+          for (const env of original.env ?? []) assert.deepEqual(after.env?.find((e) => e.name === env.name), env, 'user value kept');
+          if (settings.skipContainers.includes(original.name)) assert.deepEqual(after, original, 'skipped container untouched');
+        }
+        const identityVolumes = (out.spec?.volumes ?? []).filter((v) => v.name.startsWith(`${SIDECAR_CONTAINER_NAME}-identity-`));
+        assert.equal(identityVolumes.length, settings.identities.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('secret file mode', () => {
+  it('0440 with an fsGroup (group-readable by the sidecar), 0444 without', () => {
+    assert.equal(secretFileMode(2000), 0o440);
+    assert.equal(secretFileMode(undefined), 0o444);
+  });
+});
