@@ -175,12 +175,14 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
       child.stderr.off('data', onData);
       child.stdout.on('data', (chunk: string) => (output += chunk));
       child.stderr.on('data', (chunk: string) => (output += chunk));
+      const profiles = parseEnvBlock(output);
       resolve({
         tokenUrl: urlFor(token),
         healthUrl: urlFor(health),
         metricsUrl: urlFor(metrics),
-        identityHeader,
-        profiles: parseEnvBlock(output),
+        // The printed value is authoritative (callers may unset MI_ANYWHERE_IDENTITY_HEADER to get a random one).
+        identityHeader: profiles.get('app-service')?.['IDENTITY_HEADER'] ?? identityHeader,
+        profiles,
         child,
         logs: () => output,
         exitCode: () => exit,
