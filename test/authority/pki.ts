@@ -8,6 +8,7 @@
 import 'reflect-metadata'; // @peculiar/x509 resolves its ASN.1 serializers through tsyringe, which needs it.
 import * as x509 from '@peculiar/x509';
 import { X509Certificate, createHash, webcrypto } from 'node:crypto';
+import forge from 'node-forge';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -122,4 +123,15 @@ export function thumbprints(certPem: string): { thumbprintSha1: string; thumbpri
     thumbprintSha1: createHash('sha1').update(der).digest('hex'),
     thumbprintSha256: createHash('sha256').update(der).digest('hex'),
   };
+}
+
+/**
+ * Packs a client certificate as PKCS#12 (what Key Vault and Windows export): `aes256` is OpenSSL 3's default
+ * encoding, `3des` the legacy one most existing PFX files use.
+ */
+export function toPfx(cert: PemPair, options: { password?: string; algorithm?: '3des' | 'aes256' } = {}): Buffer {
+  const asn1 = forge.pkcs12.toPkcs12Asn1(forge.pki.privateKeyFromPem(cert.keyPem), [forge.pki.certificateFromPem(cert.certPem)], options.password ?? '', {
+    algorithm: options.algorithm ?? 'aes256',
+  });
+  return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
 }

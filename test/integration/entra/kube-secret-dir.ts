@@ -15,7 +15,7 @@ function timestampDir(): string {
 }
 
 /** Creates `<root>/<name>` as a fresh Secret volume with the given keys. */
-export function writeSecretDir(root: string, name: string, files: Readonly<Record<string, string>>): string {
+export function writeSecretDir(root: string, name: string, files: Readonly<Record<string, string | Buffer>>): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   const payload = timestampDir();
@@ -27,7 +27,7 @@ export function writeSecretDir(root: string, name: string, files: Readonly<Recor
 }
 
 /** Replaces the Secret's content atomically, as kubelet does when the Secret object changes. */
-export function rotateSecretDir(root: string, name: string, files: Readonly<Record<string, string>>): void {
+export function rotateSecretDir(root: string, name: string, files: Readonly<Record<string, string | Buffer>>): void {
   const dir = join(root, name);
   const oldPayload = readlinkSync(join(dir, '..data'));
   const payload = timestampDir();

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../../authority/authority.ts';
-import { createClientCertificate } from '../../authority/pki.ts';
+import { createClientCertificate, toPfx } from '../../authority/pki.ts';
 import { startServiceAccountIssuer, type ServiceAccountIssuer } from '../../authority/service-account-issuer.ts';
 import { startSidecar, type SpawnedSidecar } from '../../helpers/sidecar.ts';
 import { rotateSecretDir, writeSecretDir } from './kube-secret-dir.ts';
@@ -66,6 +66,8 @@ describe('entra mode against the test authority', () => {
     const strayCert = await createClientCertificate({ commonName: 'not registered' });
     apps.secret = authority.registerApp({ secrets: [{ id: 'old', value: 'old-secret-value' }, { id: 'new', value: 'new-secret-value' }] });
     apps.cert = authority.registerApp({ certificates: [goodCert.certPem] });
+    const pfxCert = await createClientCertificate({ commonName: 'pfx-app' });
+    apps.pfx = authority.registerApp({ certificates: [pfxCert.certPem] });
     apps.fed = authority.registerApp({
       federatedCredentials: [
         { issuer: issuer.issuer, subject: SA_SUBJECT, jwksUri: issuer.jwksUri },
@@ -79,6 +81,7 @@ describe('entra mode against the test authority', () => {
     const base = (app: RegisteredApp) => ({ tenantId: app.tenantId, clientId: app.clientId });
     writeSecretDir(identities, 'secret-app', { ...base(apps.secret), clientSecret: 'old-secret-value' });
     writeSecretDir(identities, 'cert-app', { ...base(apps.cert), 'tls.crt': goodCert.certPem, 'tls.key': goodCert.keyPem });
+    writeSecretDir(identities, 'pfx-app', { ...base(apps.pfx), 'certificate.pfx': toPfx(pfxCert, { algorithm: '3des' }) });
     writeSecretDir(identities, 'fed-app', base(apps.fed));
     writeSecretDir(identities, 'bad-secret', { ...base(apps.badSecret), clientSecret: 'a-wrong-one' });
     writeSecretDir(identities, 'bad-cert', { ...base(apps.badCert), 'tls.crt': strayCert.certPem, 'tls.key': strayCert.keyPem });
@@ -112,6 +115,7 @@ describe('entra mode against the test authority', () => {
   const backends = [
     { name: 'client secret', app: 'secret', credentialType: 'secret' },
     { name: 'certificate', app: 'cert', credentialType: 'certificate' },
+    { name: 'PKCS#12 certificate (certificate.pfx)', app: 'pfx', credentialType: 'certificate' },
     { name: 'federated service-account token', app: 'fed', credentialType: 'federated' },
   ] as const;
   for (const tc of backends) {
