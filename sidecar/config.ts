@@ -46,8 +46,9 @@ export interface Timeouts {
   /** Time to receive the whole request; token requests are tiny. */
   readonly requestTimeoutMs: number;
   /**
-   * Idle keep-alive. Longer than the SDKs' pooled-connection reuse gap between the two Arc round trips and
-   * between back-to-back `getToken` calls; shorter than Node clients' own 5 s idle default would be pointless.
+   * Idle keep-alive. Must exceed the clients' own pooled-socket idle time (Node's agent keeps sockets 5 s, Python
+   * requests and .NET longer), otherwise a client may reuse a socket the server is just closing and see a reset;
+   * 65 s is the usual choice behind load balancers with a 60 s idle timeout.
    */
   readonly keepAliveTimeoutMs: number;
   /** After SIGTERM: time to let in-flight requests finish before sockets are closed. */

@@ -5,8 +5,8 @@
  *
  * Run: `node sidecar/main.ts --dev` (`npm start`), `node sidecar/main.ts` (entra mode), `node sidecar/main.ts --probe`.
  *
- * Where the Entra backends plug in: {@link createTokenSources} returns one {@link TokenSource} per credential kind
- * (issue 3: `token/entra-source.ts`, wrapped in `token/token-cache.ts`); {@link byCredentialKind} dispatches to them.
+ * Where token backends plug in: {@link createTokenSources} returns one {@link TokenSource} per credential kind
+ * (dev issuer; Entra backend `token/entra-backend.ts` behind the cache); {@link byCredentialKind} dispatches to them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises';
@@ -55,8 +55,8 @@ export function byCredentialKind(sources: Partial<Record<CredentialKind, TokenSo
 
 /**
  * The token sources of this process, per credential kind. Dev mode: the dev issuer for `dev` identities. Entra mode:
- * issue 3 registers `secret`, `certificate` and `federated` here (msal-node backed, cached); until then entra mode
- * refuses to start with identities it cannot serve (see {@link main}).
+ * the msal-node backed, cached Entra backend for `secret`, `certificate` and `federated`. An identity whose kind has
+ * no source makes {@link main} refuse to start, naming it (a new credential kind must be registered here).
  */
 async function createTokenSources(ctx: {
   config: Config;
