@@ -297,3 +297,29 @@ describe('sidecar HTTP: failures of the token source and the rate limit', () => 
     }
   });
 });
+
+describe('sidecar HTTP: graceful stop', () => {
+  it('an in-flight token request completes while the listeners close', async () => {
+    let release: () => void = () => undefined;
+    let entered: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const sc = await startInProcessSidecar({
+      tokenSource: {
+        getToken: (r) =>
+          new Promise((resolve) => {
+            release = () => resolve({ accessToken: 'a.b.c', expiresOnSeconds: 4_000_000_000, notBeforeSeconds: 0, resource: r.resource, clientId: r.identity.descriptor.clientId });
+            entered();
+          }),
+      },
+    });
+    const pending = send(sc.tokenUrl, { target: `${IMDS}?api-version=2018-02-01&resource=${ENC}`, headers: { Metadata: 'true' } });
+    await inside;
+    const stopping = sc.stop();
+    release();
+    const r = await pending;
+    await stopping;
+    assert.equal(r.status, 200);
+    assert.equal(r.json()['access_token'], 'a.b.c');
+    await assert.rejects(send(sc.tokenUrl, { target: '/healthz' }), /ECONNREFUSED/);
+  });
+});

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SidecarError } from '../../../sidecar/errors.ts';
+import { byCredentialKind, ENV_BLOCK_END, formatEnvBlock } from '../../../sidecar/main.ts';
+import { devIdentities } from '../../../sidecar/token/dev-issuer.ts';
+import type { TokenSource } from '../../../sidecar/token/token-source.ts';
+import { parseEnvBlock } from '../../helpers/sidecar.ts';
+
+describe('formatEnvBlock', () => {
+  const input = { mode: 'dev' as const, baseUrl: 'http://127.0.0.1:50342', secretText: 's3cr3t', defaultClientId: 'cid', arcEnabled: false };
+  it('prints one block per profile, default first, and the end marker', () => {
+    const text = formatEnvBlock(input);
+    assert.match(text.split('\n')[0] ?? '', /^# mi-anywhere \(dev mode: .*\) is serving/);
+    assert.ok(text.endsWith(`${ENV_BLOCK_END}\n`));
+    const profiles = parseEnvBlock(text);
+    assert.deepEqual([...profiles.keys()], ['default', 'app-service', 'msi-endpoint', 'msi-secret', 'pod-identity']);
+    assert.deepEqual(profiles.get('default'), {
+      IDENTITY_ENDPOINT: 'http://127.0.0.1:50342/msi/token',
+      IDENTITY_HEADER: 's3cr3t',
+      MSI_ENDPOINT: 'http://127.0.0.1:50342/oauth2/token',
+      MSI_SECRET: 's3cr3t',
+      DEFAULT_IDENTITY_CLIENT_ID: 'cid',
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: 'http://127.0.0.1:50342',
+    });
+  });
+  it('adds the arc profile only when Arc is enabled, and no dev banner in entra mode', () => {
+    const text = formatEnvBlock({ ...input, mode: 'entra', arcEnabled: true, secretText: '$MI_ANYWHERE_IDENTITY_HEADER' });
+    const profiles = parseEnvBlock(text);
+    assert.deepEqual(profiles.get('arc'), { IDENTITY_ENDPOINT: 'http://127.0.0.1:50342/arc/metadata/identity/oauth2/token', IMDS_ENDPOINT: 'http://127.0.0.1:50342' });
+    assert.equal(profiles.get('app-service')?.['IDENTITY_HEADER'], '$MI_ANYWHERE_IDENTITY_HEADER');
+    assert.ok(!text.includes('dev mode'));
+  });
+});
+
+describe('byCredentialKind', () => {
+  const identity = devIdentities()[0];
+  assert.ok(identity);
+  it('dispatches on the credential kind', async () => {
+    const dev: TokenSource = { getToken: async (r) => ({ accessToken: 'dev', expiresOnSeconds: 1, notBeforeSeconds: 0, resource: r.resource, clientId: 'c' }) };
+    assert.equal((await byCredentialKind({ dev }).getToken({ identity, resource: 'r' })).accessToken, 'dev');
+  });
+  it('a kind without a source fails as an unavailable credential', () => {
+    assert.throws(() => byCredentialKind({}).getToken({ identity, resource: 'r' }), (e: unknown) => e instanceof SidecarError && e.code === 'SIDECAR_ERR_CREDENTIAL_UNAVAILABLE');
+  });
+});
