@@ -8,6 +8,7 @@
  */
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import forge from 'node-forge';
+import { decodeJwt } from 'jose';
 import type { ClientAssertionCallback } from '@azure/msal-node';
 import type { CredentialMaterial } from '../identity/identity.ts';
 import { CredentialUnavailableError } from '../errors.ts';
@@ -56,8 +57,28 @@ function certificateCredential(certificatePem: string, privateKeyPem: string): M
   };
 }
 
+/**
+ * The projected token's audience is chosen by the pod spec (serviceAccountToken projection), not by us; when it
+ * does not contain the audience the identity expects, Entra would answer AADSTS700212. Saying so before the
+ * exchange names the actual file and both values, which Entra's answer cannot.
+ */
+function checkAudience(token: string, tokenFile: string, audience: string): void {
+  let aud: unknown;
+  try {
+    aud = decodeJwt(token).aud;
+  } catch {
+    throw new CredentialUnavailableError(`the federated token file ${tokenFile} does not hold a JWT (a projected service-account token)`);
+  }
+  const audiences = Array.isArray(aud) ? aud : typeof aud === 'string' ? [aud] : [];
+  if (!audiences.includes(audience)) {
+    throw new CredentialUnavailableError(
+      `the projected token in ${tokenFile} is for audience ${JSON.stringify(audiences)}, but the identity expects "${audience}": project the token with that audience or set federatedAudience`,
+    );
+  }
+}
+
 /** Federated: the assertion is the projected token, re-read from disk on every exchange. */
-function federatedCredential(tokenFile: string, readFile: ReadTextFile): MsalClientCredential {
+function federatedCredential(tokenFile: string, audience: string, readFile: ReadTextFile): MsalClientCredential {
   const clientAssertion: ClientAssertionCallback = async () => {
     let token: string;
     try {
@@ -66,6 +87,7 @@ function federatedCredential(tokenFile: string, readFile: ReadTextFile): MsalCli
       throw new CredentialUnavailableError(`the federated token file ${tokenFile} is not readable; is the service-account token projected?`, { cause: error });
     }
     if (token === '') throw new CredentialUnavailableError(`the federated token file ${tokenFile} is empty`);
+    checkAudience(token, tokenFile, audience);
     return token;
   };
   return { clientAssertion };
@@ -83,7 +105,7 @@ export function buildClientCredential(material: CredentialMaterial, readFile: Re
       return certificateCredential(pem.certificatePem, pem.privateKeyPem);
     }
     case 'federated':
-      return federatedCredential(material.tokenFile, readFile);
+      return federatedCredential(material.tokenFile, material.audience, readFile);
     case 'dev':
       throw new CredentialUnavailableError('the dev identity is served by the built-in dev issuer, not by Entra ID');
   }

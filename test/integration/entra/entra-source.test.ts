@@ -163,7 +163,8 @@ describe('EntraTokenSource against the test authority', () => {
         const app = authority.registerApp({ federatedCredentials: [{ issuer: issuer.issuer, subject: 'system:serviceaccount:default:app', jwksUri: issuer.jwksUri }] });
         const file = join(dir, 'audience');
         writeFileSync(file, await issuer.mint({ audience: 'https://kubernetes.default.svc' }));
-        return identity('f3', app, { kind: 'federated', tokenFile: file, audience: 'api://AzureADTokenExchange' });
+        // The identity is configured for the token's audience, but Entra's credential expects the default one.
+        return identity('f3', app, { kind: 'federated', tokenFile: file, audience: 'https://kubernetes.default.svc' });
       },
       status: 400,
       aadsts: 'AADSTS700212',
@@ -182,6 +183,19 @@ describe('EntraTokenSource against the test authority', () => {
       aadsts: 'AADSTS700024',
       hint: /validity window/,
       outcome: 'invalid_client',
+    },
+    {
+      name: 'projected token for another audience than the identity expects (caught before the exchange)',
+      setup: async () => {
+        const file = join(dir, 'local-audience');
+        writeFileSync(file, await issuer.mint({ audience: 'https://kubernetes.default.svc' }));
+        return identity('f6', authority.registerApp({}), { kind: 'federated', tokenFile: file, audience: 'api://AzureADTokenExchange' });
+      },
+      status: 400,
+      aadsts: undefined,
+      hint: /project the token with that audience/,
+      outcome: 'invalid_client',
+      type: CredentialUnavailableError,
     },
     {
       name: 'federated token file missing',

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { AuthError, ServerError } from '@azure/msal-node';
+import { UnsecuredJWT } from 'jose';
 import { authorityFor, resourceToScope } from '../../../sidecar/token/authority.ts';
 import { mapUpstreamFailure, type UpstreamObservation } from '../../../sidecar/token/entra-errors.ts';
 import { observingNetworkClient, observations, parseRetryAfter, UpstreamHttpError, UpstreamTransportError } from '../../../sidecar/token/network-client.ts';
@@ -218,8 +219,9 @@ describe('buildClientCredential', () => {
     });
   }
 
-  it('federated: re-reads the token file on every call and refuses an empty one', async () => {
-    const contents = ['token-one\n', 'token-two', '  '];
+  it('federated: re-reads the token file on every call, refuses an empty one or one for another audience', async () => {
+    const jwt = (aud: string, sub: string) => new UnsecuredJWT({}).setAudience([aud]).setSubject(sub).encode();
+    const contents = [`${jwt('api://AzureADTokenExchange', 'one')}\n`, jwt('api://AzureADTokenExchange', 'two'), '  ', jwt('https://kubernetes.default.svc', 'three'), 'not-a-jwt'];
     const reads: string[] = [];
     const built = buildClientCredential({ kind: 'federated', tokenFile: '/var/run/secrets/azure/tokens/azure-identity-token', audience: 'api://AzureADTokenExchange' }, async (p) => {
       reads.push(p);
@@ -227,9 +229,11 @@ describe('buildClientCredential', () => {
     });
     assert.ok('clientAssertion' in built);
     const config = { clientId: 'c', tokenEndpoint: 'https://h/t/oauth2/v2.0/token' };
-    assert.equal(await built.clientAssertion(config), 'token-one');
-    assert.equal(await built.clientAssertion(config), 'token-two');
+    assert.equal(await built.clientAssertion(config), jwt('api://AzureADTokenExchange', 'one'));
+    assert.equal(await built.clientAssertion(config), jwt('api://AzureADTokenExchange', 'two'));
     await assert.rejects(built.clientAssertion(config), /is empty/);
-    assert.equal(reads.length, 3);
+    await assert.rejects(built.clientAssertion(config), (e: unknown) => e instanceof CredentialUnavailableError && /audience \["https:\/\/kubernetes.default.svc"\].*expects "api:\/\/AzureADTokenExchange"/.test(e.message));
+    await assert.rejects(built.clientAssertion(config), /does not hold a JWT/);
+    assert.equal(reads.length, 5);
   });
 });
