@@ -81,7 +81,12 @@ function watchIdentities(config: Config, identities: readonly LoadedIdentity[], 
     mode: config.mode,
     federatedTokenFile: config.federatedTokenFile,
     initial: identities,
-    watch: (path, onEvent) => fsWatch(path, { persistent: false }, () => onEvent()),
+    watch: (path, onEvent) => {
+      const watcher = fsWatch(path, { persistent: false }, () => onEvent());
+      // A watched directory that disappears (identity removed) errors the watcher; reload instead of crashing.
+      watcher.on('error', () => onEvent());
+      return watcher;
+    },
     scheduler: systemScheduler,
     onChange: (changes) => entra.applyChanges(changes),
     metrics,
