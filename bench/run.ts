@@ -1,0 +1,142 @@
+/**
+ * `npm run bench`: the performance benchmarks of issue 9, written into docs/performance.md (between the
+ * generated-section markers; the hand-written analysis around them is kept).
+ *
+ *   node bench/run.ts                 full run (about 6-8 minutes), writes docs/performance.md
+ *   node bench/run.ts --quick         smoke run for CI (well under a minute, figures too short to quote); writes
+ *                                     a file in the temporary directory unless --out is given
+ *   node bench/run.ts --out FILE      write the report there instead
+ *   node bench/run.ts --only a,b      run only these sections (cached, peer, cold, webhook, footprint)
+ *
+ * Loopback only; every run is bounded in count and time; every process started is stopped (also on errors and
+ * on SIGINT/SIGTERM). A section that cannot run is reported with its reason and makes the exit code 1.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAuthorityHost, type AuthorityHost } from './lib/authority.ts';
+import { describeMachine, imageNodeFlags } from './lib/machine.ts';
+import { mergeIntoDocument, renderGenerated, SECTION_NAMES, type BenchReport, type Section, type SectionName } from './lib/report.ts';
+import { fetchBody, runCached } from './scenarios/cached.ts';
+import { runCold } from './scenarios/cold.ts';
+import { runFootprint } from './scenarios/footprint.ts';
+import { runPeer } from './scenarios/peer.ts';
+import { runWebhook } from './scenarios/webhook.ts';
+import { imdsRequest, startSidecarProcess } from './lib/sidecar.ts';
+
+const root = join(import.meta.dirname, '..');
+
+interface Args {
+  readonly quick: boolean;
+  readonly out: string;
+  readonly only: ReadonlySet<SectionName>;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  let quick = false;
+  let out: string | undefined;
+  let only: Set<SectionName> = new Set(SECTION_NAMES);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') quick = true;
+    else if (arg === '--out') out = argv[++i];
+    else if (arg === '--only') {
+      const names = (argv[++i] ?? '').split(',').filter(Boolean);
+      const unknown = names.filter((n) => !(SECTION_NAMES as readonly string[]).includes(n));
+      if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${SECTION_NAMES.join(', ')}`);
+      only = new Set(names as SectionName[]);
+    } else throw new Error(`unknown argument ${arg}; usage: node bench/run.ts [--quick] [--out FILE] [--only ${SECTION_NAMES.join(',')}]`);
+  }
+  const defaultOut = quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'performance.md') : join(root, 'docs', 'performance.md');
+  return { quick, out: out ?? defaultOut, only };
+}
+
+const log = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+async function measure<T>(name: SectionName, args: Args, run: () => Promise<T>): Promise<Section<T>> {
+  if (!args.only.has(name)) return { ok: false, error: `not run (--only ${[...args.only].join(',')})` };
+  log(`== ${name}`);
+  const started = performance.now();
+  try {
+    const result = await run();
+    log(`== ${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return { ok: true, result };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log(`== ${name}: FAILED: ${message}`);
+    return { ok: false, error: message.split('\n')[0] ?? message };
+  }
+}
+
+/** The sidecar's answer body, for the memory reference (the cached section writes its own). */
+async function tokenBodyFile(nodeFlags: readonly string[]): Promise<string> {
+  const sidecar = await startSidecarProcess({ root, nodeFlags, mode: { kind: 'dev' } });
+  try {
+    const request = imdsRequest();
+    const file = join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'token.json');
+    writeFileSync(file, await fetchBody(sidecar.baseUrl + request.path, request.headers));
+    return file;
+  } finally {
+    await sidecar.server.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const startedAt = new Date().toISOString();
+  const machine = describeMachine();
+  const nodeFlags = imageNodeFlags(root);
+  log(`mi-anywhere bench (${args.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.nodeVersion}, load ${machine.loadAtStart.map((v) => v.toFixed(2)).join('/')}`);
+  const common = { root, nodeFlags: nodeFlags.flags, quick: args.quick, log };
+
+  const cached = await measure('cached', args, () => runCached(common));
+  let authority: AuthorityHost | undefined;
+  const needsAuthority = args.only.has('peer') || args.only.has('cold');
+  let authorityError: string | undefined;
+  if (needsAuthority) {
+    try {
+      authority = await startAuthorityHost(root);
+    } catch (error) {
+      authorityError = `the test authority did not start: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  const withAuthority = <T>(run: (a: AuthorityHost) => Promise<T>) => (): Promise<T> => {
+    if (!authority) throw new Error(authorityError ?? 'no test authority');
+    return run(authority);
+  };
+  let peer: Section<Awaited<ReturnType<typeof runPeer>>>;
+  let cold: Section<Awaited<ReturnType<typeof runCold>>>;
+  try {
+    peer = await measure('peer', args, withAuthority((a) => runPeer({ ...common, authority: a })));
+    cold = await measure('cold', args, withAuthority((a) => runCold({ ...common, authority: a })));
+  } finally {
+    await authority?.stop();
+  }
+  const webhook = await measure('webhook', args, () => runWebhook(common));
+  const footprint = await measure('footprint', args, async () => runFootprint({ ...common, bodyFile: await tokenBodyFile(nodeFlags.flags) }));
+
+  const report: BenchReport = {
+    schema: 1,
+    quick: args.quick,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: { ...machine, loadAtEnd: loadavg() },
+    nodeFlags,
+    sections: { cached, peer, cold, webhook, footprint },
+  };
+  const existing = existsSync(args.out) ? readFileSync(args.out, 'utf8') : undefined;
+  writeFileSync(args.out, mergeIntoDocument(existing, renderGenerated(report)));
+  log(`report: ${args.out}`);
+  const failed = Object.entries(report.sections).filter(([name, s]) => !s.ok && args.only.has(name as SectionName));
+  return failed.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(2);
+  },
+);
