@@ -10,6 +10,7 @@
  * Every started sidecar must be stopped (`await sidecar.stop()`, e.g. in `after`/`t.after`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -345,4 +346,37 @@ export async function startInProcessSidecar(options: InProcessOptions = {}): Pro
     logs: () => logText,
     stop: () => closeGracefully([token.server, health.server, metricsListener.server], 1_000),
   };
+}
+
+export interface RawAnswer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+  json(): Record<string, unknown>;
+}
+
+/**
+ * Sends exactly the given request line, headers and body with node:http (no fetch normalisation), so absolute-form
+ * targets, doubled slashes and odd header names reach the server as a client sent them. A fresh connection each time.
+ */
+export function sendRaw(
+  baseUrl: string,
+  init: { method?: string; target: string; headers?: Readonly<Record<string, string>>; body?: string | undefined },
+): Promise<RawAnswer> {
+  const url = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, method: init.method ?? 'GET', path: init.target, headers: { ...init.headers }, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as Record<string, unknown> }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }

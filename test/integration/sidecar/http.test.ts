@@ -3,38 +3,14 @@
  * exact error bodies, limits, proxy handling, health, metrics and the per-request log line.
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify, decodeJwt } from 'jose';
 import { UpstreamUnavailableError } from '../../../sidecar/errors.ts';
 import { DEV_IDENTITIES } from '../../../sidecar/token/dev-issuer.ts';
-import { startInProcessSidecar, type InProcessSidecar } from '../../helpers/sidecar.ts';
+import { sendRaw, startInProcessSidecar, type InProcessSidecar } from '../../helpers/sidecar.ts';
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-  json(): Record<string, unknown>;
-}
-
-/** Sends exactly what is given (node:http, so absolute-form targets and odd headers are possible). */
-function send(base: string, init: { method?: string; target: string; headers?: Record<string, string>; body?: string }): Promise<Answer> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: url.hostname, port: url.port, method: init.method ?? 'GET', path: init.target, headers: init.headers ?? {}, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as Record<string, unknown> }));
-      },
-    );
-    req.on('error', reject);
-    req.end(init.body);
-  });
-}
+const send = sendRaw;
 
 const RES = 'https://vault.azure.net';
 const ENC = encodeURIComponent(RES);
