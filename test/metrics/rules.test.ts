@@ -13,6 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import {
   ALERTS_FILE,
   ALERT_TESTS_FILE,
+  METRICS_DOC_FILE,
   RUNBOOKS_FILE,
   RUNBOOK_BASE_URL,
   alertRules,
@@ -143,6 +144,11 @@ describe('alert rules file', () => {
       { input: 'a <= 2', want: 'a < +Inf' },
     ];
     for (const c of cases) assert.equal(relaxThresholds(c.input), c.want, c.input);
+  });
+
+  it('docs/metrics.md lists every alert', () => {
+    const doc = readFileSync(METRICS_DOC_FILE, 'utf8');
+    for (const name of alertNames) assert.ok(doc.includes(`| \`${name}\` |`), `docs/metrics.md alert table lacks ${name}`);
   });
 
   it('every runbook section belongs to an alert (no orphaned runbooks)', () => {
