@@ -296,7 +296,13 @@ async function main(): Promise<number> {
       listen({ ...common, listener: config.metrics, onRequest: (req, res) => (app ? app.metrics(req, res) : notYet(req, res)) }),
     ]);
   } catch (error) {
+    const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
     logger.fatal({ err: error }, 'could not listen');
+    const hint =
+      e.code === 'EADDRINUSE'
+        ? `; another process uses it — set ${SIDECAR_ENV.tokenPort}, ${SIDECAR_ENV.healthPort} or ${SIDECAR_ENV.metricsPort} to a free port (0 = any)`
+        : '';
+    process.stderr.write(`mi-anywhere sidecar: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code ?? e.message})${hint}\n`);
     return 1;
   }
   const [token, health, metricsListener] = listeners as [Listening, Listening, Listening];

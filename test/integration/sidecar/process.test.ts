@@ -3,7 +3,8 @@
  * identity directory, and the Arc challenge against a real key directory.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,17 @@ function run(args: readonly string[], env: Record<string, string>): { status: nu
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MI_ANYWHERE_')));
   const r = spawnSync(node24(), [MAIN, ...args], { env: { ...inherited, ...env }, encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like {@link run}, without blocking the event loop (needed when the test itself holds a socket open). */
+function runAsync(args: readonly string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MI_ANYWHERE_')));
+  const child = spawn(node24(), [MAIN, ...args], { env: { ...inherited, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
 }
 
 const temp = mkdtempSync(join(tmpdir(), 'mi-anywhere-process-'));
@@ -73,6 +85,19 @@ describe('sidecar process', () => {
     assert.match(r.stderr, /MI_ANYWHERE_TOKEN_PORT: must be a number/);
     assert.match(r.stderr, /MI_ANYWHERE_LOG_LEVEL: must be one of/);
     assert.equal(r.stdout, '', 'nothing listened or logged');
+  });
+
+  it('a port in use: exit 1 naming the address and the variables to change', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = String((blocker.address() as AddressInfo).port);
+    try {
+      const r = await runAsync(['--dev'], { MI_ANYWHERE_TOKEN_PORT: port, MI_ANYWHERE_HEALTH_PORT: '0', MI_ANYWHERE_METRICS_PORT: '0', MI_ANYWHERE_HEALTH_ADDRESS: '127.0.0.1', MI_ANYWHERE_METRICS_ADDRESS: '127.0.0.1' });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\); another process uses it — set MI_ANYWHERE_TOKEN_PORT`));
+    } finally {
+      blocker.close();
+    }
   });
 
   it('entra mode without an identity directory says how to get dev mode', () => {
