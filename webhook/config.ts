@@ -6,44 +6,53 @@
  *
  * Environment variables (the chart sets these; docs/webhook.md explains each):
  *
- *   MI_ANYWHERE_WEBHOOK_LOG_LEVEL                      webhook log level (fatal|error|warn|info|debug|trace|silent), default info
- *   MI_ANYWHERE_WEBHOOK_ADDRESS / _PORT                admission listener (HTTPS), default 0.0.0.0:8443
- *   MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS / _HEALTH_PORT  /healthz and /readyz (plain HTTP), default 0.0.0.0:8081
- *   MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS / _METRICS_PORT /metrics (plain HTTP), default 0.0.0.0:8080
- *   MI_ANYWHERE_WEBHOOK_REQUEST_TIMEOUT_SECONDS        per-request timeout of the admission listener, default 30
- *   MI_ANYWHERE_WEBHOOK_TLS_MIN_VERSION                TLSv1.3 (default) | TLSv1.2
- *   MI_ANYWHERE_WEBHOOK_CERT_MODE                      files (default: cert-manager or any mounted Secret) | self-managed
- *   MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE / _TLS_KEY_FILE  files mode: PEM paths, default /etc/mi-anywhere/tls/tls.{crt,key}
- *   MI_ANYWHERE_WEBHOOK_TLS_RELOAD_INTERVAL_SECONDS    files mode: poll interval for certificate changes, default 10
- *   MI_ANYWHERE_WEBHOOK_NAMESPACE                      self-managed: namespace of the webhook (required)
- *   MI_ANYWHERE_WEBHOOK_SERVICE_NAME                   self-managed: Service name, for the certificate's DNS names (required)
- *   MI_ANYWHERE_WEBHOOK_CERT_SECRET_NAME               self-managed: Secret holding CA + serving cert (required)
- *   MI_ANYWHERE_WEBHOOK_CONFIGURATION_NAME             self-managed: MutatingWebhookConfiguration whose caBundle is patched (required)
- *   MI_ANYWHERE_WEBHOOK_CERT_EXTRA_DNS_NAMES           self-managed: extra DNS SANs, comma-separated
- *   MI_ANYWHERE_WEBHOOK_CERT_IP_ADDRESSES              self-managed: IP SANs, comma-separated (e.g. 127.0.0.1 for url-based tests)
- *   MI_ANYWHERE_WEBHOOK_CERT_VALIDITY_DAYS             self-managed: serving certificate lifetime, default 365
- *   MI_ANYWHERE_WEBHOOK_CERT_RENEW_BEFORE_DAYS         self-managed: renew the serving cert this long before expiry, default 30
- *   MI_ANYWHERE_WEBHOOK_CA_VALIDITY_DAYS               self-managed: CA lifetime, default 3650
- *   MI_ANYWHERE_WEBHOOK_CA_RENEW_BEFORE_DAYS           self-managed: renew the CA this long before expiry, default 365
- *   MI_ANYWHERE_WEBHOOK_CERT_CHECK_INTERVAL_SECONDS    self-managed: how often Secret/caBundle/expiry are reconciled, default 300
- *   MI_ANYWHERE_WEBHOOK_KUBECONFIG                     kubeconfig path; unset = in-cluster service account
- *   MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR                 auto (default: API server >= 1.29) | always | never
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE                  image of the injected sidecar (required; the chart passes its own image)
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE_PULL_POLICY      Always | IfNotPresent (default) | Never
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_COMMAND                JSON array, default ["node"] (the image's ENTRYPOINT)
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_ARGS                   JSON array, default ["dist/sidecar/main.js"]
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_USER / _RUN_AS_GROUP   numeric ids, default 65532 / 65532
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST / _CPU_LIMIT       default 10m / 500m
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST / _MEMORY_LIMIT default 64Mi / 256Mi
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT / _HEALTH_PORT / _METRICS_PORT  default 50342 / 50343 / 50344
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST         Entra authority host given to sidecars (sovereign clouds); unset = sidecar default
- *   MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE                env profile when a pod names none, default "default"
- *   MI_ANYWHERE_WEBHOOK_DEFAULT_LOG_LEVEL              sidecar log level when a pod names none, default info
- *   MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_AUDIENCE     default api://AzureADTokenExchange
+ *   MI_ANYWHERE_WEBHOOK_LOG_LEVEL                             webhook log level (fatal|error|warn|info|debug|trace|silent), default info
+ *   MI_ANYWHERE_WEBHOOK_ADDRESS                               admission listener (HTTPS) address, default 0.0.0.0
+ *   MI_ANYWHERE_WEBHOOK_PORT                                  admission listener port, default 8443
+ *   MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS                        /healthz and /readyz (plain HTTP) address, default 0.0.0.0
+ *   MI_ANYWHERE_WEBHOOK_HEALTH_PORT                           health port, default 8081
+ *   MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS                       /metrics (plain HTTP) address, default 0.0.0.0
+ *   MI_ANYWHERE_WEBHOOK_METRICS_PORT                          metrics port, default 8080
+ *   MI_ANYWHERE_WEBHOOK_REQUEST_TIMEOUT_SECONDS               per-request timeout of the admission listener, default 30
+ *   MI_ANYWHERE_WEBHOOK_TLS_MIN_VERSION                       TLSv1.3 (default) | TLSv1.2
+ *   MI_ANYWHERE_WEBHOOK_CERT_MODE                             files (default: cert-manager or any mounted Secret) | self-managed
+ *   MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE                         files mode: PEM certificate chain, default /etc/mi-anywhere/tls/tls.crt
+ *   MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE                          files mode: PEM key, default /etc/mi-anywhere/tls/tls.key
+ *   MI_ANYWHERE_WEBHOOK_TLS_RELOAD_INTERVAL_SECONDS           files mode: poll interval for certificate changes, default 10
+ *   MI_ANYWHERE_WEBHOOK_NAMESPACE                             self-managed: namespace of the webhook (required)
+ *   MI_ANYWHERE_WEBHOOK_SERVICE_NAME                          self-managed: Service name, for the certificate's DNS names (required)
+ *   MI_ANYWHERE_WEBHOOK_CERT_SECRET_NAME                      self-managed: Secret holding CA + serving cert (required)
+ *   MI_ANYWHERE_WEBHOOK_CONFIGURATION_NAME                    self-managed: MutatingWebhookConfiguration whose caBundle is patched (required)
+ *   MI_ANYWHERE_WEBHOOK_CERT_EXTRA_DNS_NAMES                  self-managed: extra DNS SANs, comma-separated
+ *   MI_ANYWHERE_WEBHOOK_CERT_IP_ADDRESSES                     self-managed: IP SANs, comma-separated (e.g. 127.0.0.1 for url-based registrations)
+ *   MI_ANYWHERE_WEBHOOK_CERT_VALIDITY_DAYS                    self-managed: serving certificate lifetime, default 365
+ *   MI_ANYWHERE_WEBHOOK_CERT_RENEW_BEFORE_DAYS                self-managed: renew the serving cert this long before expiry, default 30
+ *   MI_ANYWHERE_WEBHOOK_CA_VALIDITY_DAYS                      self-managed: CA lifetime, default 3650
+ *   MI_ANYWHERE_WEBHOOK_CA_RENEW_BEFORE_DAYS                  self-managed: renew the CA this long before expiry, default 365
+ *   MI_ANYWHERE_WEBHOOK_CERT_CHECK_INTERVAL_SECONDS           self-managed: how often Secret/caBundle/expiry are reconciled, default 300
+ *   MI_ANYWHERE_WEBHOOK_KUBECONFIG                            kubeconfig path; unset = in-cluster service account
+ *   MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR                        auto (default: API server >= 1.29) | always | never
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE                         image of the injected sidecar (required; the chart passes its own image)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE_PULL_POLICY             Always | IfNotPresent (default) | Never
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_COMMAND                       JSON array, default ["node"] (the image's ENTRYPOINT)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_ARGS                          JSON array, default ["dist/sidecar/main.js"]
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_USER                   numeric uid, default 65532
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_GROUP                  numeric gid, default 65532
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST                   default 10m
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_LIMIT                     default 500m (empty: no limit)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST                default 64Mi
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMIT                  default 256Mi (empty: no limit)
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT                    default 50342
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT                   default 50343
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_METRICS_PORT                  default 50344
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST                Entra authority host given to sidecars (sovereign clouds); unset = sidecar default
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE                       env profile when a pod names none, default "default"
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_LOG_LEVEL                     sidecar log level when a pod names none, default info
+ *   MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_AUDIENCE            default api://AzureADTokenExchange
  *   MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS  default 3600 (Kubernetes minimum 600)
- *   MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE            image with iptables for the optional IMDS redirect; unset = feature disabled
+ *   MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE                   image with iptables for the optional IMDS redirect; unset = feature disabled
  *
- * Pure apart from nothing: takes the environment as a parameter, reads no files (paths only).
+ * Pure: takes the environment as a parameter, reads no files (paths only).
  */
 import {
   DEFAULT_FEDERATED_AUDIENCE,

@@ -90,8 +90,7 @@ describe('webhook config', () => {
     const header = readFileSync(join(import.meta.dirname, '..', '..', '..', 'webhook', 'config.ts'), 'utf8').split('*/')[0] ?? '';
     const docs = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'webhook.md'), 'utf8');
     for (const name of Object.values(WEBHOOK_ENV)) {
-      const short = name.replace('MI_ANYWHERE_WEBHOOK', '');
-      assert.ok(header.includes(name) || header.includes(short), `${name} missing from the config.ts header`);
+      assert.ok(header.includes(` ${name} `), `${name} missing from the config.ts header`);
       assert.ok(docs.includes(name), `${name} missing from docs/webhook.md`);
     }
   });
