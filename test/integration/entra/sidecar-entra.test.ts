@@ -198,6 +198,25 @@ describe('entra mode against the test authority', () => {
     assert.equal(authority.calls({ endpoint: 'token', clientId: apps.secret!.clientId }).at(-1)?.credentialId, 'secret:new');
   });
 
+  it('keeps serving the last good identity when a Secret update is broken, and logs why', async () => {
+    const before = await imdsToken(sidecar, 'https://vault.azure.net/cert', apps.cert!.clientId);
+    assert.equal(before.status, 200);
+    rotateSecretDir(join(root, 'identities'), 'cert-app', { tenantId: apps.cert!.tenantId, clientId: apps.cert!.clientId, 'tls.crt': 'garbage', 'tls.key': 'garbage' });
+    await eventually('the broken update is reported', () => sidecar.logs().includes('identity update rejected'));
+    const during = await imdsToken(sidecar, 'https://vault.azure.net/cert-again', apps.cert!.clientId);
+    assert.equal(during.status, 200, JSON.stringify(during.body));
+    assert.match(sidecar.logs(), /cert-app.*tls\.crt is not a PEM certificate/);
+  });
+
+  it('never logs a secret, a key or a token', async () => {
+    const logs = sidecar.logs();
+    assert.ok(!/PRIVATE KEY-----(\\n|\s)*MI/.test(logs), 'no PEM key material in the logs');
+    for (const secret of ['old-secret-value', 'new-secret-value', 'a-wrong-one']) {
+      assert.ok(!logs.includes(secret), `${secret} in: ${logs.split('\n').filter((l) => l.includes(secret)).join('\n').slice(0, 2000)}`);
+    }
+    assert.ok(!/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/.test(logs), 'no JWT in the logs');
+  });
+
   it('exports the certificate expiry and the cache for metrics', async () => {
     const text = await (await fetch(new URL('/metrics', sidecar.metricsUrl))).text();
     assert.match(text, /mi_anywhere_credential_expiry_timestamp_seconds\{identity="cert-app",kind="certificate"\} \d{10}/);
