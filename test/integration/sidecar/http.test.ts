@@ -184,6 +184,11 @@ describe('sidecar HTTP (in-process)', () => {
       assert.equal(ready.status, 200);
       assert.deepEqual(ready.json(), { status: 'ready' });
       assert.equal((await send(sc.healthUrl, { target: '/metadata/identity/oauth2/token' })).status, 404, 'no tokens on the health listener');
+      const post = await send(sc.healthUrl, { method: 'POST', target: '/healthz' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers['allow'], 'GET, HEAD');
+      assert.equal((await send(sc.metricsUrl, { target: '/healthz' })).status, 404, 'metrics listener serves only /metrics');
+      assert.equal((await send(sc.tokenUrl, { target: '/healthz' })).status, 404, 'no health on the token listener');
     });
     it('/metrics counts token requests by dialect and code', async () => {
       const m = await send(sc.metricsUrl, { target: '/metrics' });
