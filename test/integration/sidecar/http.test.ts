@@ -304,3 +304,24 @@ describe('sidecar HTTP: graceful stop', () => {
     await assert.rejects(send(sc.tokenUrl, { target: '/healthz' }), /ECONNREFUSED/);
   });
 });
+
+describe('sidecar HTTP: stop after the grace period', () => {
+  it('a request that never finishes is cut off and stop() still resolves', async () => {
+    let entered: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const sc = await startInProcessSidecar({
+      tokenSource: {
+        getToken: (r) =>
+          new Promise((_resolve, reject) => {
+            entered();
+            // Never resolves on its own; the abort signal fires when the connection is cut.
+            r.signal?.addEventListener('abort', () => reject(new Error('aborted')));
+          }),
+      },
+    });
+    const pending = send(sc.tokenUrl, { target: `${IMDS}?api-version=2018-02-01&resource=${ENC}`, headers: { Metadata: 'true' } });
+    await inside;
+    await sc.stop();
+    await assert.rejects(pending, /socket hang up|ECONNRESET/);
+  });
+});
