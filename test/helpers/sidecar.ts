@@ -104,6 +104,10 @@ function urlFor(line: ListeningLine): string {
 /**
  * Spawns the sidecar and waits until it serves. Rejects (with the process output) if it exits or times out first.
  */
+function printedHeader(printed: string | undefined, configured: string): string {
+  return printed === undefined || printed.startsWith('$') ? configured : printed;
+}
+
 export function startSidecar(options: StartSidecarOptions = {}): Promise<SpawnedSidecar> {
   const identityHeader = options.env?.['MI_ANYWHERE_IDENTITY_HEADER'] ?? randomBytes(16).toString('hex');
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MI_ANYWHERE_')));
@@ -181,8 +185,9 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
         tokenUrl: urlFor(token),
         healthUrl: urlFor(health),
         metricsUrl: urlFor(metrics),
-        // The printed value is authoritative (callers may unset MI_ANYWHERE_IDENTITY_HEADER to get a random one).
-        identityHeader: profiles.get('app-service')?.['IDENTITY_HEADER'] ?? identityHeader,
+        // The printed value is authoritative (callers may unset MI_ANYWHERE_IDENTITY_HEADER to get a random one),
+        // except in entra mode, which prints a configured secret as a `$MI_ANYWHERE_IDENTITY_HEADER` reference.
+        identityHeader: printedHeader(profiles.get('app-service')?.['IDENTITY_HEADER'], identityHeader),
         profiles,
         child,
         logs: () => output,
