@@ -15,7 +15,8 @@ import { decodeJwt } from 'jose';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../../authority/authority.ts';
 import { createClientCertificate, toPfx } from '../../authority/pki.ts';
 import { startServiceAccountIssuer, type ServiceAccountIssuer } from '../../authority/service-account-issuer.ts';
-import { startSidecar, type SpawnedSidecar } from '../../helpers/sidecar.ts';
+import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../../helpers/sidecar.ts';
+import { spawn } from 'node:child_process';
 import { rotateSecretDir, writeSecretDir } from './kube-secret-dir.ts';
 
 const ARM = 'https://management.azure.com/';
@@ -197,6 +198,36 @@ describe('entra mode against the test authority', () => {
     assert.equal(fresh.status, 200, JSON.stringify(fresh.body));
     assert.equal(authority.calls({ endpoint: 'token', clientId: apps.secret!.clientId }).at(-1)?.credentialId, 'secret:new');
   });
+
+  /** Runs an unmodified @azure/identity app (ManagedIdentityCredential) with only one profile's environment. */
+  function runApp(profile: 'app-service' | 'pod-identity' | 'msi-secret', clientId?: string): Promise<{ ok: boolean; token?: string; error?: string }> {
+    // In entra mode a configured header secret is printed as a reference to its variable, not as the value.
+    const printed = Object.entries(sidecar.profiles.get(profile) ?? {}).map(([k, v]) => [k, v.startsWith('$') ? sidecar.identityHeader : v]);
+    const env = { PATH: process.env.PATH ?? '', ...Object.fromEntries(printed) };
+    const client = join(REPO_ROOT, 'test', 'integration', 'sidecar', 'mi-client.ts');
+    return new Promise((resolve) => {
+      const child = spawn(node24(), [client, 'https://management.azure.com/.default', ...(clientId ? [clientId] : [])], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('close', () => resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ok: boolean; token?: string; error?: string }));
+    });
+  }
+
+  for (const profile of ['app-service', 'pod-identity', 'msi-secret'] as const) {
+    it(`serves an unmodified @azure/identity app through the ${profile} profile with real Entra tokens`, async () => {
+      const system = await runApp(profile);
+      assert.equal(system.ok, true, system.error);
+      assert.equal(decodeJwt(system.token!).appid, apps.secret!.clientId);
+      if (profile !== 'msi-secret') {
+        const user = await runApp(profile, apps.cert!.clientId);
+        assert.equal(user.ok, true, user.error);
+        assert.equal(decodeJwt(user.token!).appid, apps.cert!.clientId);
+        const rejected = await runApp(profile, apps.badSecret!.clientId);
+        assert.equal(rejected.ok, false);
+        assert.match(rejected.error!, /AADSTS7000215/);
+      }
+    });
+  }
 
   it('keeps serving the last good identity when a Secret update is broken, and logs why', async () => {
     const before = await imdsToken(sidecar, 'https://vault.azure.net/cert', apps.cert!.clientId);
