@@ -130,6 +130,11 @@ export interface StartTestAuthorityOptions {
   readonly port?: number;
   /** Where to write `ca.pem`; default a fresh temp directory removed by `stop()`. */
   readonly caFile?: string;
+  /**
+   * Port to publish in `url` and in discovery documents instead of the listening port, when clients reach the
+   * authority through a TCP forwarder on that port (test/reliability/tcp-forwarder.ts). Default: the listening port.
+   */
+  readonly advertisedPort?: number;
 }
 
 export interface TestAuthority {
@@ -693,7 +698,8 @@ export async function startTestAuthority(options: StartTestAuthorityOptions = {}
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  host = `127.0.0.1:${port}`;
+  // A TCP forwarder in front (test/reliability: outages, TLS failures) must also be in the URLs we publish.
+  host = `127.0.0.1:${options.advertisedPort ?? port}`;
   url = `https://${host}`;
 
   const handle: TestAuthority = {
