@@ -107,7 +107,27 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
   const kid = await calculateJwkThumbprint(publicJwk);
   const jwk: JWK = { ...publicJwk, kid, alg: 'RS256', use: 'sig' };
   const issuer = `${options.baseUrl.replace(/\/+$/, '')}/dev-issuer`;
-  const reused = new Map<string, IssuedToken>();
+  /** Tokens (or in-flight mints) per identity and resource; concurrent first requests share one mint. */
+  const reused = new Map<string, Promise<IssuedToken>>();
+  const fresh = (token: IssuedToken): boolean =>
+    options.nowMs() / 1000 < token.expiresOnSeconds - DEV_TOKEN_LIFETIME_SECONDS * REUSE_FRACTION;
+
+  async function reuseOrMint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
+    const key = `${identity.descriptor.clientId}\n${resource}`;
+    const existing = reused.get(key);
+    if (existing !== undefined) {
+      const token = await existing;
+      if (fresh(token)) return token;
+      // Another caller may have replaced the stale entry while this one waited: use theirs.
+      const current = reused.get(key);
+      if (current !== undefined && current !== existing) return current;
+    }
+    if (reused.size >= MAX_REUSED_TOKENS) reused.clear();
+    const minted = mint(identity, resource);
+    reused.set(key, minted);
+    minted.catch(() => reused.delete(key));
+    return minted;
+  }
 
   async function mint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
     const d = identity.descriptor;
@@ -146,14 +166,7 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
         // Defence in depth: main.ts never wires the dev issuer to real identities.
         throw new BadRequestError(`The dev issuer only serves dev identities, not "${request.identity.descriptor.name}"`);
       }
-      const key = `${request.identity.descriptor.clientId}\n${request.resource}`;
-      const nowSeconds = options.nowMs() / 1000;
-      const existing = reused.get(key);
-      if (existing && nowSeconds < existing.expiresOnSeconds - DEV_TOKEN_LIFETIME_SECONDS * REUSE_FRACTION) return existing;
-      const token = await mint(request.identity, request.resource);
-      if (reused.size >= MAX_REUSED_TOKENS) reused.clear();
-      reused.set(key, token);
-      return token;
+      return reuseOrMint(request.identity, request.resource);
     },
     discovery(): OidcDiscovery {
       return {

@@ -61,6 +61,14 @@ describe('dev issuer', () => {
     assert.notEqual((await issuer.getToken({ identity: system, resource: 'r' })).accessToken, first.accessToken);
   });
 
+  it('concurrent first requests share one token (IMDS returns identical tokens, protocols.md §11 item 19)', async () => {
+    const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => Date.UTC(2026, 10, 26, 12) });
+    const system = devIdentities()[0];
+    assert.ok(system);
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => issuer.getToken({ identity: system, resource: 'r' })));
+    assert.equal(new Set(tokens.map((t) => t.accessToken)).size, 1);
+  });
+
   it('publishes OIDC discovery pointing at its JWKS', async () => {
     const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => 0 });
     assert.deepEqual(issuer.discovery(), {
