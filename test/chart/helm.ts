@@ -58,7 +58,7 @@ export interface RenderOptions {
 export function templateArgs(options: RenderOptions): string[] {
   const args = ['template', options.release ?? 'mi', CHART_DIR, '--namespace', options.namespace ?? 'mi-anywhere'];
   for (const file of options.valuesFiles ?? []) args.push('--values', file);
-  for (const [key, value] of Object.entries(options.set ?? {})) args.push('--set-string', `${key}=${value}`);
+  for (const [key, value] of Object.entries(options.set ?? {})) args.push('--set', `${key}=${value}`);
   return args;
 }
 
