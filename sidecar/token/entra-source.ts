@@ -59,7 +59,7 @@ function keyOf(identity: LoadedIdentity): string {
 export class EntraTokenSource implements TokenSource {
   readonly #options: EntraTokenSourceOptions;
   readonly #network: INetworkModule;
-  /** Insertion-ordered: the first key is the least recently created application. */
+  /** Map order = recency: the first key is the least recently used application. */
   readonly #apps = new Map<string, ConfidentialClientApplication>();
 
   constructor(options: EntraTokenSourceOptions) {
@@ -77,7 +77,12 @@ export class EntraTokenSource implements TokenSource {
   #application(identity: LoadedIdentity): ConfidentialClientApplication {
     const key = keyOf(identity);
     const existing = this.#apps.get(key);
-    if (existing) return existing;
+    if (existing) {
+      // Re-insert so Map order stays least-recently-used first.
+      this.#apps.delete(key);
+      this.#apps.set(key, existing);
+      return existing;
+    }
     // A new credential version replaces the previous ones of the same identity.
     this.forget(identity.descriptor.name);
     const { authority, knownAuthorities } = authorityFor(this.#options.authorityHost, identity.descriptor.tenantId);
