@@ -7,6 +7,8 @@
  *                                     a file in the temporary directory unless --out is given
  *   node bench/run.ts --out FILE      write the report there instead
  *   node bench/run.ts --only a,b      run only these sections (cached, peer, cold, webhook, footprint)
+ *   node bench/run.ts --runtime R     `compiled` (default of a full run: tsc output, as the image runs it) or
+ *                                     `sources` (default of --quick: the .ts files through Node type stripping)
  *
  * Loopback only; every run is bounded in count and time; every process started is stopped (also on errors and
  * on SIGINT/SIGTERM). A section that cannot run is reported with its reason and makes the exit code 1.
@@ -23,11 +25,13 @@ import { runFootprint } from './scenarios/footprint.ts';
 import { runPeer } from './scenarios/peer.ts';
 import { runWebhook } from './scenarios/webhook.ts';
 import { imdsRequest, startSidecarProcess } from './lib/sidecar.ts';
+import { preparePrograms, type Programs, type Runtime } from './lib/programs.ts';
 
 const root = join(import.meta.dirname, '..');
 
 interface Args {
   readonly quick: boolean;
+  readonly runtime: Runtime;
   readonly out: string;
   readonly only: ReadonlySet<SectionName>;
 }
@@ -36,19 +40,25 @@ function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let out: string | undefined;
   let only: Set<SectionName> = new Set(SECTION_NAMES);
+  let runtime: Runtime | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
     else if (arg === '--out') out = argv[++i];
+    else if (arg === '--runtime') {
+      const value = argv[++i];
+      if (value !== 'compiled' && value !== 'sources') throw new Error(`--runtime must be compiled or sources, not ${value}`);
+      runtime = value;
+    }
     else if (arg === '--only') {
       const names = (argv[++i] ?? '').split(',').filter(Boolean);
       const unknown = names.filter((n) => !(SECTION_NAMES as readonly string[]).includes(n));
       if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${SECTION_NAMES.join(', ')}`);
       only = new Set(names as SectionName[]);
-    } else throw new Error(`unknown argument ${arg}; usage: node bench/run.ts [--quick] [--out FILE] [--only ${SECTION_NAMES.join(',')}]`);
+    } else throw new Error(`unknown argument ${arg}; usage: node bench/run.ts [--quick] [--out FILE] [--only ${SECTION_NAMES.join(',')}] [--runtime compiled|sources]`);
   }
   const defaultOut = quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'performance.md') : join(root, 'docs', 'performance.md');
-  return { quick, out: out ?? defaultOut, only };
+  return { quick, runtime: runtime ?? (quick ? 'sources' : 'compiled'), out: out ?? defaultOut, only };
 }
 
 const log = (line: string): void => {
@@ -71,8 +81,8 @@ async function measure<T>(name: SectionName, args: Args, run: () => Promise<T>):
 }
 
 /** The sidecar's answer body, for the memory reference (the cached section writes its own). */
-async function tokenBodyFile(nodeFlags: readonly string[]): Promise<string> {
-  const sidecar = await startSidecarProcess({ root, nodeFlags, mode: { kind: 'dev' } });
+async function tokenBodyFile(programs: Programs, nodeFlags: readonly string[]): Promise<string> {
+  const sidecar = await startSidecarProcess({ program: programs.sidecarMain, nodeFlags, mode: { kind: 'dev' } });
   try {
     const request = imdsRequest();
     const file = join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'token.json');
@@ -89,7 +99,9 @@ async function main(): Promise<number> {
   const machine = describeMachine();
   const nodeFlags = imageNodeFlags(root);
   log(`mi-anywhere bench (${args.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.nodeVersion}, load ${machine.loadAtStart.map((v) => v.toFixed(2)).join('/')}`);
-  const common = { root, nodeFlags: nodeFlags.flags, quick: args.quick, log };
+  log(`runtime: ${args.runtime}${args.runtime === 'compiled' ? ' (building with tsc -p tsconfig.build.json)' : ''}`);
+  const programs = preparePrograms(root, args.runtime);
+  const common = { root, programs, nodeFlags: nodeFlags.flags, quick: args.quick, log };
 
   const cached = await measure('cached', args, () => runCached(common));
   let authority: AuthorityHost | undefined;
@@ -115,7 +127,7 @@ async function main(): Promise<number> {
     await authority?.stop();
   }
   const webhook = await measure('webhook', args, () => runWebhook(common));
-  const footprint = await measure('footprint', args, async () => runFootprint({ ...common, bodyFile: await tokenBodyFile(nodeFlags.flags) }));
+  const footprint = await measure('footprint', args, async () => runFootprint({ ...common, bodyFile: await tokenBodyFile(programs, nodeFlags.flags) }));
 
   const report: BenchReport = {
     schema: 1,
@@ -124,6 +136,7 @@ async function main(): Promise<number> {
     finishedAt: new Date().toISOString(),
     machine: { ...machine, loadAtEnd: loadavg() },
     nodeFlags,
+    runtime: programs.description,
     sections: { cached, peer, cold, webhook, footprint },
   };
   const existing = existsSync(args.out) ? readFileSync(args.out, 'utf8') : undefined;

@@ -25,6 +25,8 @@ export interface BenchReport {
   readonly finishedAt: string;
   readonly machine: MachineInfo;
   readonly nodeFlags: { readonly flags: readonly string[]; readonly source: string };
+  /** What was run: compiled JavaScript (as in the image) or the TypeScript sources. */
+  readonly runtime: string;
   readonly sections: {
     readonly cached: Section<CachedResult>;
     readonly peer: Section<PeerResult>;
@@ -235,6 +237,7 @@ export function renderGenerated(report: BenchReport): string {
     `| Node | ${m.nodeVersion} (${m.platform}) |`,
     `| load average at start (1/5/15 min) | ${m.loadAtStart.map((v) => v.toFixed(2)).join(' / ')} |`,
     `| load average at end | ${m.loadAtEnd.map((v) => v.toFixed(2)).join(' / ')} |`,
+    `| programs | ${report.runtime}; Node flags of the image: ${report.nodeFlags.flags.length > 0 ? report.nodeFlags.flags.join(' ') : 'none'} (${report.nodeFlags.source}) |`,
     `| load generator | autocannon (in the benchmark process, same machine); latencies from its per-response timings (µs resolution) |`,
     '',
     '### Targets',

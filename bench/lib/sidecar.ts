@@ -17,7 +17,8 @@ export interface SidecarProcess {
 }
 
 export interface StartSidecarOptions {
-  readonly root: string;
+  /** The sidecar's entry file (compiled main.js or sidecar/main.ts, see programs.ts). */
+  readonly program: string;
   readonly nodeFlags: readonly string[];
   /** `--dev` (built-in dev issuer) or entra mode with the given identity directory. */
   readonly mode: { readonly kind: 'dev' } | { readonly kind: 'entra'; readonly env: Readonly<Record<string, string>> };
@@ -36,7 +37,7 @@ export async function startSidecarProcess(options: StartSidecarOptions): Promise
   const server = await spawnServer({
     name: options.name ?? 'sidecar',
     command: process.execPath,
-    args: [...options.nodeFlags, ...(options.extraNodeFlags ?? []), join(options.root, 'sidecar/main.ts'), ...(options.mode.kind === 'dev' ? ['--dev'] : [])],
+    args: [...options.nodeFlags, ...(options.extraNodeFlags ?? []), options.program, ...(options.mode.kind === 'dev' ? ['--dev'] : [])],
     env: {
       MI_ANYWHERE_TOKEN_ADDRESS: '127.0.0.1',
       MI_ANYWHERE_TOKEN_PORT: String(tokenPort),

@@ -11,6 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnServer, type Server } from '../lib/processes.ts';
+import type { Programs, ReferenceKind } from '../lib/programs.ts';
 import { appServiceRequest, imdsRequest, startSidecarProcess, type SidecarProcess } from '../lib/sidecar.ts';
 import { runMatrix, type MatrixCell, type Target } from './load-matrix.ts';
 
@@ -20,7 +21,7 @@ export interface CachedResult {
 }
 
 export interface CachedOptions {
-  readonly root: string;
+  readonly programs: Programs;
   readonly nodeFlags: readonly string[];
   readonly quick: boolean;
   readonly log: (line: string) => void;
@@ -33,11 +34,11 @@ export async function fetchBody(url: string, headers: Readonly<Record<string, st
   return body;
 }
 
-export async function startReference(root: string, kind: 'bare-http' | 'express-route', bodyFile: string, nodeFlags: readonly string[]): Promise<Server & { port: number }> {
+export async function startReference(programs: Programs, kind: ReferenceKind, bodyFile: string, nodeFlags: readonly string[]): Promise<Server & { port: number }> {
   const server = await spawnServer({
     name: kind,
     command: process.execPath,
-    args: [...nodeFlags, join(root, 'bench/references', `${kind}.ts`), bodyFile],
+    args: [...nodeFlags, programs.reference(kind), bodyFile],
     readyPattern: /listening (\d+)/,
   });
   return Object.assign(server, { port: Number(server.match?.[1]) });
@@ -46,7 +47,7 @@ export async function startReference(root: string, kind: 'bare-http' | 'express-
 export async function runCached(options: CachedOptions): Promise<CachedResult> {
   const started: Server[] = [];
   try {
-    const sidecar: SidecarProcess = await startSidecarProcess({ root: options.root, nodeFlags: options.nodeFlags, mode: { kind: 'dev' } });
+    const sidecar: SidecarProcess = await startSidecarProcess({ program: options.programs.sidecarMain, nodeFlags: options.nodeFlags, mode: { kind: 'dev' } });
     started.push(sidecar.server);
     const imds = imdsRequest();
     const appService = appServiceRequest(sidecar.identityHeader);
@@ -55,9 +56,9 @@ export async function runCached(options: CachedOptions): Promise<CachedResult> {
     await fetchBody(sidecar.baseUrl + appService.path, appService.headers);
     const bodyFile = join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'token.json');
     writeFileSync(bodyFile, body);
-    const bare = await startReference(options.root, 'bare-http', bodyFile, options.nodeFlags);
+    const bare = await startReference(options.programs, 'bare-http', bodyFile, options.nodeFlags);
     started.push(bare);
-    const express = await startReference(options.root, 'express-route', bodyFile, options.nodeFlags);
+    const express = await startReference(options.programs, 'express-route', bodyFile, options.nodeFlags);
     started.push(express);
     const targets: Target[] = [
       { name: 'sidecar-imds', url: sidecar.baseUrl + imds.path, headers: imds.headers },

@@ -7,6 +7,7 @@
  */
 import { request } from 'node:http';
 import type { AuthorityHost } from '../lib/authority.ts';
+import type { Programs } from '../lib/programs.ts';
 import { imdsRequest } from '../lib/sidecar.ts';
 import { percentileOfSorted } from '../lib/stats.ts';
 import { startEntraSidecar } from './entra.ts';
@@ -30,7 +31,7 @@ export interface ColdResult {
 }
 
 export interface ColdOptions {
-  readonly root: string;
+  readonly programs: Programs;
   readonly nodeFlags: readonly string[];
   readonly authority: AuthorityHost;
   readonly quick: boolean;
@@ -54,7 +55,7 @@ function timedGet(url: string, headers: Readonly<Record<string, string>>): Promi
 export async function runCold(options: ColdOptions): Promise<ColdResult> {
   const concurrency = options.quick ? 20 : 100;
   const roundCount = options.quick ? 2 : 5;
-  const sidecar = await startEntraSidecar({ root: options.root, nodeFlags: options.nodeFlags, authority: options.authority, name: 'sidecar-entra-cold' });
+  const sidecar = await startEntraSidecar({ programs: options.programs, nodeFlags: options.nodeFlags, authority: options.authority, name: 'sidecar-entra-cold' });
   try {
     await options.authority.setFault({ scope: 'token', latencyMs: UPSTREAM_LATENCY_MS });
     const rounds: ColdRound[] = [];

@@ -3,12 +3,13 @@
  * entra mode serving the authority's federated app registration from a mounted-Secret style directory.
  */
 import type { AuthorityHost } from '../lib/authority.ts';
+import type { Programs } from '../lib/programs.ts';
 import { startSidecarProcess, type SidecarProcess } from '../lib/sidecar.ts';
 
-export function startEntraSidecar(options: { root: string; nodeFlags: readonly string[]; authority: AuthorityHost; name?: string }): Promise<SidecarProcess> {
+export function startEntraSidecar(options: { programs: Programs; nodeFlags: readonly string[]; authority: AuthorityHost; name?: string }): Promise<SidecarProcess> {
   const { info } = options.authority;
   return startSidecarProcess({
-    root: options.root,
+    program: options.programs.sidecarMain,
     nodeFlags: options.nodeFlags,
     name: options.name ?? 'sidecar-entra',
     mode: {

@@ -3,9 +3,9 @@
  * polled every 5 ms), resident memory idle and peak under load, with the Node flags the image uses, next to a
  * bare node:http process started and loaded the same way; the peer's figures come from the peer benchmark.
  */
-import { join } from 'node:path';
 import { runLoad } from '../lib/load.ts';
 import { freePort, spawnServer, type Server } from '../lib/processes.ts';
+import type { Programs } from '../lib/programs.ts';
 import { imdsRequest, startSidecarProcess } from '../lib/sidecar.ts';
 import { median } from '../lib/stats.ts';
 
@@ -22,7 +22,7 @@ export interface FootprintResult {
 }
 
 export interface FootprintOptions {
-  readonly root: string;
+  readonly programs: Programs;
   readonly nodeFlags: readonly string[];
   readonly bodyFile: string;
   readonly quick: boolean;
@@ -70,7 +70,7 @@ export async function runFootprint(options: FootprintOptions): Promise<Footprint
   let sidecarMemory = { idle: Number.NaN, loaded: Number.NaN };
   let bareMemory = { idle: Number.NaN, loaded: Number.NaN };
   for (let i = 0; i < runs; i++) {
-    const sidecar = await startSidecarProcess({ root: options.root, nodeFlags: options.nodeFlags, mode: { kind: 'dev' } });
+    const sidecar = await startSidecarProcess({ program: options.programs.sidecarMain, nodeFlags: options.nodeFlags, mode: { kind: 'dev' } });
     try {
       sidecarStarts.push(sidecar.server.readyMs);
       if (i === runs - 1) sidecarMemory = await measureMemory(sidecar.server, sidecar.baseUrl + imds.path, imds.headers, options);
@@ -81,7 +81,7 @@ export async function runFootprint(options: FootprintOptions): Promise<Footprint
     const bare = await spawnServer({
       name: 'bare-http',
       command: process.execPath,
-      args: [...options.nodeFlags, join(options.root, 'bench/references/bare-http.ts'), options.bodyFile, String(port)],
+      args: [...options.nodeFlags, options.programs.reference('bare-http'), options.bodyFile, String(port)],
       readyUrl: `http://127.0.0.1:${port}/`,
     });
     try {

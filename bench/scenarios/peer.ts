@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { AuthorityHost } from '../lib/authority.ts';
+import type { Programs } from '../lib/programs.ts';
 import { freePort, spawnServer, type Server } from '../lib/processes.ts';
 import { imdsRequest, type SidecarProcess } from '../lib/sidecar.ts';
 import { peakRssDuring } from './footprint.ts';
@@ -38,7 +39,7 @@ export interface PeerResult {
 }
 
 export interface PeerOptions {
-  readonly root: string;
+  readonly programs: Programs;
   readonly nodeFlags: readonly string[];
   readonly authority: AuthorityHost;
   readonly quick: boolean;
@@ -87,7 +88,7 @@ export async function runPeer(options: PeerOptions): Promise<PeerResult> {
   try {
     const peer = await startPeer(options.authority);
     started.push(peer);
-    const sidecar: SidecarProcess = await startEntraSidecar({ root: options.root, nodeFlags: options.nodeFlags, authority: options.authority });
+    const sidecar: SidecarProcess = await startEntraSidecar({ programs: options.programs, nodeFlags: options.nodeFlags, authority: options.authority });
     started.push(sidecar.server);
     const request = imdsRequest(undefined, options.authority.info.clientId);
     const peerUrl = `http://127.0.0.1:${peer.port}${request.path}`;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createTestCertificateAuthority, issueServerCertificate } from '../../test/authority/pki.ts';
 import { runLoad, type LoadResult } from '../lib/load.ts';
 import { freePort, spawnServer } from '../lib/processes.ts';
+import type { Programs } from '../lib/programs.ts';
 import { median } from '../lib/stats.ts';
 
 /** The "typical pod": created by a ReplicaSet (generateName), one app container, opted in with the label. */
@@ -34,6 +35,7 @@ export interface WebhookResult {
 
 export interface WebhookOptions {
   readonly root: string;
+  readonly programs: Programs;
   readonly nodeFlags: readonly string[];
   readonly quick: boolean;
   readonly log: (line: string) => void;
@@ -50,7 +52,7 @@ export async function runWebhook(options: WebhookOptions): Promise<WebhookResult
   const server = await spawnServer({
     name: 'webhook',
     command: process.execPath,
-    args: [...options.nodeFlags, join(options.root, 'webhook/main.ts')],
+    args: [...options.nodeFlags, options.programs.webhookMain],
     env: {
       MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
       MI_ANYWHERE_WEBHOOK_PORT: String(port),
