@@ -65,6 +65,12 @@ export async function closeGracefully(servers: readonly Server[], graceMs: numbe
         server.closeIdleConnections();
       }),
   );
+  // close() only ends the connections idle at the time of the call: a keep-alive client whose request finishes
+  // during the drain would hold its connection (and the exit) until the grace period ends. Close those as they idle.
+  const sweeper = setInterval(() => {
+    for (const server of servers) server.closeIdleConnections();
+  }, 50);
+  sweeper.unref();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
@@ -76,4 +82,5 @@ export async function closeGracefully(servers: readonly Server[], graceMs: numbe
   await Promise.race([Promise.all(closed), deadline]);
   clearTimeout(timer);
   await Promise.all(closed);
+  clearInterval(sweeper);
 }
