@@ -205,7 +205,7 @@ func check(in input, v variant, o *observed) []string {
 		p = append(p, "first call did not reach the endpoint under test")
 	}
 	if o.Requests2 != 0 {
-		p = append(p, fmt.Sprintf("second call was not served from the client's cache (%d more requests)", o.Requests2))
+		p = append(p, fmt.Sprintf("second call was not served from the client's cache (%d more token requests reached the endpoint)", o.Requests2))
 	}
 	if !o.SameToken || o.ExpiresOn1 != o.ExpiresOn2 {
 		p = append(p, "second call returned a different token or expiry")

@@ -158,7 +158,7 @@ public final class Driver {
     long e1 = o.get("expiresOn1").asLong();
     if (o.get("requests1").asInt() < 1) p.add("first call did not reach the endpoint under test");
     if (o.get("requests2").asInt() != 0) {
-      p.add("second call was not served from the client's cache (" + o.get("requests2").asInt() + " more requests)");
+      p.add("second call was not served from the client's cache (" + o.get("requests2").asInt() + " more token requests reached the endpoint)");
     }
     if (!o.get("sameToken").asBoolean() || e1 != o.get("expiresOn2").asLong()) p.add("second call returned a different token or expiry");
     if (e1 < now + 300) p.add("expiry " + e1 + " is not far in the future (now " + now + ")");

@@ -1,0 +1,206 @@
+/**
+ * The compatibility matrix (issue 4): the real, current Azure client libraries of JavaScript, Python (azure-identity,
+ * msal, Azure CLI), Go and Java, each in its own process with only the environment the webhook injects for one
+ * profile, against a running sidecar — with the built-in dev issuer for every profile, and in entra mode against
+ * the local test Entra authority (client-secret identities) for the combined `default` profile.
+ *
+ * Writes docs/compatibility.md and fails for every FAIL cell: a cell the client supports that is not OK, a cell the
+ * expectation table (expectations.ts) says the client refuses that fails in some other way, and a listed cell that
+ * starts to work (the table must then be updated).
+ *
+ * Needs the clients provisioned by scripts/provision.d/2*-*.sh (npm test runs them); a missing one fails its cells
+ * with the exact reason. The Arc profile needs /var/opt/azcmagent/tokens (the directory every SDK insists the key
+ * file lives in): created here when missing (the test runs as root in CI) and removed afterwards.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ARC_TOKENS_DIR } from '../../sidecar/contract.ts';
+import { startTestAuthority, type TestAuthority } from '../authority/authority.ts';
+import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
+import { registerSecret } from '../security/collected-logs.ts';
+import { EXPECTATIONS, FINDINGS } from './expectations.ts';
+import {
+  CLIENTS,
+  COLUMNS,
+  IDENTITIES,
+  cellKey,
+  profilesServingEveryClient,
+  renderMarkdown,
+  type MatrixRun,
+} from './matrix.ts';
+import { runMatrix, toolchain, type SidecarEndpoint } from './run-matrix.ts';
+
+const DOC = join(REPO_ROOT, 'docs', 'compatibility.md');
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n').slice(0, 6).join(' ') : String(err);
+}
+
+/** Creates the Arc key directory if needed; returns what to remove afterwards (only what this test created). */
+function prepareArcDir(): { ok: true; created: string | undefined } | { ok: false; reason: string } {
+  const parts = ARC_TOKENS_DIR.split('/').filter(Boolean);
+  let firstMissing: string | undefined;
+  for (let i = 1; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    if (!existsSync(p)) {
+      firstMissing = p;
+      break;
+    }
+  }
+  try {
+    mkdirSync(ARC_TOKENS_DIR, { recursive: true });
+    return { ok: true, created: firstMissing };
+  } catch (err) {
+    return { ok: false, reason: `cannot create ${ARC_TOKENS_DIR} (the Arc key directory the SDKs insist on): ${errorText(err)}` };
+  }
+}
+
+function writeIdentity(root: string, name: string, files: Record<string, string>): void {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, value] of Object.entries(files)) writeFileSync(join(dir, file), value, { mode: 0o600 });
+}
+
+describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
+  let run: MatrixRun | undefined;
+  let runError: unknown;
+  let devSidecar: SpawnedSidecar | undefined;
+  let entraSidecar: SpawnedSidecar | undefined;
+  let authority: TestAuthority | undefined;
+  let work: string | undefined;
+  let arcCreated: string | undefined;
+  let arcFilesBefore = new Set<string>();
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'mi-anywhere-compat-'));
+    const arc = prepareArcDir();
+    if (arc.ok) {
+      arcCreated = arc.created;
+      arcFilesBefore = new Set(readdirSync(ARC_TOKENS_DIR));
+    }
+
+    let dev: SidecarEndpoint | string;
+    try {
+      devSidecar = await startSidecar({ env: arc.ok ? { MI_ANYWHERE_ARC_KEY_DIR: ARC_TOKENS_DIR } : {} });
+      dev = devSidecar;
+    } catch (err) {
+      dev = `dev-mode sidecar did not start: ${errorText(err)}`;
+    }
+
+    // Entra mode against the local test authority: the same client/object/resource ids as the dev identities, so
+    // every expectation is shared; each identity authenticates with its own client secret.
+    let entra: SidecarEndpoint | string;
+    try {
+      authority = await startTestAuthority({ tenantId: IDENTITIES.tenantId });
+      const identities = join(work, 'identities');
+      const sysSecret = randomBytes(24).toString('base64url');
+      const userSecret = randomBytes(24).toString('base64url');
+      authority.registerApp({ clientId: IDENTITIES.system.clientId, objectId: IDENTITIES.system.objectId, secrets: [sysSecret] });
+      authority.registerApp({ clientId: IDENTITIES.user.clientId, objectId: IDENTITIES.user.objectId, secrets: [userSecret] });
+      writeIdentity(identities, IDENTITIES.system.name, {
+        tenantId: IDENTITIES.tenantId,
+        clientId: IDENTITIES.system.clientId,
+        objectId: IDENTITIES.system.objectId,
+        clientSecret: sysSecret,
+      });
+      writeIdentity(identities, IDENTITIES.user.name, {
+        tenantId: IDENTITIES.tenantId,
+        clientId: IDENTITIES.user.clientId,
+        objectId: IDENTITIES.user.objectId,
+        resourceId: IDENTITIES.user.resourceId,
+        clientSecret: userSecret,
+      });
+      // The header is passed explicitly: in entra mode the sidecar prints `IDENTITY_HEADER=$MI_ANYWHERE_IDENTITY_HEADER`
+      // (a reference, not the value), and the helper's `identityHeader` then holds that reference.
+      const entraHeader = randomBytes(24).toString('hex');
+      registerSecret('compat: dev-system client secret', sysSecret);
+      registerSecret('compat: dev-user client secret', userSecret);
+      entraSidecar = await startSidecar({
+        args: [],
+        env: {
+          MI_ANYWHERE_IDENTITY_HEADER: entraHeader,
+          MI_ANYWHERE_MODE: 'entra',
+          MI_ANYWHERE_IDENTITY_DIR: identities,
+          MI_ANYWHERE_DEFAULT_IDENTITY: IDENTITIES.system.name,
+          MI_ANYWHERE_AUTHORITY_HOST: authority.url,
+          NODE_EXTRA_CA_CERTS: authority.caFile,
+        },
+      });
+      entra = { tokenUrl: entraSidecar.tokenUrl, identityHeader: entraHeader };
+    } catch (err) {
+      entra = `entra-mode sidecar with the test authority did not start: ${errorText(err)}`;
+    }
+
+    try {
+      run = await runMatrix({
+        columns: COLUMNS,
+        // Without the key directory the Arc cells fail with the reason instead of a confusing SDK error.
+        ...(arc.ok ? {} : { columnFailures: { arc: arc.reason } }),
+        sidecars: { dev, entra },
+        expectations: EXPECTATIONS,
+        toolchain: toolchain(process.env['MI_ANYWHERE_CACHE'], node24()),
+        // Driver processes are mostly waiting (JVM/CLI start-up is the CPU part); two per core keeps a 2-core
+        // machine busy without starving the sidecar.
+        concurrency: Math.max(2, Math.min(4, availableParallelism() * 2)),
+        processTimeoutMs: 120_000,
+        callTimeoutMs: 20_000,
+      });
+      writeFileSync(DOC, renderMarkdown(run, EXPECTATIONS, FINDINGS));
+    } catch (err) {
+      runError = err;
+    }
+  });
+
+  after(async () => {
+    await Promise.all([devSidecar?.stop(), entraSidecar?.stop()]);
+    await authority?.stop();
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+    if (arcCreated !== undefined) {
+      rmSync(arcCreated, { recursive: true, force: true });
+    } else if (existsSync(ARC_TOKENS_DIR)) {
+      for (const f of readdirSync(ARC_TOKENS_DIR)) if (!arcFilesBefore.has(f)) rmSync(join(ARC_TOKENS_DIR, f), { force: true });
+    }
+  });
+
+  test('the matrix ran and docs/compatibility.md was regenerated', () => {
+    assert.equal(runError, undefined, `matrix run failed: ${errorText(runError)}`);
+    assert.ok(run);
+    const expectedCells = CLIENTS.reduce((n, c) => n + c.rows.length, 0) * COLUMNS.length;
+    assert.equal(run.cells.size, expectedCells, 'every client × row × column has a cell');
+    assert.ok(existsSync(DOC));
+  });
+
+  for (const client of CLIENTS) {
+    for (const row of client.rows) {
+      test(`${client.title}: ${row.title}`, () => {
+        assert.ok(run, `matrix run failed: ${errorText(runError)}`);
+        const bad: string[] = [];
+        for (const column of COLUMNS) {
+          const cell = run.cells.get(cellKey(client.id, row.id, column.id));
+          if (cell === undefined) bad.push(`${column.id}: no result`);
+          else if (cell.kind === 'fail') bad.push(`${column.id}: FAIL: ${cell.text ?? ''}`);
+          else if (cell.kind === 'unexpected-ok') bad.push(`${column.id}: ${cell.text ?? ''} — update test/compat/expectations.ts`);
+        }
+        assert.deepEqual(bad, [], bad.join('\n'));
+      });
+    }
+  }
+
+  test('the default injection profile serves every client', () => {
+    assert.ok(run, `matrix run failed: ${errorText(runError)}`);
+    assert.ok(
+      profilesServingEveryClient(run).includes('default'),
+      `profileEnv('default') in sidecar/contract.ts does not serve every client; profiles that do: ${profilesServingEveryClient(run).join(', ') || 'none'}`,
+    );
+    // The test-authority column runs the same profile against real Entra-style token acquisition.
+    for (const client of CLIENTS) {
+      for (const row of client.rows) {
+        assert.equal(run.cells.get(cellKey(client.id, row.id, 'default-entra'))?.kind, 'ok', `${client.id}/${row.id} with the test authority`);
+      }
+    }
+  });
+});

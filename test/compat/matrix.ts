@@ -1,0 +1,383 @@
+/**
+ * The compatibility matrix as data: which clients (rows), which injection profiles (columns), which cells a client
+ * itself refuses (the expectation table, each entry citing the SDK behaviour), how a driver result becomes a cell,
+ * and how docs/compatibility.md is rendered. Pure: no I/O.
+ */
+import { PROFILES, type Profile } from '../../sidecar/contract.ts';
+import type { CredentialKind, DriverResult, SelectorKind } from './drivers/protocol.ts';
+
+/** The identities every column serves (dev issuer built-ins; the test-authority column registers the same ids). */
+export const IDENTITIES = {
+  tenantId: '11111111-1111-4111-8111-111111111111',
+  system: { name: 'dev-system', clientId: '22222222-2222-4222-8222-222222222222', objectId: '33333333-3333-4333-8333-333333333333' },
+  user: {
+    name: 'dev-user',
+    clientId: '44444444-4444-4444-8444-444444444444',
+    objectId: '55555555-5555-4555-8555-555555555555',
+    resourceId:
+      '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mi-anywhere-dev/providers/Microsoft.ManagedIdentity/userAssignedIdentities/dev-user',
+  },
+} as const;
+
+/** Resource every driver asks for (az login always asks for ARM; see drivers). */
+export const RESOURCE = 'https://vault.azure.net';
+
+export type ClientId = 'js-identity' | 'js-msal' | 'py-identity' | 'py-msal' | 'az' | 'go' | 'java';
+
+export interface Row {
+  readonly id: string;
+  readonly title: string;
+  readonly credential: CredentialKind;
+  /** User-assigned selector (value from {@link IDENTITIES}.user); none = system-assigned (default identity). */
+  readonly selector?: SelectorKind;
+}
+
+export interface Client {
+  readonly id: ClientId;
+  readonly title: string;
+  readonly language: 'JavaScript' | 'Python' | 'Go' | 'Java';
+  readonly rows: readonly Row[];
+}
+
+const sys = (id: string, title: string, credential: CredentialKind = 'managed-identity'): Row => ({ id, title, credential });
+const uami = (selector: SelectorKind, title: string): Row => ({ id: `mi-${selector}`, title, credential: 'managed-identity', selector });
+
+export const CLIENTS: readonly Client[] = [
+  {
+    id: 'js-identity',
+    title: '@azure/identity (JavaScript)',
+    language: 'JavaScript',
+    rows: [
+      sys('dac', 'DefaultAzureCredential', 'default'),
+      sys('mi-system', 'ManagedIdentityCredential()'),
+      uami('client-id', 'ManagedIdentityCredential({clientId})'),
+      uami('resource-id', 'ManagedIdentityCredential({resourceId})'),
+      uami('object-id', 'ManagedIdentityCredential({objectId})'),
+    ],
+  },
+  {
+    id: 'js-msal',
+    title: '@azure/msal-node (JavaScript)',
+    language: 'JavaScript',
+    rows: [
+      sys('mi-system', 'ManagedIdentityApplication()'),
+      uami('client-id', 'ManagedIdentityApplication(userAssignedClientId)'),
+      uami('resource-id', 'ManagedIdentityApplication(userAssignedResourceId)'),
+      uami('object-id', 'ManagedIdentityApplication(userAssignedObjectId)'),
+    ],
+  },
+  {
+    id: 'py-identity',
+    title: 'azure-identity (Python)',
+    language: 'Python',
+    rows: [
+      sys('dac', 'DefaultAzureCredential()', 'default'),
+      sys('mi-system', 'ManagedIdentityCredential()'),
+      uami('client-id', 'ManagedIdentityCredential(client_id=)'),
+      uami('resource-id', 'ManagedIdentityCredential(identity_config={"resource_id"})'),
+      uami('object-id', 'ManagedIdentityCredential(identity_config={"object_id"})'),
+    ],
+  },
+  {
+    id: 'py-msal',
+    title: 'msal (Python)',
+    language: 'Python',
+    rows: [
+      sys('mi-system', 'ManagedIdentityClient(SystemAssignedManagedIdentity())'),
+      uami('client-id', 'ManagedIdentityClient(UserAssignedManagedIdentity(client_id=))'),
+      uami('resource-id', 'ManagedIdentityClient(UserAssignedManagedIdentity(resource_id=))'),
+      uami('object-id', 'ManagedIdentityClient(UserAssignedManagedIdentity(object_id=))'),
+    ],
+  },
+  {
+    id: 'az',
+    title: 'Azure CLI (Python)',
+    language: 'Python',
+    rows: [
+      sys('login', 'az login --identity (token request; ARM step fails here)', 'az-login'),
+      { id: 'login-client-id', title: 'az login --identity --client-id (token request; ARM step fails here)', credential: 'az-login', selector: 'client-id' },
+      sys('get-access-token', 'az account get-access-token (managed-identity account)', 'az-get-access-token'),
+    ],
+  },
+  {
+    id: 'go',
+    title: 'azidentity (Go)',
+    language: 'Go',
+    rows: [
+      sys('dac', 'NewDefaultAzureCredential', 'default'),
+      sys('mi-system', 'NewManagedIdentityCredential(nil)'),
+      uami('client-id', 'NewManagedIdentityCredential(ID: ClientID)'),
+      uami('resource-id', 'NewManagedIdentityCredential(ID: ResourceID)'),
+      uami('object-id', 'NewManagedIdentityCredential(ID: ObjectID)'),
+    ],
+  },
+  {
+    id: 'java',
+    title: 'azure-identity (Java)',
+    language: 'Java',
+    rows: [
+      sys('dac', 'DefaultAzureCredentialBuilder', 'default'),
+      sys('mi-system', 'ManagedIdentityCredentialBuilder'),
+      uami('client-id', 'ManagedIdentityCredentialBuilder.clientId'),
+      uami('resource-id', 'ManagedIdentityCredentialBuilder.resourceId'),
+      uami('object-id', 'ManagedIdentityCredentialBuilder.objectId'),
+    ],
+  },
+];
+
+export function selectorValue(kind: SelectorKind): string {
+  switch (kind) {
+    case 'client-id':
+      return IDENTITIES.user.clientId;
+    case 'resource-id':
+      return IDENTITIES.user.resourceId;
+    case 'object-id':
+      return IDENTITIES.user.objectId;
+  }
+}
+
+export function expectedAppId(row: Row): string {
+  return row.selector === undefined ? IDENTITIES.system.clientId : IDENTITIES.user.clientId;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Columns
+// ---------------------------------------------------------------------------------------------------
+
+export type Backend = 'dev' | 'entra';
+
+export interface Column {
+  readonly id: string;
+  readonly title: string;
+  readonly profile: Profile;
+  readonly backend: Backend;
+}
+
+const PROFILE_TITLES: Record<Profile, string> = {
+  'app-service': 'App Service 2019 (`IDENTITY_ENDPOINT`+`IDENTITY_HEADER`)',
+  'msi-endpoint': '`MSI_ENDPOINT` only',
+  'msi-secret': '`MSI_ENDPOINT`+`MSI_SECRET`',
+  'pod-identity': '`AZURE_POD_IDENTITY_AUTHORITY_HOST`',
+  arc: 'Azure Arc (`IDENTITY_ENDPOINT`+`IMDS_ENDPOINT`)',
+  default: '`default` (combined)',
+};
+
+const PROFILE_ORDER: readonly Profile[] = ['app-service', 'msi-endpoint', 'msi-secret', 'pod-identity', 'arc', 'default'];
+
+export const COLUMNS: readonly Column[] = [
+  ...PROFILE_ORDER.map((profile) => ({ id: profile, title: PROFILE_TITLES[profile], profile, backend: 'dev' as const })),
+  { id: 'default-entra', title: '`default`, test Entra authority (client secret)', profile: 'default', backend: 'entra' },
+];
+
+// Every profile the webhook offers is a column (a new profile in contract.ts must be added here).
+for (const p of PROFILES) {
+  if (!PROFILE_ORDER.includes(p)) throw new Error(`profile ${p} from sidecar/contract.ts has no column in the compat matrix`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Expectations: the cells a client refuses by its own design
+// ---------------------------------------------------------------------------------------------------
+
+export interface Unsupported {
+  /** Which client behaviour makes the cell unsupported, with its source (protocols.md / observed-clients.md / run). */
+  readonly why: string;
+  /** The client's own error must match (an unrelated failure in such a cell is still a FAIL). */
+  readonly error: RegExp;
+}
+
+/** Key: `<client>/<row>/<profile>`; `*` as row = every row of the client. Applies to both backends. */
+export type ExpectationTable = ReadonlyMap<string, Unsupported>;
+
+export function expectation(table: ExpectationTable, client: ClientId, row: string, profile: Profile): Unsupported | undefined {
+  return table.get(`${client}/${row}/${profile}`) ?? table.get(`${client}/*/${profile}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Cells
+// ---------------------------------------------------------------------------------------------------
+
+export type CellKind = 'ok' | 'unsupported' | 'fail' | 'unexpected-ok';
+
+export interface Cell {
+  readonly kind: CellKind;
+  /** Client's error text (unsupported), failure reason (fail). */
+  readonly text?: string | undefined;
+  readonly result?: DriverResult | undefined;
+}
+
+export function classify(result: DriverResult | undefined, expected: Unsupported | undefined, processError?: string): Cell {
+  if (result === undefined) return { kind: 'fail', text: processError ?? 'the driver printed no result for this row' };
+  if (result.status === 'fail') return { kind: 'fail', text: result.error ?? 'failed', result };
+  if (result.status === 'ok') {
+    return expected === undefined
+      ? { kind: 'ok', result }
+      : { kind: 'unexpected-ok', text: `expected "not supported" (${expected.why}) but the client got a valid token`, result };
+  }
+  const error = result.error ?? '';
+  if (expected === undefined) return { kind: 'fail', text: error, result };
+  if (!expected.error.test(error)) {
+    return { kind: 'fail', text: `refused, but not with the expected error ${String(expected.error)}: ${error}`, result };
+  }
+  return { kind: 'unsupported', text: error, result };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// docs/compatibility.md
+// ---------------------------------------------------------------------------------------------------
+
+export interface MatrixRun {
+  readonly columns: readonly Column[];
+  /** Key: `<client>/<row>/<column id>`. */
+  readonly cells: ReadonlyMap<string, Cell>;
+  /** Library versions per client, as the drivers reported them. */
+  readonly versions: ReadonlyMap<ClientId, Readonly<Record<string, string>>>;
+  /** Columns that could not run, with the reason (rendered as FAIL cells). */
+  readonly generatedAt: string;
+  readonly durationS: number;
+}
+
+export function cellKey(client: ClientId, row: string, column: string): string {
+  return `${client}/${row}/${column}`;
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim();
+}
+
+function shorten(text: string, max = 220): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+/** Profiles (dev columns) in which every supported row of every client is OK and nothing is "not supported". */
+export function profilesServingEveryClient(run: MatrixRun): Profile[] {
+  return run.columns
+    .filter((c) => c.backend === 'dev')
+    .filter((c) =>
+      CLIENTS.every((client) => client.rows.every((row) => run.cells.get(cellKey(client.id, row.id, c.id))?.kind === 'ok')),
+    )
+    .map((c) => c.profile);
+}
+
+export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings: readonly string[]): string {
+  const lines: string[] = [];
+  // Identical texts share one note number.
+  const note = (notes: string[], text: string): string => {
+    const flat = escapeCell(shorten(text, 700));
+    let i = notes.indexOf(flat);
+    if (i < 0) i = notes.push(flat) - 1;
+    return `[${String(i + 1)}]`;
+  };
+  const mark = (cell: Cell | undefined, notes: string[]): string => {
+    if (cell === undefined) return '**FAIL** (not run)';
+    switch (cell.kind) {
+      case 'ok':
+        return 'OK';
+      case 'unsupported':
+        return `not supported by the client ${note(notes, cell.text ?? '')}`;
+      case 'unexpected-ok':
+        return `OK, unexpected ${note(notes, cell.text ?? '')}`;
+      case 'fail':
+        return `**FAIL** ${note(notes, cell.text ?? '')}`;
+    }
+  };
+  const counts = { ok: 0, unsupported: 0, fail: 0, 'unexpected-ok': 0 };
+  for (const cell of run.cells.values()) counts[cell.kind] += 1;
+  const serving = profilesServingEveryClient(run);
+
+  lines.push('# Compatibility matrix');
+  lines.push('');
+  lines.push('<!-- Generated by test/compat/compat.test.ts (npm test). Do not edit by hand: rerun the test. -->');
+  lines.push('');
+  lines.push(
+    'Each cell: the real client library, in its own process whose environment is exactly what the webhook injects for',
+    'that profile (`profileEnv()` in `sidecar/contract.ts`, plus PATH/HOME), asks the sidecar for a token for',
+    `\`${RESOURCE}\` twice. **OK** = the token's \`aud\` is the resource and its \`appid\` the expected identity's`,
+    'client id, the reported expiry is the token\'s `exp` (far in the future), and the second call was served from',
+    "the client's own cache (no request reached the sidecar; for the Azure CLI, one process per command, the same",
+    'token and expiry came back). **not supported by the client** = the client itself refuses that configuration;',
+    'the test holds an explicit table of those cells (with the SDK behaviour behind each) and the client\'s own',
+    'error text is quoted below. **FAIL** = anything else; the test run fails on every FAIL.',
+  );
+  lines.push('');
+  lines.push(`Run: ${run.generatedAt}, ${String(run.durationS)} s. Cells: ${String(counts.ok)} OK, ${String(counts.unsupported)} not supported by the client, ${String(counts.fail)} FAIL, ${String(counts['unexpected-ok'])} unexpected OK.`);
+  lines.push('');
+  lines.push('## Default injection profile');
+  lines.push('');
+  lines.push(
+    serving.includes('default')
+      ? 'The webhook injects the **`default`** profile unless a pod asks for another: it is the one column in which every client and every identity selector above is OK.'
+      : `**No profile serves every client in this run** (profiles with every cell OK: ${serving.length === 0 ? 'none' : serving.map((p) => `\`${p}\``).join(', ')}). See the FAIL cells.`,
+  );
+  lines.push('');
+  lines.push(DEFAULT_PROFILE_RATIONALE);
+  lines.push('');
+  lines.push('## Matrix');
+  lines.push('');
+  const notes: string[] = [];
+  lines.push(`| client | call | ${run.columns.map((c) => c.title).join(' | ')} |`);
+  lines.push(`|---|---|${run.columns.map(() => '---').join('|')}|`);
+  for (const client of CLIENTS) {
+    for (const row of client.rows) {
+      const cells = run.columns.map((c) => mark(run.cells.get(cellKey(client.id, row.id, c.id)), notes));
+      lines.push(`| ${client.title} | ${escapeCell(row.title)} | ${cells.join(' | ')} |`);
+    }
+  }
+  lines.push('');
+  lines.push('### Notes: the clients\' own error texts');
+  lines.push('');
+  notes.forEach((n, i) => lines.push(`${String(i + 1)}. ${n}`));
+  lines.push('');
+  lines.push('## Why those cells are not supported');
+  lines.push('');
+  lines.push('The expectation table in `test/compat/expectations.ts`; a cell listed there that starts to work is reported as "OK, unexpected" and fails the run until the table is updated.');
+  lines.push('');
+  const seen = new Set<string>();
+  for (const [key, u] of table) {
+    if (seen.has(u.why)) continue;
+    seen.add(u.why);
+    const sameWhy = [...table].filter(([, v]) => v.why === u.why).map(([k]) => `\`${k}\``);
+    lines.push(`- ${sameWhy.join(', ')}: ${u.why}`);
+    void key;
+  }
+  lines.push('');
+  lines.push('## Where the SDKs differ from the specification notes');
+  lines.push('');
+  lines.push('Found by running the real clients; the SDK wins, the expectations and the sidecar follow it.');
+  lines.push('');
+  for (const f of findings) lines.push(`- ${f}`);
+  lines.push('');
+  lines.push('## Versions');
+  lines.push('');
+  lines.push('| client | libraries |');
+  lines.push('|---|---|');
+  for (const client of CLIENTS) {
+    const v = run.versions.get(client.id);
+    const text = v === undefined ? 'unknown (no result)' : Object.entries(v).map(([k, val]) => `${k} ${val}`).join(', ');
+    lines.push(`| ${client.title} | ${text} |`);
+  }
+  lines.push('');
+  lines.push(
+    'Pinned by: `package.json` (JavaScript), `test/compat/python/requirements.txt` + `requirements.lock` (Python),',
+    '`test/compat/go/go.mod` + `go.sum` (Go), `test/compat/java/pom.xml` (Java); installed by `scripts/provision.d/2*-*.sh`.',
+  );
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** Fixed prose about the choice of the default profile (the data that backs it is the matrix). */
+const DEFAULT_PROFILE_RATIONALE = [
+  'What `default` holds and why (see `profileEnv()` in `sidecar/contract.ts`):',
+  '',
+  '- `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` (App Service 2019): every current SDK checks this pair first, so',
+  '  JavaScript, msal-node, Python azure-identity and msal, the Azure CLI (MSAL-based), Go and Java all speak',
+  '  App Service 2019 to the sidecar, and every user-assigned selector works there.',
+  '- `MSI_ENDPOINT` + `MSI_SECRET` (+ `DEFAULT_IDENTITY_CLIENT_ID`): for clients that predate App Service 2019 or',
+  '  look only at `MSI_ENDPOINT` (the Debian-packaged Azure CLI 2.45 reads only this, see',
+  '  /work/shared/observed-clients.md §2; MSAL.NET requires `DEFAULT_IDENTITY_CLIENT_ID` on Azure ML). Current',
+  '  clients never reach it because the App Service pair wins.',
+  '- `AZURE_POD_IDENTITY_AUTHORITY_HOST`: for anything that falls through to IMDS (an app that ignores the',
+  '  App Service variables). Go and clients without an IMDS override still go to 169.254.169.254; that address is',
+  '  the webhook\'s IMDS redirect, not an environment variable.',
+  '- Not Arc: `IMDS_ENDPOINT` would not change the choice of any client that sees `IDENTITY_HEADER`, but it needs the',
+  '  key-file volume and Python refuses user-assigned identities on Arc.',
+].join('\n');
