@@ -34,8 +34,20 @@ import {
   type TokenRequest,
 } from './common.ts';
 
-/** Azure ML / App Service 2017 know only a client id, spelled `clientid` (protocols.md §2.3, §2.7). */
-export const MSI_GET_SELECTORS: Readonly<Record<string, SelectorKind>> = { clientid: 'clientId' };
+/**
+ * Azure ML / App Service 2017 spell the client id `clientid` (protocols.md §2.3, §2.7). msal-python's Azure ML path
+ * (msal 1.39, also behind azure-identity 1.27's AzureMLCredential) sends a user-assigned object id or resource id
+ * under its IMDS names `object_id` / `msi_res_id` (`_adjust_param`); found by the compatibility matrix
+ * (test/compat): ignored, those requests were served the default identity. So every IMDS spelling is accepted here
+ * too (protocols.md C4); more than one selector is still refused.
+ */
+export const MSI_GET_SELECTORS: Readonly<Record<string, SelectorKind>> = {
+  clientid: 'clientId',
+  client_id: 'clientId',
+  object_id: 'objectId',
+  msi_res_id: 'resourceId',
+  mi_res_id: 'resourceId',
+};
 
 /** Cloud Shell body selectors sent by azure-identity Python 1.13 and az 2.45 (protocols.md §2.4). */
 export const CLOUD_SHELL_SELECTORS: Readonly<Record<string, SelectorKind>> = {
