@@ -17,7 +17,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { describeConfig, loadConfig, type Config } from './config.ts';
 import { PROFILES, profileEnv, SIDECAR_ENV, type Profile } from './contract.ts';
 import { ConfigError, CredentialUnavailableError } from './errors.ts';
-import { createArcKeyStore, type ArcKeyStore } from './http/arc-keys.ts';
+import { createArcKeyStore, removeStaleKeyFiles, type ArcKeyStore } from './http/arc-keys.ts';
 import { createSidecarApp, type SidecarApp } from './http/app.ts';
 import { createReadiness } from './http/readiness.ts';
 import { closeGracefully, listen, type Listening } from './http/server.ts';
@@ -203,6 +203,8 @@ async function prepareArcKeys(config: Config, logger: Logger): Promise<ArcKeySto
   if (keyDir === undefined) return undefined;
   await mkdir(keyDir, { recursive: true });
   await access(keyDir, fsConstants.W_OK);
+  const stale = await removeStaleKeyFiles({ readdir: (p) => readdir(p), unlink }, keyDir);
+  if (stale > 0) logger.info({ removed: stale }, 'removed Arc key files left by an earlier run');
   return createArcKeyStore({
     fs: { writeFile, chmod, unlink },
     keyDir,
@@ -255,6 +257,13 @@ async function main(): Promise<number> {
   if (fatal.length > 0) {
     process.stderr.write(`mi-anywhere sidecar: ${new ConfigError(fatal).message}\n`);
     return 2;
+  }
+  // What is being served, for operators matching selectors to identities (ids are not secret; material is never logged).
+  for (const { descriptor: d } of identities) {
+    logger.info(
+      { identity: d.name, tenantId: d.tenantId, clientId: d.clientId, objectId: d.objectId, resourceId: d.resourceId, credentialKind: d.credentialKind, isDefault: d.isDefault },
+      'identity loaded',
+    );
   }
 
   const register = new Registry();

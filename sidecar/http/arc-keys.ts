@@ -113,3 +113,25 @@ export function createArcKeyStore(options: ArcKeyStoreOptions): ArcKeyStore {
     pendingCount: () => pending.size,
   };
 }
+
+/**
+ * Deletes key files left in `keyDir` by an earlier run (a restarted sidecar container keeps the pod's shared volume).
+ * They can never be redeemed (pending keys live in memory), so they are only readable leftovers. Only names this
+ * module creates are touched. Returns how many were removed.
+ */
+export async function removeStaleKeyFiles(
+  fs: Pick<ArcKeyFs, 'unlink'> & { readdir(path: string): Promise<string[]> },
+  keyDir: string,
+): Promise<number> {
+  let removed = 0;
+  for (const name of await fs.readdir(keyDir)) {
+    if (!/^[A-Za-z0-9_-]+\.key$/.test(name)) continue;
+    try {
+      await fs.unlink(posix.join(keyDir, name));
+      removed += 1;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
+    }
+  }
+  return removed;
+}

@@ -234,10 +234,13 @@ export function createTestClock(startMs = Date.UTC(2026, 10, 26, 12, 0, 0)): Tes
 }
 
 /** An in-memory Arc key filesystem: files map, for asserting what was written. */
-export function createMemoryArcFs(): ArcKeyFs & { files: Map<string, { data: string; mode: number }> } {
+export function createMemoryArcFs(): ArcKeyFs & { files: Map<string, { data: string; mode: number }>; readdir(path: string): Promise<string[]> } {
   const files = new Map<string, { data: string; mode: number }>();
   return {
     files,
+    async readdir(path) {
+      return [...files.keys()].filter((p) => p.startsWith(`${path}/`) && !p.slice(path.length + 1).includes('/')).map((p) => p.slice(path.length + 1));
+    },
     async writeFile(path, data, options) {
       if (files.has(path)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
       files.set(path, { data, mode: options.mode });

@@ -43,6 +43,11 @@ describe('sidecar process', () => {
     try {
       const lines = sc.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.ok(lines.some((l) => l['level'] === 'warn' && /DEV MODE/.test(String(l['msg']))));
+      const loaded = lines.filter((l) => l['msg'] === 'identity loaded');
+      assert.deepEqual(loaded.map((l) => [l['identity'], l['clientId'], l['credentialKind'], l['isDefault']]), [
+        ['dev-system', '22222222-2222-4222-8222-222222222222', 'dev', true],
+        ['dev-user', '44444444-4444-4444-8444-444444444444', 'dev', false],
+      ]);
       const listening = lines.filter((l) => l['msg'] === 'listening');
       assert.deepEqual(listening.map((l) => l['listener']), ['token', 'health', 'metrics']);
       for (const l of listening) assert.equal(typeof l['port'], 'number');
@@ -146,6 +151,8 @@ describe('sidecar process', () => {
 
   it('Arc: key file in MI_ANYWHERE_ARC_KEY_DIR with mode 0640, realm under /var/opt/azcmagent/tokens, deleted after use', async () => {
     const keyDir = join(temp, 'arc-keys');
+    mkdirSync(keyDir, { recursive: true });
+    writeFileSync(join(keyDir, 'left-by-a-crash.key'), 'stale');
     const sc = await startSidecar({ env: { MI_ANYWHERE_ARC_KEY_DIR: keyDir } });
     try {
       assert.deepEqual(sc.profiles.get('arc'), { IDENTITY_ENDPOINT: `${sc.tokenUrl}/arc/metadata/identity/oauth2/token`, IMDS_ENDPOINT: sc.tokenUrl });
@@ -164,6 +171,7 @@ describe('sidecar process', () => {
       assert.equal(second.status, 200);
       assert.equal(((await second.json()) as { client_id: string }).client_id, '22222222-2222-4222-8222-222222222222');
       assert.equal(existsSync(file), false);
+      assert.equal(existsSync(join(keyDir, 'left-by-a-crash.key')), false, 'stale key files removed at start');
     } finally {
       await sc.stop();
     }

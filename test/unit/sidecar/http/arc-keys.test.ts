@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SidecarError } from '../../../../sidecar/errors.ts';
-import { createArcKeyStore } from '../../../../sidecar/http/arc-keys.ts';
+import { createArcKeyStore, removeStaleKeyFiles } from '../../../../sidecar/http/arc-keys.ts';
 import { createMemoryArcFs } from '../../../helpers/sidecar.ts';
 
 function setup(overrides: { maxPending?: number } = {}) {
@@ -70,5 +70,16 @@ describe('Arc key store', () => {
     await store.close();
     assert.equal(fs.files.size, 0);
     assert.equal(store.pendingCount(), 0);
+  });
+});
+
+describe('removeStaleKeyFiles', () => {
+  it('deletes key files of an earlier run and nothing else', async () => {
+    const fs = createMemoryArcFs();
+    fs.files.set('/shared/arc/0b7c-old.key', { data: 'k', mode: 0o640 });
+    fs.files.set('/shared/arc/notes.txt', { data: 'x', mode: 0o644 });
+    fs.files.set('/shared/arc/sub/other.key', { data: 'x', mode: 0o644 });
+    assert.equal(await removeStaleKeyFiles(fs, '/shared/arc'), 1);
+    assert.deepEqual([...fs.files.keys()].sort(), ['/shared/arc/notes.txt', '/shared/arc/sub/other.key']);
   });
 });
