@@ -23,7 +23,7 @@ if [ -f "$dir/classpath.txt" ] && [ -d "$dir/classes" ] && [ "$(cat "$dir/stamp"
 fi
 mkdir -p "$dir"
 rm -rf "$dir/classes.tmp"
-(cd "$src" && mvn -B -q dependency:build-classpath -Dmdep.outputFile="$dir/classpath.txt")
+(cd "$src" && mvn -B -q -Dstyle.color=never dependency:build-classpath -Dmdep.outputFile="$dir/classpath.txt")
 javac -nowarn -encoding UTF-8 --release 17 -cp "$(cat "$dir/classpath.txt")" -d "$dir/classes.tmp" $sources
 rm -rf "$dir/classes"
 mv "$dir/classes.tmp" "$dir/classes"

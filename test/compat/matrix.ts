@@ -378,6 +378,7 @@ const DEFAULT_PROFILE_RATIONALE = [
   '- `AZURE_POD_IDENTITY_AUTHORITY_HOST`: for anything that falls through to IMDS (an app that ignores the',
   '  App Service variables). Go and clients without an IMDS override still go to 169.254.169.254; that address is',
   '  the webhook\'s IMDS redirect, not an environment variable.',
-  '- Not Arc: `IMDS_ENDPOINT` would not change the choice of any client that sees `IDENTITY_HEADER`, but it needs the',
-  '  key-file volume and Python refuses user-assigned identities on Arc.',
+  '- Not Arc: every client that sees `IDENTITY_HEADER` ignores `IMDS_ENDPOINT` anyway (App Service wins), and the',
+  '  Arc profile needs the key-file volume shared with the app at `/var/opt/azcmagent/tokens` plus two round trips',
+  '  per token. It stays available as its own profile (every client is OK there, see the matrix).',
 ].join('\n');
