@@ -30,7 +30,10 @@ export interface IdentityChange {
   readonly name: string;
   readonly previous: LoadedIdentity | undefined;
   readonly next: LoadedIdentity | undefined;
-  /** True when the credential material changed (its cached tokens must be dropped). */
+  /**
+   * True when the tokens cached for this identity are no longer right for it: the credential material changed, or
+   * the app it authenticates as (tenant id, client id), or the identity was removed.
+   */
   readonly credentialChanged: boolean;
 }
 
@@ -200,7 +203,11 @@ export class IdentityWatcher {
         next.push(after);
         this.#clearFailure(name);
         if (before === undefined || !sameIdentity(before, after)) {
-          const credentialChanged = before !== undefined && before.credentialFingerprint !== after.credentialFingerprint;
+          const credentialChanged =
+            before !== undefined &&
+            (before.credentialFingerprint !== after.credentialFingerprint ||
+              before.descriptor.tenantId.toLowerCase() !== after.descriptor.tenantId.toLowerCase() ||
+              before.descriptor.clientId.toLowerCase() !== after.descriptor.clientId.toLowerCase());
           changes.push({ name, previous: before, next: after, credentialChanged });
           this.#o.metrics?.identityLoad(name, 'success');
           this.#o.log?.info({ identity: name, kind: after.descriptor.credentialKind, credentialChanged }, before ? 'identity reloaded' : 'identity added');

@@ -64,8 +64,13 @@ interface Entry {
   timer: unknown;
 }
 
+/**
+ * Entry key: identity name + credential fingerprint, plus the tenant and client id the token is issued for (a
+ * Secret whose clientId file changed but whose secret did not must not be served the other app's tokens).
+ */
 function entryKey(identity: LoadedIdentity, resource: string): string {
-  return `${identity.descriptor.name}\u0000${identity.credentialFingerprint}\u0000${resource}`;
+  const d = identity.descriptor;
+  return [d.name, identity.credentialFingerprint, d.tenantId.toLowerCase(), d.clientId.toLowerCase(), resource].join('\u0000');
 }
 
 function retryAfterOf(error: unknown): number | undefined {

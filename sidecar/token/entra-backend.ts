@@ -75,7 +75,8 @@ export function createEntraBackend(options: EntraBackendOptions): EntraBackend {
     applyChanges(changes) {
       for (const change of changes) {
         if (change.credentialChanged) {
-          cache.invalidateIdentity(change.name, change.next?.credentialFingerprint);
+          // Nothing for the new version can be cached yet (onChange runs right after the swap), so drop them all.
+          cache.invalidateIdentity(change.name);
           entra.forget(change.name);
         }
         publish(change.next, change.name);

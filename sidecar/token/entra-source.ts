@@ -52,8 +52,10 @@ function expirySeconds(accessToken: string, expiresOn: Date): number {
   }
 }
 
+/** One msal application per identity name, credential version and app (tenant + client id). */
 function keyOf(identity: LoadedIdentity): string {
-  return `${identity.descriptor.name}\u0000${identity.credentialFingerprint}`;
+  const d = identity.descriptor;
+  return [d.name, identity.credentialFingerprint, d.tenantId.toLowerCase(), d.clientId.toLowerCase()].join('\u0000');
 }
 
 export class EntraTokenSource implements TokenSource {

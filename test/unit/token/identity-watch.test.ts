@@ -161,6 +161,13 @@ describe('IdentityWatcher', () => {
     assert.equal(byName(h.watcher.current(), 'b')!.descriptor.objectId, 'dddddddd-dddd-4ddd-8ddd-dddddddddddd');
   });
 
+  it('treats a new client id with the same secret as a credential change (cached tokens belong to the old app)', async () => {
+    h = await start(root);
+    rotateSecretDir(root, 'b', { tenantId: TENANT, clientId: 'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee', clientSecret: 'secret-b' });
+    await h.watcher.reload();
+    assert.deepEqual(h.changes[0]!.map((c) => [c.name, c.credentialChanged]), [['b', true]]);
+  });
+
   it('does nothing when nothing changed', async () => {
     h = await start(root);
     const list = h.watcher.current();

@@ -313,6 +313,16 @@ describe('CachingTokenSource', () => {
     assert.equal(h.upstream.calls.filter((c) => c.identity.credentialFingerprint === 'fp1' && c.identity.descriptor.name === 'a').length, 2, 'no refresh for invalidated entries');
   });
 
+  it('never serves a token issued to another app, even with the same name and credential', async () => {
+    const h = harness();
+    const a = identity('a', 'fp1');
+    const moved: LoadedIdentity = { ...a, descriptor: { ...a.descriptor, clientId: 'client-other' } };
+    await h.cache.getToken({ identity: a, resource: RESOURCE });
+    const other = await h.cache.getToken({ identity: moved, resource: RESOURCE });
+    assert.equal(h.upstream.calls.length, 2);
+    assert.equal(other.clientId, 'client-other');
+  });
+
   it('is bounded: the least recently used entry is evicted', async () => {
     const h = harness({ maxEntries: 3 });
     for (const r of ['https://a/', 'https://b/', 'https://c/']) await h.cache.getToken({ identity: identity(), resource: r });
