@@ -16,6 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -62,7 +63,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Waits for something another process does (bounded wait, not a timing assertion). */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function eventually<T>(what: string | (() => string), check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -74,7 +75,7 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`timed out waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
+  throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
 }
 
 function appContainer(extra: Json = {}): Json {
@@ -240,12 +241,12 @@ describe('webhook against a real kube-apiserver', () => {
     };
     webhook = spawn(NODE, [join(REPO_ROOT, 'webhook', 'main.ts')], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     webhookOutput = collectOutput(webhook);
-    await eventually(`webhook readiness (output so far:\n${webhookOutput()})`, async () => {
+    await eventually(() => `webhook readiness (output so far:\n${webhookOutput()})`, async () => {
       const res = await fetch(`http://127.0.0.1:${healthPort}${WEBHOOK_PATHS.readiness}`);
       return res.status === 200 ? true : undefined;
     });
     // The API server picks up the configuration (and the patched caBundle) asynchronously: probe with dry runs.
-    await eventually(`the API server calling the webhook (webhook output:\n${webhookOutput()})`, async () => {
+    await eventually(() => `the API server calling the webhook (webhook output:\n${webhookOutput()})`, async () => {
       const res = await create(APPS_NS, pod('probe', { labels: OPT_IN_LABEL, annotations: IDENTITY }), true);
       return res.status === 201 && res.json.spec.initContainers?.some((c: Json) => c.name === SIDECAR_CONTAINER_NAME) ? true : undefined;
     });
@@ -389,27 +390,55 @@ describe('webhook against a real kube-apiserver', () => {
     assert.ok(checked >= 25, `only ${checked} mutated fixtures`);
   });
 
-  it('the stored sidecar runs and ManagedIdentityCredential gets a token with the stored app env', async () => {
-    const stored = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/labelled`)).json;
-    const secret = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/secrets/${IDENTITY_SECRET}`)).json;
+  /**
+   * Plays kubelet for a stored pod: lays out its identity Secrets (and, for federated pods, a service-account token
+   * minted through the TokenRequest API exactly as kubelet does for the projected volume), runs the stored sidecar
+   * container as a local process, waits for its stored startupProbe, then runs `ManagedIdentityCredential` with the
+   * stored app env. Returns the decoded token claims.
+   */
+  async function runStoredPod(name: string): Promise<Record<string, unknown>> {
+    const stored = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/${name}`)).json;
     const sidecarSpec = stored.spec.initContainers[0];
     const appSpec = stored.spec.containers[0];
+    assert.equal(sidecarSpec.name, SIDECAR_CONTAINER_NAME);
+    const root = mkdtempSync(join(work, `${name}-`));
+    const volumes = new Map<string, Json>(stored.spec.volumes.map((v: Json) => [v.name, v]));
+    const secrets = new Map<string, Record<string, string>>();
+    const secretData = async (secretName: string): Promise<Record<string, string>> => {
+      if (!secrets.has(secretName)) secrets.set(secretName, (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/secrets/${secretName}`)).json.data);
+      return secrets.get(secretName) ?? {};
+    };
 
-    // What kubelet does: mount the Secret volume where the sidecar's mount says (under a temp root here).
-    const identityRoot = join(work, 'identities');
-    const mount = sidecarSpec.volumeMounts[0];
-    writeKubeletSecretDir(join(identityRoot, mount.mountPath.split('/').pop()), secret.data);
-
-    const [tokenPort, sidecarHealth, sidecarMetrics] = [await freePort(), await freePort(), await freePort()];
+    // The sidecar's mounts, re-rooted under a temp dir (no /var/run here): that and ports are the only rewrites.
     const env: Record<string, string> = {};
     for (const entry of sidecarSpec.env as Array<{ name: string; value: string }>) env[entry.name] = entry.value;
-    // Rewrites, and only these: the mount root (no /var/run here), the ports (the machine is shared), and
-    // the wildcard listeners (tests listen on loopback only).
+    const reroot = (path: string): string => join(root, path);
+    for (const mount of sidecarSpec.volumeMounts as Json[]) {
+      const source = volumes.get(mount.name).projected.sources[0];
+      if (source.secret) writeKubeletSecretDir(reroot(mount.mountPath), await secretData(source.secret.name));
+      if (source.serviceAccountToken) {
+        const request = await cluster.request('POST', `/api/v1/namespaces/${APPS_NS}/serviceaccounts/${stored.spec.serviceAccountName}/token`, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: [source.serviceAccountToken.audience],
+            expirationSeconds: source.serviceAccountToken.expirationSeconds,
+            boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name, uid: stored.metadata.uid },
+          },
+        });
+        assert.equal(request.status, 201, JSON.stringify(request.json));
+        mkdirSync(reroot(mount.mountPath), { recursive: true });
+        writeFileSync(join(reroot(mount.mountPath), source.serviceAccountToken.path), request.json.status.token);
+      }
+    }
     assert.equal(env[SIDECAR_ENV.identityDir], '/var/run/mi-anywhere/identities');
-    env[SIDECAR_ENV.identityDir] = identityRoot;
+    env[SIDECAR_ENV.identityDir] = reroot(env[SIDECAR_ENV.identityDir] ?? '');
+    if (env[SIDECAR_ENV.federatedTokenFile] !== undefined) env[SIDECAR_ENV.federatedTokenFile] = reroot(env[SIDECAR_ENV.federatedTokenFile] ?? '');
+    const [tokenPort, sidecarHealth, sidecarMetrics] = [await freePort(), await freePort(), await freePort()];
     env[SIDECAR_ENV.tokenPort] = String(tokenPort);
     env[SIDECAR_ENV.healthPort] = String(sidecarHealth);
     env[SIDECAR_ENV.metricsPort] = String(sidecarMetrics);
+    // Wildcard listeners become loopback ones (tests listen on 127.0.0.1 only).
     env[SIDECAR_ENV.healthAddress] = '127.0.0.1';
     env[SIDECAR_ENV.metricsAddress] = '127.0.0.1';
     // The test authority's CA, as a cluster with a private authority would add it (real Entra uses public CAs).
@@ -422,7 +451,7 @@ describe('webhook against a real kube-apiserver', () => {
     // kubelet's startupProbe, as stored.
     const probe = sidecarSpec.startupProbe.httpGet;
     assert.equal(probe.port, Number(sidecarSpec.env.find((e: Json) => e.name === SIDECAR_ENV.healthPort).value));
-    await eventually(`the sidecar's startupProbe (output:\n${sidecarOutput()})`, async () => {
+    await eventually(() => `the sidecar's startupProbe (exit ${sidecar.exitCode}, output:\n${sidecarOutput()})`, async () => {
       const res = await fetch(`http://127.0.0.1:${sidecarHealth}${probe.path}`);
       return res.status === 200 ? true : undefined;
     });
@@ -435,11 +464,9 @@ describe('webhook against a real kube-apiserver', () => {
         appEnv[entry.name] = String(entry.value).replace(`127.0.0.1:${DEFAULT_TOKEN_PORT}`, `127.0.0.1:${tokenPort}`);
       } else {
         const ref = entry.valueFrom.secretKeyRef;
-        assert.equal(ref.name, IDENTITY_SECRET);
-        appEnv[entry.name] = Buffer.from(secret.data[ref.key], 'base64').toString('utf8');
+        appEnv[entry.name] = Buffer.from((await secretData(ref.name))[ref.key] ?? '', 'base64').toString('utf8');
       }
     }
-    assert.equal(appEnv.DEFAULT_IDENTITY_CLIENT_ID, identity.clientId);
     const script = [
       "import { ManagedIdentityCredential } from '@azure/identity';",
       "const token = await new ManagedIdentityCredential().getToken('https://vault.azure.net/.default');",
@@ -452,13 +479,51 @@ describe('webhook against a real kube-apiserver', () => {
     app.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     app.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const code = await new Promise<number | null>((resolve) => app.once('exit', resolve));
+    await stopChild(sidecar);
     assert.equal(code, 0, `app failed: ${stderr}\nsidecar:\n${sidecarOutput()}`);
     const result = JSON.parse(stdout) as { token: string; expiresOnTimestamp: number };
-    const claims = decodeJwt(result.token);
+    assert.ok(result.expiresOnTimestamp > Date.now() + 5 * 60_000, 'token lifetime above 5 minutes');
+    assert.equal(appEnv.DEFAULT_IDENTITY_CLIENT_ID, decodeJwt(result.token).appid ?? decodeJwt(result.token).azp);
+    return decodeJwt(result.token);
+  }
+
+  it('the stored sidecar runs and ManagedIdentityCredential gets a token with the stored app env', async () => {
+    const claims = await runStoredPod('labelled');
     assert.equal(claims.aud, 'https://vault.azure.net');
     assert.equal(claims.appid ?? claims.azp, identity.clientId);
-    assert.ok(result.expiresOnTimestamp > Date.now() + 5 * 60_000);
     assert.ok(authority.tokenCalls(identity.clientId) >= 1, 'the token came from the authority through the sidecar');
+  });
+
+  it('federated: the API server\'s own service-account token is exchanged for an Entra token', async () => {
+    // The cluster as an OIDC issuer: its JWKS (served by kube-apiserver at /openid/v1/jwks) relayed over plain
+    // loopback HTTP, so the in-process authority needs no trust in the test cluster's CA.
+    const jwks = createHttpServer((_req, res) => {
+      cluster.request('GET', '/openid/v1/jwks', undefined, { accept: 'application/jwk-set+json' }).then(
+        (answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.json)),
+        () => res.writeHead(502).end(),
+      );
+    });
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksPort = (jwks.address() as { port: number }).port;
+      const fed = authority.registerApp({
+        displayName: 'e2e federated app',
+        federatedCredentials: [{ issuer: 'https://kubernetes.default.svc.cluster.local', subject: `system:serviceaccount:${APPS_NS}:app`, jwksUri: `http://127.0.0.1:${jwksPort}/` }],
+      });
+      const secret = await cluster.request('POST', `/api/v1/namespaces/${APPS_NS}/secrets`, { metadata: { name: 'fed-identity' }, stringData: { tenantId: fed.tenantId, clientId: fed.clientId } });
+      assert.equal(secret.status, 201);
+      const created = await create(APPS_NS, pod('federated-run', {
+        labels: OPT_IN_LABEL,
+        annotations: { [ANNOTATIONS.identities]: 'fed-identity', [ANNOTATIONS.credentialKind]: 'federated' },
+        spec: { serviceAccountName: 'app', automountServiceAccountToken: false, containers: [appContainer()] },
+      }));
+      assert.equal(created.status, 201, JSON.stringify(created.json));
+      const claims = await runStoredPod('federated-run');
+      assert.equal(claims.appid ?? claims.azp, fed.clientId);
+      assert.equal(authority.calls({ endpoint: 'token', clientId: fed.clientId, credentialType: 'federated', status: 200 }).length >= 1, true);
+    } finally {
+      await new Promise<void>((resolve) => jwks.close(() => resolve()));
+    }
   });
 
   it('with the webhook down, labelled pods are blocked and every other pod is admitted unchanged', async () => {

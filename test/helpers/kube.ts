@@ -48,9 +48,10 @@ export interface KubeCluster {
   createNamespace(name: string, labels?: Record<string, string>): Promise<void>;
   /**
    * Raw JSON request as the admin (no ObjectSerializer: timestamps stay strings, so stored objects can be compared
-   * byte for byte). `path` like `/api/v1/namespaces/x/pods?dryRun=All`.
+   * byte for byte). `path` like `/api/v1/namespaces/x/pods?dryRun=All`. `headers` override the JSON defaults
+   * (e.g. `accept: application/jwk-set+json` for `/openid/v1/jwks`).
    */
-  request(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any }>;
   /** Last lines of the API server log, for assertion messages. */
   tail(lines?: number): Promise<string>;
   stop(): Promise<void>;
@@ -268,8 +269,8 @@ export async function startKubeApiServer(options: StartOptions = {}): Promise<Ku
       await core.createNamespace({ body: { metadata: { name, labels } } });
       await core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
     },
-    async request(method, path, body) {
-      const options: RequestOptions = { method, headers: { accept: 'application/json', 'content-type': 'application/json' } };
+    async request(method, path, body, headers = {}) {
+      const options: RequestOptions = { method, headers: { accept: 'application/json', 'content-type': 'application/json', ...headers } };
       await kubeConfig.applyToHTTPSOptions(options);
       return new Promise((resolve, reject) => {
         const req = httpsRequest(`${server}${path}`, options, (res) => {
