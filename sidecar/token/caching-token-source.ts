@@ -73,6 +73,10 @@ function entryKey(identity: LoadedIdentity, resource: string): string {
   return [d.name, identity.credentialFingerprint, d.tenantId.toLowerCase(), d.clientId.toLowerCase(), resource].join('\u0000');
 }
 
+function supersededKey(identityName: string, resource: string): string {
+  return `${identityName}\u0000${resource}`;
+}
+
 function retryAfterOf(error: unknown): number | undefined {
   return error instanceof SidecarError ? error.retryAfterSeconds : undefined;
 }
@@ -88,6 +92,11 @@ export class CachingTokenSource implements TokenSource {
   readonly #gate: UpstreamRateGate;
   /** Map order = recency (re-inserted on use), so the first key is the least recently used. */
   readonly #entries = new Map<string, Entry>();
+  /**
+   * Tokens of credential versions replaced by a rotation, by identity name + resource. Served only while Entra is
+   * unavailable (never after a rejection), so rotating a Secret during an Entra outage fails no request.
+   */
+  readonly #superseded = new Map<string, IssuedToken>();
   #closed = false;
 
   constructor(options: CachingTokenSourceOptions) {
@@ -125,20 +134,36 @@ export class CachingTokenSource implements TokenSource {
           throw error;
         }
       }
-      case 'fetch':
+      case 'fetch': {
         this.#metrics?.cacheLookup('miss');
-        return this.#fetch(entry);
+        try {
+          return await this.#fetch(entry);
+        } catch (error) {
+          const fallback = error instanceof UpstreamUnavailableError ? this.#supersededToken(entry) : undefined;
+          if (fallback) return fallback;
+          throw error;
+        }
+      }
     }
   }
 
   /**
    * Drops the cached tokens of an identity whose credential changed (all fingerprints except `keepFingerprint`),
-   * so the next request is served with a token obtained through the new credential.
+   * so the next request is served with a token obtained through the new credential. Still-valid dropped tokens are
+   * kept aside and served only if Entra is unavailable when the new credential is first used.
    */
   invalidateIdentity(identityName: string, keepFingerprint?: string): void {
     for (const entry of [...this.#entries.values()]) {
       if (entry.identity.descriptor.name !== identityName) continue;
       if (keepFingerprint !== undefined && entry.identity.credentialFingerprint === keepFingerprint) continue;
+      if (isServableDuringOutage(this.#expiresOnMs(entry), this.#nowMs(), this.#policy)) {
+        this.#superseded.set(supersededKey(identityName, entry.resource), entry.token!);
+        while (this.#superseded.size > this.#policy.maxEntries) {
+          const oldest = this.#superseded.keys().next().value;
+          if (oldest === undefined) break;
+          this.#superseded.delete(oldest);
+        }
+      }
       this.#evict(entry);
     }
   }
@@ -156,6 +181,15 @@ export class CachingTokenSource implements TokenSource {
   close(): void {
     this.#closed = true;
     for (const entry of this.#entries.values()) this.#cancelTimer(entry);
+  }
+
+  #supersededToken(entry: Entry): IssuedToken | undefined {
+    const key = supersededKey(entry.identity.descriptor.name, entry.resource);
+    const token = this.#superseded.get(key);
+    if (token === undefined) return undefined;
+    if (isServableDuringOutage(token.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return token;
+    this.#superseded.delete(key);
+    return undefined;
   }
 
   #expiresOnMs(entry: Entry): number | undefined {
@@ -240,6 +274,7 @@ export class CachingTokenSource implements TokenSource {
     entry.consecutiveFailures = 0;
     // Evicted or invalidated while the call was in flight: hand the token to the waiting callers, cache nothing.
     if (this.#entries.get(entry.key) !== entry) return;
+    this.#superseded.delete(supersededKey(entry.identity.descriptor.name, entry.resource));
     entry.token = token;
     entry.obtainedAtMs = now;
     this.#schedule(entry, planRefreshAt(now, token.expiresOnSeconds * 1000, this.#policy, this.#random), () => this.#onRefreshDue(entry));

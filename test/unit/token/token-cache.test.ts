@@ -313,6 +313,23 @@ describe('CachingTokenSource', () => {
     assert.equal(h.upstream.calls.filter((c) => c.identity.credentialFingerprint === 'fp1' && c.identity.descriptor.name === 'a').length, 2, 'no refresh for invalidated entries');
   });
 
+  it('a rotation during an Entra outage fails no request: the replaced credential\'s token bridges the gap', async () => {
+    const h = harness();
+    const before = await h.cache.getToken({ identity: identity('a', 'fp1'), resource: RESOURCE });
+    h.upstream.failure = new UpstreamUnavailableError('down');
+    h.cache.invalidateIdentity('a');
+    const during = await h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE });
+    assert.equal(during.accessToken, before.accessToken);
+    // Entra back: the new credential's token replaces the bridge.
+    h.upstream.failure = undefined;
+    const after = await h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE });
+    assert.equal(after.accessToken, `token-${h.upstream.calls.length}-fp2`);
+    // A rejection of the new credential is never hidden behind the old token.
+    h.cache.invalidateIdentity('a');
+    h.upstream.failure = new UpstreamRejectedError({ oauthError: 'invalid_client', aadsts: 'AADSTS7000215', hint: 'wrong secret' });
+    await assert.rejects(h.cache.getToken({ identity: identity('a', 'fp3'), resource: RESOURCE }), UpstreamRejectedError);
+  });
+
   it('never serves a token issued to another app, even with the same name and credential', async () => {
     const h = harness();
     const a = identity('a', 'fp1');
