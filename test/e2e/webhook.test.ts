@@ -25,6 +25,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import {
   ANNOTATIONS,
+  DEFAULT_HEALTH_PORT,
   DEFAULT_TOKEN_PORT,
   INJECT_KEY,
   SIDECAR_CONTAINER_NAME,
@@ -396,7 +397,7 @@ describe('webhook against a real kube-apiserver', () => {
    * container as a local process, waits for its stored startupProbe, then runs `ManagedIdentityCredential` with the
    * stored app env. Returns the decoded token claims.
    */
-  async function runStoredPod(name: string): Promise<Record<string, unknown>> {
+  async function runStoredPod(name: string, options: { postStartHook?: readonly string[] } = {}): Promise<Record<string, unknown>> {
     const stored = (await cluster.request('GET', `/api/v1/namespaces/${APPS_NS}/pods/${name}`)).json;
     const sidecarSpec = stored.spec.initContainers[0];
     const appSpec = stored.spec.containers[0];
@@ -445,6 +446,15 @@ describe('webhook against a real kube-apiserver', () => {
     env.NODE_EXTRA_CA_CERTS = authority.caFile;
     env.PATH = process.env.PATH ?? '';
     assert.equal(sidecarSpec.command[0], 'node');
+    // The regular form's postStart hook, started before the sidecar: it may only return 0 once /readyz says 200.
+    let hookExit: Promise<number | null> | undefined;
+    if (options.postStartHook !== undefined) {
+      const [program, ...hookArgs] = options.postStartHook.map((arg) => arg.replace(`port:${DEFAULT_HEALTH_PORT}`, `port:${sidecarHealth}`));
+      assert.equal(program, 'node');
+      const hook = spawn(NODE, hookArgs, { cwd: REPO_ROOT, stdio: 'ignore' });
+      children.push(hook);
+      hookExit = new Promise((resolve) => hook.once('exit', resolve));
+    }
     const sidecar = spawn(NODE, [...sidecarSpec.command.slice(1), ...sidecarSpec.args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(sidecar);
     const sidecarOutput = collectOutput(sidecar);
@@ -455,6 +465,8 @@ describe('webhook against a real kube-apiserver', () => {
       const res = await fetch(`http://127.0.0.1:${sidecarHealth}${probe.path}`);
       return res.status === 200 ? true : undefined;
     });
+
+    if (hookExit !== undefined) assert.equal(await hookExit, 0, 'the postStart hook returned once the sidecar was ready');
 
     // The app's environment: exactly what the API server stored, secretKeyRefs resolved as kubelet would,
     // the loopback port rewritten to the local sidecar's.
@@ -488,7 +500,11 @@ describe('webhook against a real kube-apiserver', () => {
   }
 
   it('the stored sidecar runs and ManagedIdentityCredential gets a token with the stored app env', async () => {
-    const claims = await runStoredPod('labelled');
+    // The regular form (older clusters) differs only by placement and its postStart hook; run that hook too.
+    const regular = listFixtures().fixtures.find((f) => f.name === 'regular-sidecar')?.expected();
+    assert.ok(regular !== undefined && regular.allowed);
+    const hook = (regular.pod as Json).spec.containers[0].lifecycle.postStart.exec.command as string[];
+    const claims = await runStoredPod('labelled', { postStartHook: hook });
     assert.equal(claims.aud, 'https://vault.azure.net');
     assert.equal(claims.appid ?? claims.azp, identity.clientId);
     assert.ok(authority.tokenCalls(identity.clientId) >= 1, 'the token came from the authority through the sidecar');

@@ -224,12 +224,31 @@ export function buildSidecarContainer(input: BuildInput): V1Container {
     // well under a second; the margin covers slow nodes and image pulls of the first token.
     startupProbe: { httpGet: { path: PATHS.readiness, port: config.healthPort }, periodSeconds: 1, failureThreshold: 120, timeoutSeconds: 1 },
     livenessProbe: { httpGet: { path: PATHS.liveness, port: config.healthPort }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
-    ...(input.native ? {} : { lifecycle: { postStart: { exec: { command: [...config.command, ...config.args, '--probe'] } } } }),
+    ...(input.native ? {} : { lifecycle: { postStart: { exec: { command: waitUntilReadyCommand(config) } } } }),
     volumeMounts: sidecarMounts(input),
     // A crash before the logger is up still leaves its reason in `kubectl describe pod`.
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
   return container;
+}
+
+/** How long the postStart hook waits for readiness: as long as the native form's startupProbe (120 × 1 s). */
+export const POST_START_WAIT_SECONDS = 120;
+
+/**
+ * The regular form's postStart hook: wait until the sidecar's `/readyz` answers 200, then return (kubelet starts
+ * the next container only after that). The sidecar's own `--probe` checks once and exits, which as a hook would
+ * fail the container on its first second; so the hook is a small poll loop run by the image's own `node`
+ * (config.command[0]: the image's ENTRYPOINT, HS-17) — no shell needed in the image.
+ */
+export function waitUntilReadyCommand(config: SidecarConfig): string[] {
+  const script =
+    `const deadline=Date.now()+${POST_START_WAIT_SECONDS * 1000};` +
+    `const retry=()=>Date.now()>deadline?process.exit(1):setTimeout(tick,500);` +
+    `function tick(){require('node:http').get({host:'127.0.0.1',port:${config.healthPort},path:'${PATHS.readiness}',timeout:2000},` +
+    `(r)=>{r.resume();r.statusCode===200?process.exit(0):retry();}).on('timeout',function(){this.destroy(new Error('timeout'));}).on('error',retry);}` +
+    `tick();`;
+  return [config.command[0] ?? 'node', '-e', script];
 }
 
 /**
