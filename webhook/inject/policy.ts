@@ -176,6 +176,32 @@ function oneOf<T extends string>(annotations: Readonly<Record<string, string>>, 
 }
 
 /**
+ * Pods the sidecar cannot serve: Windows pods (the sidecar image is Linux-only, the pod would never start) and pods
+ * whose containers already declare one of the sidecar's ports (all containers share the pod's network namespace,
+ * so the sidecar could not bind and the app would talk to itself).
+ */
+function refuseUnsupportedPods(pod: PodJson, config: SidecarConfig): void {
+  const os = (pod.spec?.os as { name?: unknown } | undefined)?.name;
+  if (os === 'windows') throw new PodRefusedError('mi-anywhere cannot inject into a Windows pod: the sidecar is a Linux container');
+  const ours = new Map([
+    [config.tokenPort, 'token'],
+    [config.healthPort, 'health'],
+    [config.metricsPort, 'metrics'],
+  ]);
+  for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
+    if (container.name === SIDECAR_CONTAINER_NAME) continue;
+    for (const port of container.ports ?? []) {
+      const use = ours.get(port.containerPort);
+      if (use !== undefined) {
+        throw new PodRefusedError(
+          `container ${container.name} declares port ${port.containerPort}, which the mi-anywhere sidecar needs for its ${use} listener (pods share one network namespace); change the app's port or the webhook's MI_ANYWHERE_WEBHOOK_SIDECAR_${use.toUpperCase()}_PORT`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * Decides for one pod. Non-opted-in pods: `{inject: false}` (never an error). Opted-in pods: validated settings,
  * or a thrown {@link InvalidAnnotationError} / {@link PodRefusedError} that becomes a denied review.
  */
@@ -193,6 +219,7 @@ export function decide(pod: PodJson, config: SidecarConfig): Decision {
       'mi-anywhere cannot inject into a hostNetwork pod: its token endpoint listens on 127.0.0.1, which in the node\'s network namespace is shared with every process and pod on the node, so any of them could obtain this pod\'s tokens',
     );
   }
+  refuseUnsupportedPods(pod, config);
   const credentialKind = oneOf(annotations, ANNOTATIONS.credentialKind, CREDENTIAL_KINDS, 'secret');
   const imdsRedirect = parseBoolean(annotations, ANNOTATIONS.imdsRedirect);
   if (imdsRedirect && config.imdsRedirectImage === undefined) {
