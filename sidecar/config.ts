@@ -173,14 +173,12 @@ const schema = z.object({
       error: 'must be readable and must not be writable by group/others or executable (e.g. 0600, 0640, 0644)',
     })
     .optional(),
+  // msal-node refuses any authority that is not https (and so does @azure/identity), so a plain-http value could
+  // only fail later, at the first token request: refuse it here, with the reason, before listening.
   [SIDECAR_ENV.authorityHost]: httpUrl
-    .refine(
-      (v) => {
-        const u = new URL(v);
-        return u.protocol === 'https:' || isLoopbackAddress(u.hostname.replace(/^\[|\]$/g, ''));
-      },
-      { error: 'must be https (plain http only for a loopback test authority)' },
-    )
+    .refine((v) => new URL(v).protocol === 'https:', {
+      error: 'must be an https URL (msal-node refuses plain-http authorities; a local test authority needs TLS too)',
+    })
     .default(DEFAULTS.authorityHost),
   [SIDECAR_ENV.federatedTokenFile]: nonEmpty.optional(),
   [SIDECAR_ENV.logLevel]: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),

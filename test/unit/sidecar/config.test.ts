@@ -47,7 +47,7 @@ describe('loadConfig: defaults and modes', () => {
         MI_ANYWHERE_IDENTITY_HEADER: 'x'.repeat(16),
         MI_ANYWHERE_ARC_KEY_DIR: '/arc',
         MI_ANYWHERE_ARC_KEY_FILE_MODE: '0644',
-        MI_ANYWHERE_AUTHORITY_HOST: 'http://127.0.0.1:8443/',
+        MI_ANYWHERE_AUTHORITY_HOST: 'https://127.0.0.1:8443/',
         MI_ANYWHERE_FEDERATED_TOKEN_FILE: '/var/run/token',
         MI_ANYWHERE_LOG_LEVEL: 'debug',
         MI_ANYWHERE_RATE_LIMIT_PER_SECOND: '20',
@@ -58,7 +58,7 @@ describe('loadConfig: defaults and modes', () => {
     assert.equal(c.defaultIdentity, 'app');
     assert.equal(c.arc.keyDir, '/arc');
     assert.equal(c.arc.keyFileMode, 0o644);
-    assert.equal(c.authorityHost, 'http://127.0.0.1:8443');
+    assert.equal(c.authorityHost, 'https://127.0.0.1:8443');
     assert.equal(c.advertiseUrl, 'http://sidecar:50342');
     assert.equal(c.rateLimitPerSecond, 20);
     assert.equal(c.probe, true);
@@ -82,7 +82,7 @@ describe('loadConfig: problems', () => {
         MI_ANYWHERE_ALLOW_NON_LOOPBACK: 'maybe',
         MI_ANYWHERE_IDENTITY_HEADER: 'short',
         MI_ANYWHERE_ARC_KEY_FILE_MODE: '0666',
-        MI_ANYWHERE_AUTHORITY_HOST: 'http://login.example.com',
+        MI_ANYWHERE_AUTHORITY_HOST: 'http://127.0.0.1:8443',
         MI_ANYWHERE_LOG_LEVEL: 'loud',
         MI_ANYWHERE_RATE_LIMIT_PER_SECOND: '-1',
         MI_ANYWHERE_DEFAULT_IDENTITY: '../x',
@@ -98,7 +98,7 @@ describe('loadConfig: problems', () => {
         /MI_ANYWHERE_ALLOW_NON_LOOPBACK: must be true or false/,
         /MI_ANYWHERE_IDENTITY_HEADER: must be at least 16 characters/,
         /MI_ANYWHERE_ARC_KEY_FILE_MODE: must be readable and must not be writable/,
-        /MI_ANYWHERE_AUTHORITY_HOST: must be https/,
+        /MI_ANYWHERE_AUTHORITY_HOST: must be an https URL/,
         /MI_ANYWHERE_LOG_LEVEL: must be one of/,
         /MI_ANYWHERE_RATE_LIMIT_PER_SECOND: must be 0 \(unlimited\) or more/,
         /MI_ANYWHERE_DEFAULT_IDENTITY: must be a directory name/,
