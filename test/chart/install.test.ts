@@ -76,6 +76,11 @@ function collectionPath(m: Manifest): string {
   return m.metadata.namespace === undefined ? `${base}/${plural}` : `${base}/namespaces/${m.metadata.namespace}/${plural}`;
 }
 
+/** helm's cache/config/data directories inside the test cluster's temp directory (nothing in the user's HOME). */
+function helmHome(cluster: KubeCluster): Record<string, string> {
+  return { HELM_CACHE_HOME: join(cluster.dir, 'helm-cache'), HELM_CONFIG_HOME: join(cluster.dir, 'helm-config'), HELM_DATA_HOME: join(cluster.dir, 'helm-data') };
+}
+
 function podHasSidecar(pod: V1Pod): boolean {
   const names = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name);
   return names.includes(SIDECAR_CONTAINER_NAME);
@@ -164,7 +169,7 @@ describe('chart on a real kube-apiserver', () => {
       const port = await freePort();
       const install = runHelm(
         ['install', release, CHART_DIR, '--namespace', NAMESPACE, '--set', `webhook.urlOverride=https://127.0.0.1:${port}/mutate`, '--kubeconfig', cluster.kubeconfigPath],
-        { HELM_CACHE_HOME: join(cluster.dir, 'helm-cache'), HELM_CONFIG_HOME: join(cluster.dir, 'helm-config'), HELM_DATA_HOME: join(cluster.dir, 'helm-data') },
+        helmHome(cluster),
       );
       assert.equal(install.status, 0, install.stderr);
       notes = install.stdout;
@@ -239,6 +244,22 @@ describe('chart on a real kube-apiserver', () => {
       for (const key of ['ca.crt', 'tls.crt', 'tls.key']) assert.ok((secret.data?.[key] ?? '').length > 0, key);
     });
 
+    it('helm upgrade keeps the certificate the webhook stored and the caBundle it patched', async () => {
+      const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+      const admission = cluster.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+      const secretName = `${release}-mi-anywhere-webhook-tls`;
+      const mwcName = `${release}-mi-anywhere-${NAMESPACE}`;
+      const before = await core.readNamespacedSecret({ name: secretName, namespace: NAMESPACE });
+      const bundles = (await admission.readMutatingWebhookConfiguration({ name: mwcName })).webhooks?.map((w) => w.clientConfig.caBundle);
+      const upgrade = runHelm(['upgrade', release, CHART_DIR, '--namespace', NAMESPACE, '--reuse-values', '--set', 'webhook.timeoutSeconds=4', '--kubeconfig', cluster.kubeconfigPath], helmHome(cluster));
+      assert.equal(upgrade.status, 0, upgrade.stderr);
+      const afterUpgrade = await core.readNamespacedSecret({ name: secretName, namespace: NAMESPACE });
+      assert.deepEqual(afterUpgrade.data, before.data);
+      const mwc = await admission.readMutatingWebhookConfiguration({ name: mwcName });
+      assert.deepEqual(mwc.webhooks?.map((w) => w.clientConfig.caBundle), bundles);
+      assert.deepEqual(mwc.webhooks?.map((w) => w.timeoutSeconds), [4, 4], 'the upgrade itself was applied');
+    });
+
     it('the ServiceAccount can do nothing else with Secrets', async () => {
       const core = saKubeConfig.makeApiClient(CoreV1Api);
       const attempts: [string, () => Promise<unknown>][] = [
@@ -303,11 +324,7 @@ describe('chart on a real kube-apiserver', () => {
     });
 
     it('helm uninstall removes the webhook configuration', async () => {
-      const result = runHelm(['uninstall', release, '--namespace', NAMESPACE, '--kubeconfig', cluster.kubeconfigPath], {
-        HELM_CACHE_HOME: join(cluster.dir, 'helm-cache'),
-        HELM_CONFIG_HOME: join(cluster.dir, 'helm-config'),
-        HELM_DATA_HOME: join(cluster.dir, 'helm-data'),
-      });
+      const result = runHelm(['uninstall', release, '--namespace', NAMESPACE, '--kubeconfig', cluster.kubeconfigPath], helmHome(cluster));
       assert.equal(result.status, 0, result.stderr);
       const admission = cluster.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
       await assert.rejects(admission.readMutatingWebhookConfiguration({ name: `${release}-mi-anywhere-${NAMESPACE}` }), (error: { code?: number }) => error.code === 404);
