@@ -198,7 +198,7 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
     );
     // The test-authority column runs the same profile against real Entra-style token acquisition.
     for (const client of CLIENTS) {
-      for (const row of client.rows) {
+      for (const row of client.rows.filter((r) => r.limitation !== true)) {
         assert.equal(run.cells.get(cellKey(client.id, row.id, 'default-entra'))?.kind, 'ok', `${client.id}/${row.id} with the test authority`);
       }
     }

@@ -77,6 +77,15 @@ add(['go/*/pod-identity'], {
   error: /169\.254\.169\.254/,
 });
 
+// --- Azure CLI without a login: every profile ---------------------------------------------------------------------
+add(
+  (['app-service', 'msi-endpoint', 'msi-secret', 'pod-identity', 'arc', 'default'] as const).map((p) => `az/get-access-token-no-login/${p}`),
+  {
+    why: '`az account get-access-token` takes its credential from the account `az login` stored in the profile; with no account it refuses instead of falling back to the managed identity (CLI-NEW `Profile.get_raw_token` -> `get_subscription`), and `az login --identity` needs ARM after its token request (protocols.md §10). With the account that login would write, the command works (row above).',
+    error: /az login/,
+  },
+);
+
 export const EXPECTATIONS: ExpectationTable = new Map(entries);
 
 /** Behaviour of the real SDKs that differs from the notes, or that the harness has to accommodate (rendered into docs/compatibility.md). */

@@ -18,9 +18,10 @@ export interface Selector {
 
 /**
  * `default` = DefaultAzureCredential (or the client's equivalent); `managed-identity` = the client's
- * managed-identity credential/application; `az-login` / `az-get-access-token` = Azure CLI commands.
+ * managed-identity credential/application; `az-login` / `az-get-access-token` = Azure CLI commands (the latter with a
+ * seeded managed-identity account; `az-get-access-token-no-login` without any account).
  */
-export type CredentialKind = 'default' | 'managed-identity' | 'az-login' | 'az-get-access-token';
+export type CredentialKind = 'default' | 'managed-identity' | 'az-login' | 'az-get-access-token' | 'az-get-access-token-no-login';
 
 export interface Variant {
   /** Stable id of the matrix row within its client, e.g. `mi-client-id`. */

@@ -107,9 +107,23 @@ def get_access_token(spec, variant):
     return result
 
 
+def get_access_token_no_login(spec, variant):
+    """Without an account in the profile: does the CLI fall back to the managed identity on its own?"""
+    result = {"variant": variant["id"]}
+    before = compat_common.count(spec["counterUrl"])
+    proc = az(spec, "account", "get-access-token", "--resource", spec["resource"], "--output", "json")
+    served = compat_common.count(spec["counterUrl"]) - before
+    if proc.returncode != 0:
+        return dict(result, status="unsupported", error=tail(proc.stderr))
+    return dict(result, status="fail", error="az account get-access-token succeeded without an account (%d tokens from the endpoint); "
+                "the matrix has no rule for that yet" % served)
+
+
 def run_variant(spec, variant):
     if variant["credential"] == "az-login":
         return login(spec, variant)
+    if variant["credential"] == "az-get-access-token-no-login":
+        return get_access_token_no_login(spec, variant)
     return get_access_token(spec, variant)
 
 
