@@ -12,9 +12,9 @@ import type { SecureVersion } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { WEBHOOK_PATHS } from '../../sidecar/contract.ts';
 import type { HandleResult } from '../admission/handler.ts';
-import { errored } from '../admission/review.ts';
+import { errored, salvageUid } from '../admission/review.ts';
 import type { AdmissionReviewResponse } from '../admission/types.ts';
-import { BadReviewError, PayloadTooLargeError, UnsupportedMediaTypeError, WebhookError } from '../errors.ts';
+import { BadReviewError, InternalError, PayloadTooLargeError, UnsupportedMediaTypeError, WebhookError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookMetrics } from '../metrics.ts';
 
@@ -91,6 +91,13 @@ function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
+/** An errored review for a handler that threw (uid salvaged from the body when possible). */
+function handleFailure(body: unknown): HandleResult {
+  const uid = salvageUid(body);
+  const error = new InternalError();
+  return { review: errored(uid, error), outcome: 'error', reason: error.code, uid, namespace: undefined, name: undefined, operation: undefined, patch: [], error: undefined };
+}
+
 export function createAdmissionServer(options: AdmissionServerOptions): AdmissionServer {
   const limit = options.maxBodyBytes ?? MAX_REVIEW_BYTES;
   const tlsOptions = { minVersion: options.minVersion };
@@ -154,7 +161,14 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
           fail(res, started, new BadReviewError('body is not valid JSON'));
           return;
         }
-        finish(res, started, options.handle(parsed));
+        let result: HandleResult;
+        try {
+          result = options.handle(parsed);
+        } catch (error) {
+          // handleReview never throws by design; this guard keeps a future bug from becoming a crash or a bare 500.
+          result = { ...handleFailure(parsed), error };
+        }
+        finish(res, started, result);
       },
       (error: unknown) => {
         options.logger.warn({ err: error }, 'reading an admission request failed');

@@ -178,6 +178,41 @@ describe('admission HTTPS server', () => {
   });
 });
 
+describe('a handler bug', () => {
+  it('becomes an errored review with the uid, not a crash or a bare 500', async () => {
+    const pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    let logs = '';
+    const server = createAdmissionServer({
+      certificate: { cert: pki.cert, key: pki.key },
+      minVersion: 'TLSv1.3',
+      handle: () => {
+        throw new TypeError('boom: a bug');
+      },
+      logger: createLogger({ level: 'info', destination: new Writable({ write(chunk, _e, cb) { logs += String(chunk); cb(); } }) }),
+      metrics: createWebhookMetrics({ register: new Registry(), version: 'test' }),
+      nowSeconds: () => performance.now() / 1000,
+      requestTimeoutSeconds: 30,
+    });
+    const port = await listen(server.server);
+    try {
+      const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca: pki.caBundle, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'bug-1' } }));
+      });
+      assert.equal(answer.status, 200);
+      assert.deepEqual(answer.body.response, { uid: 'bug-1', allowed: false, status: { code: 500, message: 'internal error in the mi-anywhere webhook' } });
+      assert.match(logs, /boom: a bug/, 'the full error is logged');
+    } finally {
+      await close(server.server);
+    }
+  });
+});
+
 describe('health and metrics listeners', () => {
   it('/healthz always, /readyz only when ready, /metrics in the registry content type', async () => {
     let ready = false;
