@@ -19,6 +19,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -231,6 +233,8 @@ describe('webhook against a real kube-apiserver', () => {
       [WEBHOOK_ENV.certSecretName]: CERT_SECRET,
       [WEBHOOK_ENV.configurationName]: MWC_NAME,
       [WEBHOOK_ENV.certIpAddresses]: '127.0.0.1',
+      // Reconcile every second so the repair and rotation tests below finish quickly (production default: 300 s).
+      [WEBHOOK_ENV.certCheckIntervalSeconds]: '1',
       [WEBHOOK_ENV.kubeconfig]: user1Kubeconfig,
       [WEBHOOK_ENV.nativeSidecar]: 'auto',
       [WEBHOOK_ENV.sidecarImage]: 'registry.example/mi-anywhere:e2e',
@@ -540,6 +544,46 @@ describe('webhook against a real kube-apiserver', () => {
     } finally {
       await new Promise<void>((resolve) => jwks.close(() => resolve()));
     }
+  });
+
+  it('a caBundle reset by someone else (e.g. helm upgrade) is repaired', async () => {
+    const mwcPath = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${MWC_NAME}`;
+    const reset = await cluster.request('PATCH', mwcPath, [
+      { op: 'remove', path: '/webhooks/0/clientConfig/caBundle' },
+      { op: 'remove', path: '/webhooks/1/clientConfig/caBundle' },
+    ], { 'content-type': 'application/json-patch+json' });
+    assert.equal(reset.status, 200, JSON.stringify(reset.json));
+    const ca = (await cluster.request('GET', `/api/v1/namespaces/${SYSTEM_NS}/secrets/${CERT_SECRET}`)).json.data['ca.crt'];
+    await eventually('the caBundle to be patched back', async () => {
+      const mwc = (await cluster.request('GET', mwcPath)).json;
+      return mwc.webhooks.every((w: Json) => w.clientConfig.caBundle === ca) ? true : undefined;
+    });
+  });
+
+  it('a lost certificate Secret is recreated with a new CA, published, and served without a restart', async () => {
+    const secretPath = `/api/v1/namespaces/${SYSTEM_NS}/secrets/${CERT_SECRET}`;
+    const before = (await cluster.request('GET', secretPath)).json.data;
+    assert.equal((await cluster.request('DELETE', secretPath)).status, 200);
+    const after = await eventually('a new certificate Secret', async () => {
+      const res = await cluster.request('GET', secretPath);
+      return res.status === 200 && res.json.data['ca.crt'] !== before['ca.crt'] ? res.json.data : undefined;
+    });
+    const served = await eventually('the webhook serving the new certificate', async () => {
+      const fingerprint = await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: webhookPort, ca: Buffer.from(after['ca.crt'], 'base64').toString() }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256);
+          socket.end();
+        });
+        socket.on('error', reject);
+      });
+      return fingerprint === new X509Certificate(Buffer.from(after['tls.crt'], 'base64')).fingerprint256 ? true : undefined;
+    });
+    assert.equal(served, true);
+    // And the API server, trusting the new caBundle, calls the webhook successfully again.
+    await eventually('an injected pod after the rotation', async () => {
+      const res = await create(APPS_NS, pod('after-rotation', { labels: OPT_IN_LABEL, annotations: IDENTITY }), true);
+      return res.status === 201 && res.json.spec.initContainers?.[0]?.name === SIDECAR_CONTAINER_NAME ? true : undefined;
+    });
   });
 
   it('with the webhook down, labelled pods are blocked and every other pod is admitted unchanged', async () => {
