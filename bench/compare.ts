@@ -59,16 +59,19 @@ async function main(): Promise<void> {
       const sidecar = started[i];
       if (!sidecar) throw new Error('sidecar missing');
       const request = dialect === 'imds' ? imdsRequest() : appServiceRequest(sidecar.identityHeader);
-      return { name: v.name, url: sidecar.baseUrl + request.path, headers: request.headers };
+      return { name: v.name, url: sidecar.baseUrl + request.path, headers: request.headers, pid: sidecar.server.pid };
     });
     const cells = await runMatrix({ targets, connections, rounds, secondsPerRun: seconds, warmupSeconds: 1 });
     const base = variants[0]?.name ?? '';
-    process.stdout.write(`| connections | variant | req/s | vs ${base} | p50 ms | p99 ms | per-round req/s |\n|---:|---|---:|---:|---:|---:|---|\n`);
+    process.stdout.write(
+      `| connections | variant | server CPU µs/request | vs ${base} | req/s (median) | best round req/s | p50 ms | p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|\n`,
+    );
     for (const c of connections) {
-      const reference = cells.find((x) => x.connections === c && x.target === base)?.rps ?? Number.NaN;
+      const reference = cells.find((x) => x.connections === c && x.target === base);
       for (const cell of cells.filter((x) => x.connections === c)) {
+        const vs = reference ? (cell.cpuUsPerRequest / reference.cpuUsPerRequest).toFixed(2) : 'n/a';
         process.stdout.write(
-          `| ${c} | ${cell.target} | ${cell.rps.toFixed(0)} | ${(cell.rps / reference).toFixed(2)}x | ${cell.p50Ms.toFixed(3)} | ${cell.p99Ms.toFixed(3)} | ${cell.rounds.map((r) => r.rps.toFixed(0)).join(', ')} |\n`,
+          `| ${c} | ${cell.target} | ${cell.cpuUsPerRequest.toFixed(1)} | ${vs}x | ${cell.rps.toFixed(0)} | ${cell.bestRps.toFixed(0)} | ${cell.p50Ms.toFixed(3)} | ${cell.p99Ms.toFixed(3)} |\n`,
         );
       }
     }

@@ -92,6 +92,22 @@ export function rssOf(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in microseconds (from /proc/<pid>/stat, 10 ms ticks). */
+export function cpuMicrosOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks / CLOCK_TICKS_PER_SECOND) * 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** USER_HZ: 100 on every Linux the benchmark targets (x86-64 and arm64 kernels report times in 1/100 s). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 async function probe(url: string, headers: Readonly<Record<string, string>> | undefined): Promise<boolean> {
   try {
     const response = await fetch(url, { headers: { ...headers }, signal: AbortSignal.timeout(500) });

@@ -61,10 +61,10 @@ export async function runCached(options: CachedOptions): Promise<CachedResult> {
     const express = await startReference(options.programs, 'express-route', bodyFile, options.nodeFlags);
     started.push(express);
     const targets: Target[] = [
-      { name: 'sidecar-imds', url: sidecar.baseUrl + imds.path, headers: imds.headers },
-      { name: 'sidecar-app-service', url: sidecar.baseUrl + appService.path, headers: appService.headers },
-      { name: 'bare-http', url: `http://127.0.0.1:${bare.port}${imds.path}`, headers: imds.headers },
-      { name: 'express-route', url: `http://127.0.0.1:${express.port}${imds.path}`, headers: imds.headers },
+      { name: 'sidecar-imds', url: sidecar.baseUrl + imds.path, headers: imds.headers, pid: sidecar.server.pid },
+      { name: 'sidecar-app-service', url: sidecar.baseUrl + appService.path, headers: appService.headers, pid: sidecar.server.pid },
+      { name: 'bare-http', url: `http://127.0.0.1:${bare.port}${imds.path}`, headers: imds.headers, pid: bare.pid },
+      { name: 'express-route', url: `http://127.0.0.1:${express.port}${imds.path}`, headers: imds.headers, pid: express.pid },
     ];
     const onResult = (target: string, r: { connections: number; rps: number; p99Ms: number }): void =>
       options.log(`  ${target} c=${r.connections}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(3)} ms`);

@@ -99,8 +99,8 @@ export async function runPeer(options: PeerOptions): Promise<PeerResult> {
 
     const perTarget = { peer: { requests: 0, token: 0, all: 0 }, sidecar: { requests: 0, token: 0, all: 0 } };
     const targets = [
-      { name: 'azwi-proxy', url: peerUrl, headers: request.headers, key: 'peer' as const },
-      { name: 'sidecar-entra', url: sidecarUrl, headers: request.headers, key: 'sidecar' as const },
+      { name: 'azwi-proxy', url: peerUrl, headers: request.headers, key: 'peer' as const, pid: peer.pid },
+      { name: 'sidecar-entra', url: sidecarUrl, headers: request.headers, key: 'sidecar' as const, pid: sidecar.server.pid },
     ];
     // Count upstream calls around each run: the matrix runs one target at a time.
     let before = { token: 0, all: 0 };
