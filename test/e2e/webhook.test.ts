@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -34,6 +35,7 @@ import {
   SIDECAR_ENV,
   WEBHOOK_PATHS,
 } from '../../sidecar/contract.ts';
+import { renewCertificates } from '../../webhook/cert/authority.ts';
 import { WEBHOOK_ENV } from '../../webhook/config.ts';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
@@ -543,6 +545,69 @@ describe('webhook against a real kube-apiserver', () => {
       assert.equal(authority.calls({ endpoint: 'token', clientId: fed.clientId, credentialType: 'federated', status: 200 }).length >= 1, true);
     } finally {
       await new Promise<void>((resolve) => jwks.close(() => resolve()));
+    }
+  });
+
+  it('reinvocation: a container added by a later webhook gets the env, nothing is added twice', async () => {
+    // A second webhook (alphabetically after ours, so it runs later) that appends a container, as service meshes do.
+    const pki = await renewCertificates({ action: 'renew-ca', reason: 'late webhook' }, undefined, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, Date.now());
+    let calls = 0;
+    const late = createHttpsServer({ cert: pki.cert, key: pki.key }, (req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        calls += 1;
+        const uid = JSON.parse(body).request.uid;
+        const patch = [{ op: 'add', path: '/spec/containers/-', value: { name: 'late', image: 'registry.example/late:1' } }];
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
+    const mwcPath = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+    try {
+      const latePort = (late.address() as { port: number }).port;
+      const registered = await cluster.request('POST', mwcPath, {
+        metadata: { name: 'zz-e2e-late-adder' },
+        webhooks: [{
+          name: 'late-adder.e2e.example',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          reinvocationPolicy: 'Never',
+          clientConfig: { url: `https://127.0.0.1:${latePort}/`, caBundle: Buffer.from(pki.caBundle).toString('base64') },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
+          objectSelector: { matchLabels: { 'e2e-late': 'true' } },
+        }],
+      });
+      assert.equal(registered.status, 201, JSON.stringify(registered.json));
+      const labels = { ...OPT_IN_LABEL, 'e2e-late': 'true' };
+      await eventually('the late webhook being active', async () => {
+        const res = await create(APPS_NS, pod('reinvoked-probe', { labels, annotations: IDENTITY }), true);
+        return res.status === 201 && res.json.spec.containers.some((c: Json) => c.name === 'late') ? true : undefined;
+      });
+      const res = await create(APPS_NS, pod('reinvoked', { labels, annotations: IDENTITY }));
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      const stored = res.json;
+      assert.ok(calls >= 1);
+      // Our webhook ran twice for this pod: first injection, then the reinvocation caused by the late container.
+      const ours = webhookOutput().split('\n').filter((line) => line.includes('"name":"reinvoked"') && line.includes('"msg":"admission"'));
+      assert.equal(ours.length, 2, ours.join('\n'));
+      assert.ok(ours.every((line) => line.includes('"outcome":"mutated"')));
+      assert.deepEqual(stored.spec.initContainers.map((c: Json) => c.name), [SIDECAR_CONTAINER_NAME], 'one sidecar');
+      const names = (c: Json) => (c.env ?? []).map((e: Json) => e.name);
+      const app = stored.spec.containers.find((c: Json) => c.name === 'app');
+      const added = stored.spec.containers.find((c: Json) => c.name === 'late');
+      assert.deepEqual(names(added), names(app), 'the late container got the same variables on reinvocation');
+      assert.equal(new Set(names(app)).size, names(app).length, 'no variable twice');
+      assert.equal(stored.spec.volumes.filter((v: Json) => v.name.startsWith(`${SIDECAR_CONTAINER_NAME}-identity`)).length, 1);
+    } finally {
+      await cluster.request('DELETE', `${mwcPath}/zz-e2e-late-adder`);
+      await new Promise<void>((resolve) => {
+        late.close(() => resolve());
+        late.closeAllConnections();
+      });
     }
   });
 
