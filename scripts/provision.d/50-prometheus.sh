@@ -27,16 +27,19 @@ link_from() { # link_from <dir containing prometheus and promtool>
   ln -sf "$1/promtool" "$BIN/promtool"
 }
 
+# MI_ANYWHERE_PROMETHEUS_FROM=go skips the Debian package (what a host without apt gets; exercises the fallback).
+FROM="${MI_ANYWHERE_PROMETHEUS_FROM:-debian}"
+
 if have_both; then
   echo "prometheus: cached ($("$BIN/prometheus" --version 2>&1 | head -1))"
   exit 0
 fi
 
-if works /usr/bin/prometheus && works /usr/bin/promtool; then
+if [ "$FROM" = "debian" ] && works /usr/bin/prometheus && works /usr/bin/promtool; then
   link_from /usr/bin
 fi
 
-if ! have_both && command -v apt-get >/dev/null 2>&1; then
+if [ "$FROM" = "debian" ] && ! have_both && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ]; then
     # --no-install-recommends: the recommended node exporter would be one more system daemon.
     export DEBIAN_FRONTEND=noninteractive
@@ -61,14 +64,52 @@ if ! have_both && command -v apt-get >/dev/null 2>&1; then
   fi
 fi
 
+build_from_go_module() {
+  # `go install module@version` refuses modules whose go.mod has `replace` directives, and Prometheus' has some
+  # (klog -> klog-gokit). A wrapper module that requires Prometheus and repeats its replace/exclude directives
+  # builds both commands from the Go module proxy, as scripts/provision.d/30-kube.sh does for kube-apiserver.
+  local version="$1" out="$2"
+  local dir="$CACHE/go-build/prometheus-$version"
+  mkdir -p "$dir" "$out"
+  export GOFLAGS=-mod=mod GOMAXPROCS="${GOMAXPROCS:-2}"
+  go mod download -json "github.com/prometheus/prometheus@$version" >"$dir/download.json"
+  local gomod
+  gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' "$dir/download.json")"
+  {
+    echo "module mi-anywhere.local/prometheus-build"
+    echo
+    grep -m1 '^go ' "$gomod"
+    echo
+    echo "require github.com/prometheus/prometheus $version"
+    echo
+    # Every replace/exclude line or block of Prometheus' own go.mod, verbatim.
+    awk '/^(replace|exclude) \(/{p=1} p{print} /^\)/{if(p){p=0; print ""}} /^(replace|exclude) [^(]/{print}' "$gomod"
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+// Package tools pins the commands we build, so `go mod tidy` keeps their dependencies.
+package tools
+
+import (
+	_ "github.com/prometheus/prometheus/cmd/prometheus"
+	_ "github.com/prometheus/prometheus/cmd/promtool"
+)
+GO
+  (cd "$dir" && go mod tidy -e >/dev/null 2>&1 || true)
+  # Module v0.<minor>.<patch> is Prometheus 2.<minor>.<patch>; stamp it so `--version` says what was built.
+  local stamp="-X github.com/prometheus/common/version.Version=2.${version#v0.} -X github.com/prometheus/common/version.Branch=go-module -X github.com/prometheus/common/version.Revision=$version"
+  for cmd in prometheus promtool; do
+    (cd "$dir" && nice -n 10 go build -trimpath -ldflags "-s -w $stamp" -o "$out/$cmd.tmp" "github.com/prometheus/prometheus/cmd/$cmd")
+    mv "$out/$cmd.tmp" "$out/$cmd"
+  done
+}
+
 if ! have_both; then
   echo "prometheus: no Debian package; FALLBACK: building prometheus and promtool $PROMETHEUS_GO_VERSION from the Go module" >&2
   command -v go >/dev/null 2>&1 || { echo "prometheus: neither apt-get nor go is available" >&2; exit 1; }
-  export GOMAXPROCS="${GOMAXPROCS:-2}" GOBIN="$CACHE/go-prometheus-$PROMETHEUS_GO_VERSION"
-  mkdir -p "$GOBIN"
-  nice -n 10 go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_GO_VERSION"
-  nice -n 10 go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_GO_VERSION"
-  link_from "$GOBIN"
+  build_from_go_module "$PROMETHEUS_GO_VERSION" "$CACHE/go-prometheus-$PROMETHEUS_GO_VERSION"
+  link_from "$CACHE/go-prometheus-$PROMETHEUS_GO_VERSION"
 fi
 
 have_both || { echo "prometheus: provisioning failed" >&2; exit 1; }
