@@ -38,8 +38,9 @@ export function parseRawResponse(raw: string, closedByServer: boolean): RawRespo
 /**
  * Sends `request` and reads until the server closes, a complete response (by Content-Length) arrived, or the timeout.
  * @param port the sidecar's token port on 127.0.0.1
+ * @param halfClose end our side after writing (a truncated request then meets EOF instead of a server timeout)
  */
-export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5_000): Promise<RawResponse> {
+export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5_000, halfClose = false): Promise<RawResponse> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
@@ -64,7 +65,8 @@ export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5
     socket.on('close', () => finish(true));
     // EPIPE/ECONNRESET after the server answered and closed early (oversized input): keep what arrived.
     socket.on('error', () => finish(true));
-    socket.write(request);
+    if (halfClose) socket.end(request);
+    else socket.write(request);
   });
 }
 

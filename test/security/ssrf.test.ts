@@ -92,6 +92,7 @@ const cases: readonly Case[] = [
   { name: 'garbage request line', request: () => '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n', status: 400 },
   { name: 'NUL byte in the request target', request: () => req([`GET ${PATHS.imds}\x00?${IMDS_QUERY} HTTP/1.1`, H, 'Metadata: true']), status: 400 },
   { name: 'header without a colon', request: () => req([`GET ${IMDS} HTTP/1.1`, H, 'Metadata true']), status: 400 },
+  { name: 'HTTP/1.1 without Host, no Metadata (answered in shape, not by the parser)', request: () => req([`GET ${IMDS} HTTP/1.1`, CLOSE]), status: 400, code: 'SIDECAR_ERR_METADATA_HEADER' },
   { name: 'HTTP/1.0 without Host, no Metadata', request: () => req([`GET ${IMDS} HTTP/1.0`]), status: 400, code: 'SIDECAR_ERR_METADATA_HEADER' },
   { name: 'HTTP/2 preface on an HTTP/1.1 listener', request: () => 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', status: 400 },
 ];
