@@ -108,10 +108,17 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError('Request body', limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new PayloadTooLargeError('Request body', limit);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new PayloadTooLargeError('Request body', limit);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    // A client that closes before sending its whole body is the client's problem, not an internal error (found by
+    // test/fuzz/sidecar-http.test.ts: truncated Cloud Shell bodies were logged as "unexpected error").
+    if ((error as { code?: unknown }).code === 'ECONNRESET') throw new BadRequestError('The client closed the connection before sending the whole request body');
+    throw error;
   }
   return Buffer.concat(chunks).toString('utf8');
 }
