@@ -34,6 +34,9 @@ export function listen(options: ListenOptions): Promise<Listening> {
       headersTimeout: options.timeouts.headersTimeoutMs,
       requestTimeout: options.timeouts.requestTimeoutMs,
       keepAliveTimeout: options.timeouts.keepAliveTimeoutMs,
+      // Node answers an HTTP/1.1 request without Host with a bare, empty 400 before any handler runs; we route by
+      // path only, so let such requests reach the handler and get a dialect-shaped answer (test/fuzz/sidecar-http).
+      requireHostHeader: false,
     },
     options.onRequest,
   );
