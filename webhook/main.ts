@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -49,14 +50,14 @@ async function decideNative(config: Config, kubeConfig: () => KubeConfig, logger
 }
 
 /** `{ address, port }` a listening server is bound to. */
-function boundAddress(server: Server | import('node:https').Server): { address: string; port: number } {
+function boundAddress(server: Server | HttpsServer): { address: string; port: number } {
   const bound = server.address();
   return typeof bound === 'object' && bound !== null ? { address: bound.address, port: bound.port } : { address: String(bound), port: 0 };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function listen(server: Server | import('node:https').Server, port: number, address: string): Promise<void> {
+function listen(server: Server | HttpsServer, port: number, address: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, address, () => {
@@ -113,8 +114,8 @@ async function main(): Promise<number> {
     while (first === undefined) if (!(await watcher.check())) await sleep(CERT_RETRY_MS);
   } else {
     const certConfig = config.cert;
-    const reconcile = (): Promise<LoadedCertificate> =>
-      reconcileCertificates({ store: kubernetesCertificateStore(kubeConfig(), certConfig), names: wantedNames(certConfig), policy: certConfig, now: Date.now, logger });
+    const store = kubernetesCertificateStore(kubeConfig(), certConfig);
+    const reconcile = (): Promise<LoadedCertificate> => reconcileCertificates({ store, names: wantedNames(certConfig), policy: certConfig, now: Date.now, logger });
     while (first === undefined) {
       try {
         first = await reconcile();
