@@ -404,6 +404,31 @@ describe('metrics, dashboard and alerts against a real Prometheus', { timeout: 6
     }
   });
 
+  /** What the traffic did, as Prometheus must have recorded it (each expression must return a sample). */
+  const recorded = [
+    { name: 'tokens through all five dialects', expr: 'count(sum by (dialect) (mi_anywhere_token_requests_total{code="ok"})) == 5' },
+    { name: 'Arc challenges counted apart from failures', expr: 'sum(mi_anywhere_token_requests_total{dialect="arc", code="challenge"}) >= 3' },
+    { name: 'rate-limited requests', expr: 'sum(mi_anywhere_token_requests_rate_limited_total) > 0' },
+    { name: 'cache hits', expr: 'sum(mi_anywhere_token_cache_lookups_total{result="hit"}) > 0' },
+    { name: 'cache entries', expr: 'mi_anywhere_token_cache_entries > 0' },
+    { name: 'certificate expiry of the certificate identity (2 days)', expr: 'mi_anywhere_credential_expiry_timestamp_seconds{identity="billing", kind="certificate"} - time() < 172900' },
+    { name: 'three identities loaded', expr: 'mi_anywhere_identities == 3' },
+    { name: 'the malformed identity failed to load', expr: 'mi_anywhere_identity_load_failing{identity="malformed"} == 1' },
+    { name: 'the good identities loaded', expr: 'count(mi_anywhere_identity_load_failing{identity=~"orders|billing|broken"} == 0) == 3' },
+    { name: 'upstream rejections of the wrong secret', expr: 'mi_anywhere_upstream_requests_total{identity="broken", outcome="invalid_client"} >= 6' },
+    { name: 'failed background refresh', expr: 'mi_anywhere_token_cache_refreshes_total{identity="orders", result="failure"} > 0' },
+    { name: 'webhook admissions of every outcome', expr: 'count(mi_anywhere_webhook_admission_requests_total > 0) == 4' },
+    { name: 'webhook certificate expiry (23 hours)', expr: 'mi_anywhere_webhook_certificate_expiry_timestamp_seconds - time() < 86400' },
+    { name: 'build info of both programs', expr: 'count(mi_anywhere_build_info) == 2' },
+  ];
+  for (const tc of recorded) {
+    it(`Prometheus recorded: ${tc.name}`, async () => {
+      const answer = await prometheus.query(tc.expr);
+      assert.equal(answer.status, 'success', answer.error);
+      assert.ok(samples(answer).length > 0, tc.expr);
+    });
+  }
+
   it('label values stay in their documented bounds', async () => {
     const catalogue = new Set([...readFileSync(join(ROOT, 'sidecar', 'errors.ts'), 'utf8').matchAll(/code: '(SIDECAR_ERR_[A-Z_]+)'/g)].map((m) => m[1]!));
     const codes = await prometheus.labelValues('code', 'mi_anywhere_token_requests_total');
