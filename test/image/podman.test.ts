@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -70,7 +70,12 @@ describe('container image (podman)', () => {
     baseImage = readFileSync(tagFile, 'utf8').trim();
     work = mkdtempSync(join(tmpdir(), 'mi-anywhere-podman-'));
     chmodSync(work, 0o755);
-    // The build has no network: npm installs from the npm cache that `npm ci` filled on this machine.
+    // The build has no network: npm installs from the npm cache. Make sure it holds every package of the
+    // current lockfile (a dependency added since the last `npm ci` on this machine would be missing).
+    for (const file of ['package.json', 'package-lock.json']) cpSync(join(REPO_ROOT, file), join(work, file));
+    const fill = spawnSync('npm', ['ci', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: work, encoding: 'utf8' });
+    assert.equal(fill.status, 0, `filling the npm cache: ${fill.stderr}`);
+    rmSync(join(work, 'node_modules'), { recursive: true, force: true });
     writeFileSync(join(work, 'npmrc'), 'offline=true\nfund=false\naudit=false\nupdate-notifier=false\n');
   });
 
@@ -119,7 +124,8 @@ describe('container image (podman)', () => {
     let answer: Record<string, unknown> = {};
     await waitFor('the sidecar token listener', () => {
       answer = JSON.parse(nodeIn(name, script)) as Record<string, unknown>;
-      return answer['status'] !== undefined;
+      // Before its identities are loaded the sidecar answers 503 (not ready); wait for the real answer.
+      return answer['status'] !== undefined && answer['status'] !== 503;
     });
     assert.deepEqual(answer, { status: 200, aud: 'https://vault.azure.net', uid: 65532 });
     podmanOk(['stop', '--time', '20', name]);
