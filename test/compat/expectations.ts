@@ -51,6 +51,7 @@ add(UAMI_ROWS.map((r) => `java/${r}/msi-endpoint`), {
 add(['py-msal/*/msi-endpoint', 'az/*/msi-endpoint'], {
   why: 'msal-python (and the Azure CLI 2.91, built on it) has no `MSI_ENDPOINT` Cloud Shell source: ManagedIdentityClient only knows Cloud Shell through `AZUREPS_HOST_ENVIRONMENT` and then via PublicClientApplication, so it falls back to IMDS at the hard-coded 169.254.169.254 (protocols.md §1.2 MP/MP-CS, §10 CLI-NEW; observed-clients.md §3 b). That address is not the sidecar; here the sandbox\'s egress filter answers it with a plain-text 403, hence a JSON decoding error (a network without it gives a connection error).',
   error: /JSONDecodeError|Expecting value|169\.254\.169\.254|ConnectionError|Max retries|timed out/,
+  neverReachesSidecar: true,
 });
 
 // --- MSI_ENDPOINT + MSI_SECRET = Azure ML: only a client id selects a user-assigned identity -------------------------
@@ -75,6 +76,7 @@ add(UAMI_ROWS.map((r) => `java/${r}/msi-secret`), {
 add(['go/*/pod-identity'], {
   why: 'azidentity / MSAL Go ignore `AZURE_POD_IDENTITY_AUTHORITY_HOST` (constant declared, never used) and always call IMDS at 169.254.169.254 (protocols.md §6, MG `createIMDSAuthRequest`, GO-MIC probe). That address is not the sidecar; here the sandbox\'s egress filter answers it with 403 (the driver bounds retries so the cell fails in seconds). The webhook\'s IMDS redirect, not an environment variable, serves Go.',
   error: /169\.254\.169\.254/,
+  neverReachesSidecar: true,
 });
 
 // --- Azure CLI without a login: every profile ---------------------------------------------------------------------

@@ -42,6 +42,11 @@ describe('classify', () => {
     { name: 'a listed cell that works is reported', result: ok, expected, kind: 'unexpected-ok', text: /expected "not supported"/ },
     { name: 'no result line is a FAIL with the process error', result: undefined, expected: undefined, kind: 'fail', text: /killed/ },
   ];
+  it('a client expected to bypass the sidecar must not reach it', () => {
+    const bypass: Unsupported = { ...expected, neverReachesSidecar: true };
+    assert.equal(classify(refused, bypass, undefined, 0).kind, 'unsupported');
+    assert.match(classify(refused, bypass, undefined, 2).text ?? '', /bypass the sidecar, but 2 requests reached it/);
+  });
   for (const tc of cases) {
     it(tc.name, () => {
       const cell = classify(tc.result, tc.expected, 'driver process killed after 1 ms');

@@ -237,7 +237,7 @@ export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
       const outcome = await runProcess([...cmd.argv, JSON.stringify(input)], env, options.processTimeoutMs);
       const result = outcome.results.find((r) => r.variant === row.id);
       if (result !== undefined && !versions.has(client.id)) versions.set(client.id, { ...result.versions });
-      let cell = classify(result, expectation(options.expectations, client.id, row.id, column.profile), outcome.error);
+      let cell = classify(result, expectation(options.expectations, client.id, row.id, column.profile), outcome.error, proxy.requests().length);
       if (cell.kind === 'fail') {
         // What reached the sidecar, for the diagnosis (paths with their query: resource and selectors, no secret).
         const seen = proxy.requests().slice(0, 4).map((r) => `${r.method} ${r.path} → ${String(r.status)}${r.appid ? ` appid ${r.appid}` : ''}`);
