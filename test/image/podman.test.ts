@@ -81,6 +81,8 @@ describe('container image (podman)', () => {
 
   after(() => {
     for (const name of containers) podman(['rm', '--force', '--time', '0', name]);
+    // Layers of earlier builds of the test tag (the current ones stay as the build cache for the next run).
+    podman(['image', 'prune', '--force']);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
