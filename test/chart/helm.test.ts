@@ -237,12 +237,12 @@ for (const scenario of scenarios) {
       assert.equal(pod?.automountServiceAccountToken, true, 'self-managed mode needs the API');
     });
 
-    it('cert-manager mode gives the webhook no API access and no Role', () => {
+    it('cert-manager mode: Certificate for the Service names, issuer chain, token only for /version', () => {
       if (!certManager) {
         assert.equal(manifests.some((m) => m.kind === 'Certificate' || m.kind === 'Issuer'), false);
         return;
       }
-      assert.equal(pod?.automountServiceAccountToken, false);
+      assert.equal(pod?.automountServiceAccountToken, true, 'the API server version decides native sidecars');
       const certificate = findManifest(manifests, 'Certificate', (m) => m.metadata.name.endsWith('-webhook-tls'));
       const spec = certificate['spec'] as { dnsNames: string[]; issuerRef: { name: string; kind: string } };
       const service = findManifest(manifests, 'Service');
@@ -257,7 +257,7 @@ for (const scenario of scenarios) {
     });
 
     it('PodDisruptionBudget follows the values and leaves room for a drain', () => {
-      const pdb = manifests.find((m) => m.kind === 'PodDisruptionBudget') as (V1PodDisruptionBudget & Manifest) | undefined;
+      const pdb = manifests.find((m): m is V1PodDisruptionBudget & Manifest => m.kind === 'PodDisruptionBudget');
       assert.equal(pdb !== undefined, at(values, 'webhook.podDisruptionBudget.enabled'));
       if (pdb) {
         assert.equal(pdb.spec?.minAvailable, at(values, 'webhook.podDisruptionBudget.minAvailable'));
