@@ -10,7 +10,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
@@ -58,11 +58,11 @@ export function byCredentialKind(sources: Partial<Record<CredentialKind, TokenSo
  * the msal-node backed, cached Entra backend for `secret`, `certificate` and `federated`. An identity whose kind has
  * no source makes {@link main} refuse to start, naming it (a new credential kind must be registered here).
  */
-async function createTokenSources(ctx: {
+function createTokenSources(ctx: {
   config: Config;
   devIssuer: DevIssuer | undefined;
   entra: EntraBackend | undefined;
-}): Promise<Partial<Record<CredentialKind, TokenSource>>> {
+}): Partial<Record<CredentialKind, TokenSource>> {
   if (ctx.devIssuer !== undefined) return { dev: ctx.devIssuer };
   if (ctx.entra !== undefined) return { secret: ctx.entra.source, certificate: ctx.entra.source, federated: ctx.entra.source };
   return {};
@@ -286,7 +286,7 @@ async function main(): Promise<number> {
 
   // Listeners first (port 0 is resolved only by listening); requests that race the wiring below get a 503.
   let app: SidecarApp | undefined;
-  const notYet = (_req: unknown, res: import('node:http').ServerResponse): void => {
+  const notYet = (_req: unknown, res: ServerResponse): void => {
     res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
     res.end('{"error":"temporarily_unavailable","error_description":"The identity sidecar is starting"}');
   };
@@ -330,7 +330,7 @@ async function main(): Promise<number> {
     return 2;
   }
   entra?.publishCredentials(identities);
-  const sources = await createTokenSources({ config, devIssuer, entra });
+  const sources = createTokenSources({ config, devIssuer, entra });
   const unserved = identities.filter((i) => sources[i.descriptor.credentialKind] === undefined);
   if (unserved.length > 0) {
     const list = unserved.map((i) => `identity "${i.descriptor.name}" (${i.descriptor.credentialKind} credential)`);
