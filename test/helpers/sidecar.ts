@@ -215,7 +215,8 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
 
 /** A controllable clock for in-process tests. */
 export interface TestClock {
-  nowMs(): number;
+  /** A function property (not a method): callers pass `clock.nowMs` around detached. */
+  readonly nowMs: () => number;
   advance(ms: number): void;
   set(ms: number): void;
 }
