@@ -10,6 +10,7 @@ import { BadReviewError, InternalError, WebhookError } from '../errors.ts';
 import { createPatch } from '../inject/patch.ts';
 import { injectionWarnings, mutatePod } from '../inject/mutate.ts';
 import { decide } from '../inject/policy.ts';
+import { podShapeProblem } from './pod-shape.ts';
 import { allowed, denied, errored, parseReview, patched, salvageUid } from './review.ts';
 import type { AdmissionReviewResponse, PodJson } from './types.ts';
 
@@ -69,6 +70,11 @@ export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
   }
   if (pod === undefined || pod === null) {
     const e = new BadReviewError('request.object is missing');
+    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.message };
+  }
+  const shapeProblem = podShapeProblem(pod);
+  if (shapeProblem !== undefined) {
+    const e = new BadReviewError(`request.object is not a Pod: ${shapeProblem}`);
     return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.message };
   }
   try {
