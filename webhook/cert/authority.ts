@@ -13,9 +13,8 @@ import { X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-/** @peculiar/x509 types its keys with the DOM's CryptoKey, which this Node-only project does not load. */
-type X509KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
-type X509Key = X509KeyPair['privateKey'];
+// @peculiar/x509 types its keys with the DOM's CryptoKey, which this Node-only project does not load (lib has no
+// "dom"); Node's webcrypto keys have the same shape and are passed as they are.
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -121,7 +120,7 @@ function serial(): string {
 }
 
 async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  return await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
 }
 
 async function createCa(commonName: string, validityDays: number, now: number): Promise<{ cert: string; key: string; keys: webcrypto.CryptoKeyPair }> {
@@ -129,14 +128,14 @@ async function createCa(commonName: string, validityDays: number, now: number): 
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: `CN=${commonName}`,
-    keys: keys as unknown as X509KeyPair,
+    keys,
     signingAlgorithm: EC_ALG,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + validityDays * DAY_MS),
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as X509Key),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   return { cert: cert.toString('pem') + '\n', key: await exportKeyPem(keys.privateKey), keys };
@@ -154,8 +153,8 @@ async function createServing(
     serialNumber: serial(),
     subject: `CN=${names.dnsNames[0] ?? names.ipAddresses[0] ?? 'mi-anywhere-webhook'}`,
     issuer: caCert.subject,
-    publicKey: keys.publicKey as unknown as X509Key,
-    signingKey: ca.privateKey as unknown as X509Key,
+    publicKey: keys.publicKey,
+    signingKey: ca.privateKey,
     signingAlgorithm: EC_ALG,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + validityDays * DAY_MS),
