@@ -271,7 +271,7 @@ class Reader {
     if (value === undefined) return fallback;
     try {
       const parsed: unknown = JSON.parse(value);
-      if (Array.isArray(parsed) && parsed.every((item) => typeof item === 'string')) return parsed as string[];
+      if (Array.isArray(parsed) && parsed.every((item) => typeof item === 'string')) return parsed;
     } catch {
       // reported below
     }
