@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import type { Server } from 'node:http';
 import { request, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -21,9 +22,11 @@ import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../unit/webhook/fi
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
 const POLICY = { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 };
 
+type Json = any;
+
 interface Answer {
   status: number;
-  body: any;
+  body: Json;
   fingerprint: string;
 }
 
@@ -66,7 +69,7 @@ describe('admission HTTPS server', () => {
           agent: false,
         },
         (res) => {
-          const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+          const cert = (res.socket as TLSSocket).getPeerCertificate();
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
@@ -195,7 +198,7 @@ describe('a handler bug', () => {
     });
     const port = await listen(server.server);
     try {
-      const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const answer = await new Promise<{ status: number; body: Json }>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca: pki.caBundle, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
           let text = '';
           res.setEncoding('utf8').on('data', (c: string) => (text += c));
