@@ -296,6 +296,16 @@ describe('chart on a real kube-apiserver', () => {
       assert.ok(podHasSidecar(pod));
     });
 
+    it('examples/identity-secret.yaml is accepted by the API server, and its pod comes back mutated (dry run)', async () => {
+      const docs = parseAllDocuments(readFileSync(join(REPO_ROOT, 'examples', 'identity-secret.yaml'), 'utf8')).map((d) => d.toJS() as Manifest);
+      assert.ok(docs.every((d) => d.metadata.namespace === APP_NAMESPACE));
+      for (const doc of docs) {
+        const response = await apiRequest(cluster, 'POST', `${collectionPath(doc)}?dryRun=All&fieldValidation=Strict`, doc);
+        assert.equal(response.status, 201, `${doc.kind}/${doc.metadata.name}: ${response.body}`);
+        if (doc.kind === 'Pod') assert.ok(podHasSidecar(JSON.parse(response.body) as V1Pod), response.body);
+      }
+    });
+
     it('a pod that did not opt in, and an opted-in pod in the release namespace, are left alone', async () => {
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
       const plain = await core.createNamespacedPod({ namespace: APP_NAMESPACE, body: appPod('plain', {}, {}) });
