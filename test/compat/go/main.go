@@ -113,11 +113,11 @@ func str(m map[string]any, k string) string {
 	return s
 }
 
-// Short, bounded retries: every supported cell answers at once, and a cell that falls back to the
-// unreachable 169.254.169.254 must fail within seconds with the client's own transport error instead of
-// azidentity's IMDS default of 6 retries up to 25 s apart.
+// No retries and a bounded try: every supported cell is answered at once by the sidecar, and a cell that falls back
+// to 169.254.169.254 (azidentity ignores AZURE_POD_IDENTITY_AUTHORITY_HOST) must fail within seconds, with the
+// client's own error and a single request there, instead of azidentity's IMDS default of 6 retries up to 25 s apart.
 func clientOptions() azcore.ClientOptions {
-	return azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second, TryTimeout: 10 * time.Second}}
+	return azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1, TryTimeout: 10 * time.Second}}
 }
 
 func credential(v variant) (azcore.TokenCredential, error) {
