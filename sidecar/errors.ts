@@ -170,6 +170,25 @@ export class RateLimitedError extends SidecarError {
   }
 }
 
+/**
+ * The Arc key file could not be written (directory missing, read-only, full). 500 so SDKs retry briefly while a
+ * volume is still being mounted; the message names the setting to fix, never the key.
+ */
+export class ArcKeyDirectoryError extends SidecarError {
+  constructor(keyDir: string, cause: unknown) {
+    const reason = (cause as { code?: unknown }).code;
+    super(
+      {
+        code: 'SIDECAR_ERR_ARC_KEY_DIR',
+        httpStatus: 500,
+        oauthError: 'server_error',
+        message: `Cannot write the Arc key file into MI_ANYWHERE_ARC_KEY_DIR (${keyDir})${typeof reason === 'string' ? `: ${reason}` : ''}; the directory must exist, be writable by the sidecar and be shared with the app at /var/opt/azcmagent/tokens`,
+      },
+      { cause },
+    );
+  }
+}
+
 /** Anything unexpected. The message is logged, never shown. */
 export class InternalError extends SidecarError {
   constructor(cause: unknown) {

@@ -7,7 +7,7 @@
  */
 import { posix } from 'node:path';
 import { ARC_TOKENS_DIR } from '../contract.ts';
-import { RateLimitedError } from '../errors.ts';
+import { ArcKeyDirectoryError, RateLimitedError } from '../errors.ts';
 import { arcRealm, ARC_KEY_MAX_BYTES } from '../protocol/arc.ts';
 import { secretsEqual } from '../protocol/common.ts';
 
@@ -92,9 +92,14 @@ export function createArcKeyStore(options: ArcKeyStoreOptions): ArcKeyStore {
       const key = options.randomKey();
       if (Buffer.byteLength(key) > ARC_KEY_MAX_BYTES) throw new Error('Arc key longer than the SDKs accept');
       const path = posix.join(options.keyDir, name);
-      await options.fs.writeFile(path, key, { mode: options.fileMode, flag: 'wx' });
-      pending.set(name, { path, key, expiresAtMs: options.nowMs() + ttlMs });
-      await options.fs.chmod(path, options.fileMode);
+      try {
+        await options.fs.writeFile(path, key, { mode: options.fileMode, flag: 'wx' });
+        pending.set(name, { path, key, expiresAtMs: options.nowMs() + ttlMs });
+        await options.fs.chmod(path, options.fileMode);
+      } catch (error) {
+        await remove(name);
+        throw new ArcKeyDirectoryError(options.keyDir, error);
+      }
       return realm;
     },
     async redeem(presented: string): Promise<boolean> {

@@ -57,6 +57,26 @@ describe('Arc key store', () => {
     await store.sweep();
     assert.deepEqual([...fs.files.keys()], ['/shared/arc/name-2.key']);
   });
+  it('a key file that cannot be written is a clear error naming the directory, and leaves nothing pending', async () => {
+    const fs = createMemoryArcFs();
+    const store = createArcKeyStore({
+      fs: { ...fs, writeFile: () => Promise.reject(Object.assign(new Error('no such directory'), { code: 'ENOENT' })) },
+      keyDir: '/missing/arc',
+      fileMode: 0o640,
+      nowMs: () => 0,
+      randomName: () => 'name',
+      randomKey: () => 'key',
+    });
+    await assert.rejects(store.issue(), (error: unknown) => {
+      assert.ok(error instanceof SidecarError);
+      assert.equal(error.code, 'SIDECAR_ERR_ARC_KEY_DIR');
+      assert.equal(error.httpStatus, 500);
+      assert.equal(error.expose, true);
+      assert.match(error.message, /MI_ANYWHERE_ARC_KEY_DIR \(\/missing\/arc\): ENOENT/);
+      return true;
+    });
+    assert.equal(store.pendingCount(), 0);
+  });
   it('bounds pending challenges with 429', async () => {
     const { store } = setup({ maxPending: 2 });
     await store.issue();
