@@ -74,11 +74,11 @@ export interface DialectRequest {
 /** IMDS as `ManagedIdentityCredential` sends it (protocols.md §2.1). */
 export function imdsRequest(resource = BENCH_RESOURCE, clientId?: string): DialectRequest {
   const query = new URLSearchParams({ 'api-version': '2018-02-01', resource, ...(clientId ? { client_id: clientId } : {}) });
-  return { path: `/metadata/identity/oauth2/token?${query}`, headers: { Metadata: 'true' } };
+  return { path: `/metadata/identity/oauth2/token?${query.toString()}`, headers: { Metadata: 'true' } };
 }
 
 /** App Service 2019-08-01 as `ManagedIdentityCredential` sends it with IDENTITY_ENDPOINT/IDENTITY_HEADER. */
 export function appServiceRequest(identityHeader: string, resource = BENCH_RESOURCE): DialectRequest {
   const query = new URLSearchParams({ 'api-version': '2019-08-01', resource });
-  return { path: `/msi/token?${query}`, headers: { 'X-IDENTITY-HEADER': identityHeader } };
+  return { path: `/msi/token?${query.toString()}`, headers: { 'X-IDENTITY-HEADER': identityHeader } };
 }
