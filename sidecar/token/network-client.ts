@@ -72,7 +72,7 @@ export function createHttpsNetworkClient(options: HttpsNetworkClientOptions = {}
         res.on('error', reject);
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = {};
+          let parsed: unknown;
           try {
             parsed = text ? JSON.parse(text) : {};
           } catch {
