@@ -51,7 +51,7 @@ function hours(n: number): number {
 
 /** Creates a CA valid for a day, its key usable only to sign certificates. */
 export async function createTestCertificateAuthority(commonName = 'mi-anywhere test CA'): Promise<TestCertificateAuthority> {
-  const keys = (await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${commonName}`,
@@ -70,7 +70,7 @@ export async function createTestCertificateAuthority(commonName = 'mi-anywhere t
 
 /** Issues a TLS server certificate for 127.0.0.1 / localhost signed by the CA. */
 export async function issueServerCertificate(ca: TestCertificateAuthority, hosts: readonly string[] = ['127.0.0.1', 'localhost']): Promise<PemPair> {
-  const keys = (await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify']);
   const now = Date.now();
   const names = hosts.map((h) => (/^[\d.]+$|:/.test(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
   const cert = await x509.X509CertificateGenerator.create({
@@ -101,7 +101,7 @@ export interface ClientCertificateOptions {
 
 /** A self-signed RSA certificate as users create for an app registration (`az ad app credential reset --create-cert`). */
 export async function createClientCertificate(options: ClientCertificateOptions = {}): Promise<ClientCertificate> {
-  const keys = (await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify']);
   const now = Date.now();
   const notAfter = options.notAfter ?? new Date(now + hours(24 * 365));
   const cert = await x509.X509CertificateGenerator.createSelfSigned({

@@ -52,7 +52,7 @@ export async function startServiceAccountIssuer(options: { nowMs?: () => number 
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        let options: ServiceAccountTokenOptions = {};
+        let options: ServiceAccountTokenOptions;
         try {
           options = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as ServiceAccountTokenOptions) : {};
         } catch {
