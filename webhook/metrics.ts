@@ -22,7 +22,15 @@ export interface WebhookMetricsOptions {
   readonly version: string;
 }
 
-export function createWebhookMetrics(options: WebhookMetricsOptions) {
+/** What the HTTP shell records; the only way metrics are touched. */
+export interface WebhookMetrics {
+  /** One answered AdmissionReview, with its outcome and its duration in seconds. */
+  admission(outcome: Outcome, durationSeconds: number): void;
+  /** notAfter of the serving certificate now in use, unix seconds. */
+  certificateExpiry(notAfterSeconds: number): void;
+}
+
+export function createWebhookMetrics(options: WebhookMetricsOptions): WebhookMetrics {
   const { register } = options;
   collectDefaultMetrics({ register });
   // prom-client exports three *gauges* named `_total` (nodejs_active_{handles,requests,resources}_total), which
@@ -72,5 +80,3 @@ export function createWebhookMetrics(options: WebhookMetricsOptions) {
     },
   };
 }
-
-export type WebhookMetrics = ReturnType<typeof createWebhookMetrics>;

@@ -29,6 +29,8 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { renewCertificates } from '../../webhook/cert/authority.ts';
 
+export type KubeJson = any;
+
 export interface KubeCluster {
   /** Admin client configuration (system:masters) for @kubernetes/client-node. */
   readonly kubeConfig: KubeConfig;
@@ -51,7 +53,7 @@ export interface KubeCluster {
    * byte for byte). `path` like `/api/v1/namespaces/x/pods?dryRun=All`. `headers` override the JSON defaults
    * (e.g. `accept: application/jwk-set+json` for `/openid/v1/jwks`).
    */
-  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any }>;
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: KubeJson }>;
   /** Last lines of the API server log, for assertion messages. */
   tail(lines?: number): Promise<string>;
   stop(): Promise<void>;

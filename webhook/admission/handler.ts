@@ -12,7 +12,7 @@ import { injectionWarnings, mutatePod } from '../inject/mutate.ts';
 import { decide } from '../inject/policy.ts';
 import { podShapeProblem } from './pod-shape.ts';
 import { allowed, denied, errored, parseReview, patched, salvageUid } from './review.ts';
-import type { AdmissionReviewResponse, PodJson } from './types.ts';
+import type { AdmissionRequest, AdmissionReviewResponse, PodJson } from './types.ts';
 
 export const OUTCOMES = ['mutated', 'skipped', 'denied', 'error'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -44,53 +44,61 @@ function podName(pod: PodJson | undefined, requestName: string | undefined): str
   return pod?.metadata?.name ?? requestName ?? (pod?.metadata?.generateName !== undefined ? `${pod.metadata.generateName}*` : undefined);
 }
 
-/** Answers one AdmissionReview body (already JSON-parsed). Never throws. */
-export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
-  const base = { uid: salvageUid(body), namespace: undefined, name: undefined, operation: undefined, patch: [], error: undefined };
-  let request;
-  try {
-    request = parseReview(body);
-  } catch (error) {
-    const e = error instanceof WebhookError ? error : new BadReviewError('unreadable AdmissionReview');
-    return { ...base, review: errored(base.uid, e), outcome: 'error', reason: e.message };
-  }
-  const pod = request.object as PodJson | undefined;
-  const facts = {
-    uid: request.uid,
-    namespace: request.namespace ?? pod?.metadata?.namespace,
-    name: podName(pod, request.name),
-    operation: request.operation,
-    patch: [] as Operation[],
-    error: undefined,
-  };
+type Facts = Pick<HandleResult, 'uid' | 'namespace' | 'name' | 'operation' | 'patch' | 'error'>;
+
+/** An errored answer (the request could not be judged). */
+function erroredResult(facts: Facts, error: WebhookError, reason = error.message): HandleResult {
+  return { ...facts, review: errored(facts.uid, error), outcome: 'error', reason };
+}
+
+/** Why a request is not judged at all (not a pod creation, no object, not shaped like a pod), or undefined. */
+function precheck(request: AdmissionRequest, facts: Facts): HandleResult | undefined {
   // The chart registers CREATE of pods only; anything else reaching us (a hand-made configuration) passes untouched.
   const isPodCreate = request.kind.kind === 'Pod' && request.operation === 'CREATE' && (request.subResource ?? '') === '';
   if (!isPodCreate) {
     return { ...facts, review: allowed(request.uid), outcome: 'skipped', reason: `not a pod creation (${request.kind.kind} ${request.operation})` };
   }
-  if (pod === undefined || pod === null) {
-    const e = new BadReviewError('request.object is missing');
-    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.message };
-  }
-  const shapeProblem = podShapeProblem(pod);
-  if (shapeProblem !== undefined) {
-    const e = new BadReviewError(`request.object is not a Pod: ${shapeProblem}`);
-    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.message };
-  }
+  if (request.object === undefined || request.object === null) return erroredResult(facts, new BadReviewError('request.object is missing'));
+  const shapeProblem = podShapeProblem(request.object);
+  if (shapeProblem !== undefined) return erroredResult(facts, new BadReviewError(`request.object is not a Pod: ${shapeProblem}`));
+  return undefined;
+}
+
+/** Decide, mutate, diff: the verdict for a well-formed pod creation. */
+function judge(pod: PodJson, facts: Facts, deps: HandlerDeps): HandleResult {
   try {
     const decision = decide(pod, deps.config);
-    if (!decision.inject) return { ...facts, review: allowed(request.uid, decision.warnings), outcome: 'skipped', reason: decision.reason };
+    if (!decision.inject) return { ...facts, review: allowed(facts.uid, decision.warnings), outcome: 'skipped', reason: decision.reason };
     const plan = { config: deps.config, settings: decision.settings, native: deps.native, secret: deps.newSecret() };
-    const mutated = mutatePod(pod, plan);
-    const patch = createPatch(pod, mutated);
+    const patch = createPatch(pod, mutatePod(pod, plan));
     const warnings = [...decision.warnings, ...injectionWarnings(pod, plan)];
-    if (patch.length === 0) return { ...facts, review: allowed(request.uid, warnings), outcome: 'skipped', reason: 'already injected' };
-    return { ...facts, patch, review: patched(request.uid, patch, warnings), outcome: 'mutated', reason: 'injected' };
+    if (patch.length === 0) return { ...facts, review: allowed(facts.uid, warnings), outcome: 'skipped', reason: 'already injected' };
+    return { ...facts, patch, review: patched(facts.uid, patch, warnings), outcome: 'mutated', reason: 'injected' };
   } catch (error) {
-    if (error instanceof WebhookError && error.httpStatus === 403) {
-      return { ...facts, review: denied(request.uid, error), outcome: 'denied', reason: error.message };
-    }
+    // Invalid annotations and refused pods are 403 denials the user reads in kubectl; anything else is our bug.
+    if (error instanceof WebhookError && error.httpStatus === 403) return { ...facts, review: denied(facts.uid, error), outcome: 'denied', reason: error.message };
     const e = error instanceof WebhookError ? error : new InternalError({ cause: error });
-    return { ...facts, review: errored(request.uid, e), outcome: 'error', reason: e.code, error };
+    return { ...erroredResult(facts, e, e.code), error };
   }
+}
+
+/** Answers one AdmissionReview body (already JSON-parsed). Never throws. */
+export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
+  let request: AdmissionRequest;
+  try {
+    request = parseReview(body);
+  } catch (error) {
+    const e = error instanceof WebhookError ? error : new BadReviewError('unreadable AdmissionReview');
+    return erroredResult({ uid: salvageUid(body), namespace: undefined, name: undefined, operation: undefined, patch: [], error: undefined }, e);
+  }
+  const pod = request.object as PodJson | undefined;
+  const facts: Facts = {
+    uid: request.uid,
+    namespace: request.namespace ?? pod?.metadata?.namespace,
+    name: podName(pod, request.name),
+    operation: request.operation,
+    patch: [],
+    error: undefined,
+  };
+  return precheck(request, facts) ?? judge(pod as PodJson, facts, deps);
 }

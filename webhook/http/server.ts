@@ -51,6 +51,19 @@ export interface AdmissionServer {
   updateCertificate(certificate: Certificate): void;
 }
 
+/** One request in flight: where to answer and when it started (monotonic seconds). */
+interface Exchange {
+  readonly res: ServerResponse;
+  readonly started: number;
+}
+
+interface SendOptions {
+  /** HTTP status of the response carrying the review (200 unless the path or method is wrong). */
+  readonly httpStatus?: number;
+  /** Close the connection after answering (the rest of an oversized body is not read). */
+  readonly close?: boolean;
+}
+
 function send(res: ServerResponse, httpStatus: number, review: AdmissionReviewResponse, close = false): void {
   const body = JSON.stringify(review);
   res.writeHead(httpStatus, {
@@ -108,9 +121,10 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
   // Go's HTTP client (the API server) keeps idle connections for 90 s; staying open 60 s saves TLS handshakes.
   server.keepAliveTimeout = 60_000;
 
-  const finish = (res: ServerResponse, started: number, result: Pick<HandleResult, 'outcome' | 'review'> & Partial<HandleResult>, httpStatus = 200, close = false): void => {
-    send(res, httpStatus, result.review, close);
-    options.metrics.admission(result.outcome, options.nowSeconds() - started);
+  /** Writes the answer, then records it (metric + one log line). */
+  const finish = (exchange: Exchange, result: Pick<HandleResult, 'outcome' | 'review'> & Partial<HandleResult>, how: SendOptions = {}): void => {
+    send(exchange.res, how.httpStatus ?? 200, result.review, how.close ?? false);
+    options.metrics.admission(result.outcome, options.nowSeconds() - exchange.started);
     const fields = {
       uid: result.uid ?? result.review.response.uid,
       namespace: result.namespace,
@@ -128,37 +142,37 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
     }
   };
 
-  const fail = (res: ServerResponse, started: number, error: WebhookError, httpStatus = 200, close = false): void => {
-    finish(res, started, { review: errored('', error), outcome: 'error', reason: error.message }, httpStatus, close);
+  const fail = (exchange: Exchange, error: WebhookError, how: SendOptions = {}): void => {
+    finish(exchange, { review: errored('', error), outcome: 'error', reason: error.message }, how);
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const started = options.nowSeconds();
+    const exchange: Exchange = { res, started: options.nowSeconds() };
     const path = (req.url ?? '').split('?')[0];
     if (path !== WEBHOOK_PATHS.mutate) {
-      fail(res, started, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 404, message: `no admission endpoint at ${JSON.stringify(path)}; use ${WEBHOOK_PATHS.mutate}` }), 404);
+      fail(exchange, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 404, message: `no admission endpoint at ${JSON.stringify(path)}; use ${WEBHOOK_PATHS.mutate}` }), { httpStatus: 404 });
       return;
     }
     if (req.method !== 'POST') {
-      fail(res, started, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 405, message: `method ${req.method ?? ''} not allowed; the API server POSTs AdmissionReviews` }), 405);
+      fail(exchange, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 405, message: `method ${req.method ?? ''} not allowed; the API server POSTs AdmissionReviews` }), { httpStatus: 405 });
       return;
     }
     if (!isJson(req.headers['content-type'])) {
       req.resume();
-      fail(res, started, new UnsupportedMediaTypeError(req.headers['content-type']));
+      fail(exchange, new UnsupportedMediaTypeError(req.headers['content-type']));
       return;
     }
     readBody(req, limit).then(
       (body) => {
         if (body === undefined) {
-          fail(res, started, new PayloadTooLargeError(limit), 200, true);
+          fail(exchange, new PayloadTooLargeError(limit), { close: true });
           return;
         }
         let parsed: unknown;
         try {
           parsed = JSON.parse(body.toString('utf8'));
         } catch {
-          fail(res, started, new BadReviewError('body is not valid JSON'));
+          fail(exchange, new BadReviewError('body is not valid JSON'));
           return;
         }
         let result: HandleResult;
@@ -168,7 +182,7 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
           // handleReview never throws by design; this guard keeps a future bug from becoming a crash or a bare 500.
           result = { ...handleFailure(parsed), error };
         }
-        finish(res, started, result);
+        finish(exchange, result);
       },
       (error: unknown) => {
         options.logger.warn({ err: error }, 'reading an admission request failed');

@@ -47,7 +47,9 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
   throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
-function post(port: number, ca: string, body: string): Promise<{ fingerprint: string; json: any }> {
+type Json = any;
+
+function post(port: number, ca: string, body: string): Promise<{ fingerprint: string; json: Json }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
       const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
@@ -118,7 +120,7 @@ describe('webhook program (files mode)', () => {
       const review = fixture.review();
       const first = await post(port, a.caBundle, JSON.stringify(review));
       assert.equal(first.fingerprint, new X509Certificate(a.cert).fingerprint256);
-      const mutated = applyPatch(review.request.object, decodePatch(first.json.response.patch)) as any;
+      const mutated = applyPatch(review.request.object, decodePatch(first.json.response.patch)) as Json;
       assert.deepEqual(mutated.spec.containers.map((c: { name: string }) => c.name), [SIDECAR_CONTAINER_NAME, 'app'], 'regular sidecar placed first');
       assert.equal(mutated.spec.initContainers, undefined);
       assert.match(output(), /could not read the API server version; injecting regular sidecar containers/);
