@@ -24,7 +24,7 @@ import {
   KubeConfig,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { INJECT_KEY, SIDECAR_CONTAINER_NAME, APP_ENV, ANNOTATIONS } from '../../sidecar/contract.ts';
 import { freePort } from '../image/build-context.ts';
 import { startCompiledWebhook, type RunningWebhook } from '../image/programs.ts';
@@ -283,6 +283,17 @@ describe('chart on a real kube-apiserver', () => {
       const app = pod.spec?.containers.find((c) => c.name === 'app');
       const envNames = (app?.env ?? []).map((e) => e.name);
       assert.ok(envNames.includes(APP_ENV.identityEndpoint), envNames.join(','));
+      // The chart's sidecar values reached the injected container through the webhook's environment.
+      const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as {
+        image: { repository: string };
+        sidecar: { resources: { requests: Record<string, string>; limits: Record<string, string> } };
+      };
+      const injected = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_CONTAINER_NAME);
+      const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+      assert.equal(injected?.image, `${values.image.repository}:${chart.appVersion}`);
+      assert.deepEqual(injected?.resources?.requests, values.sidecar.resources.requests);
+      assert.deepEqual(injected?.resources?.limits, values.sidecar.resources.limits);
+      assert.deepEqual([...(injected?.command ?? []), ...(injected?.args ?? [])], ['node', 'dist/sidecar/main.js']);
       const stored = await core.readNamespacedPod({ name: 'labelled', namespace: APP_NAMESPACE });
       assert.ok(podHasSidecar(stored), 'the API server stored the mutated pod');
     });
