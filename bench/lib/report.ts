@@ -100,10 +100,22 @@ export function evaluateTargets(report: BenchReport): TargetCheck[] {
     const calls = cold.result.rounds.map((r) => r.upstreamCalls);
     checks.push({ id: 'cold-single-flight', description: `${cold.result.concurrency} concurrent cold requests -> exactly one upstream call (every round)`, measured: `upstream calls per round: ${calls.join(', ')}`, met: calls.every((c) => c === 1) });
     const limit = cold.result.upstreamLatencyMs + 5;
-    checks.push({ id: 'cold-p99', description: `cold p99 <= upstream latency + 5 ms (${limit} ms)`, measured: `${ms(cold.result.p99Ms)} ms`, met: cold.result.p99Ms <= limit });
+    checks.push({
+      id: 'cold-p99',
+      description: `cold p99 <= upstream latency + 5 ms, upstream latency = the injected ${cold.result.upstreamLatencyMs} ms (strict: ${limit} ms)`,
+      measured: `${ms(cold.result.p99Ms)} ms`,
+      met: cold.result.p99Ms <= limit,
+    });
+    checks.push({
+      id: 'cold-p99-added',
+      description: 'cold p99 <= upstream latency + 5 ms, upstream latency = the upstream call as the sidecar timed it (its own metric; includes the test authority and msal-node)',
+      measured: `sidecar adds ${ms(cold.result.sidecarAddedP99Ms)} ms at p99 (worst round)`,
+      met: cold.result.sidecarAddedP99Ms <= 5,
+    });
   } else {
     checks.push({ id: 'cold-single-flight', description: 'cold requests -> exactly one upstream call', measured: 'not measured', met: undefined });
     checks.push({ id: 'cold-p99', description: 'cold p99 <= upstream + 5 ms', measured: 'not measured', met: undefined });
+    checks.push({ id: 'cold-p99-added', description: 'cold p99 <= upstream call + 5 ms', measured: 'not measured', met: undefined });
   }
   if (webhook.ok) {
     const p99 = webhook.result.cells.find((c) => c.connections === 50)?.p99Ms ?? Number.NaN;
@@ -175,16 +187,16 @@ function renderPeer(result: PeerResult): string[] {
 
 function renderCold(result: ColdResult): string[] {
   return [
-    `${result.concurrency} concurrent first requests (one connection each) for one identity and a resource never served before, upstream token latency ${result.upstreamLatencyMs} ms, ${result.rounds.length} rounds (a new resource each round).`,
+    `${result.concurrency} concurrent first requests (each on its own already open keep-alive connection) for one identity and a resource never served before, upstream token latency ${result.upstreamLatencyMs} ms, ${result.rounds.length} rounds (a new resource each round).`,
     '',
-    '| round | upstream token calls | failed | p50 ms | p99 ms | max ms |',
-    '|---:|---:|---:|---:|---:|---:|',
+    '| round | upstream token calls | upstream call as timed by the sidecar (ms) | failed | p50 ms | p99 ms | max ms | p99 minus upstream call (ms) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...result.rounds.map((r, i) => {
       const sorted = [...r.latenciesMs].sort((a, b) => a - b);
       const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
-      return `| ${i + 1} | ${r.upstreamCalls} | ${r.failures} | ${ms(at(50))} | ${ms(at(99))} | ${ms(sorted.at(-1) ?? Number.NaN)} |`;
+      return `| ${i + 1} | ${r.upstreamCalls} | ${ms(r.upstreamCallMs)} | ${r.failures} | ${ms(at(50))} | ${ms(at(99))} | ${ms(sorted.at(-1) ?? Number.NaN)} | ${ms(at(99) - r.upstreamCallMs)} |`;
     }),
-    `| all | | | ${ms(result.p50Ms)} | ${ms(result.p99Ms)} | ${ms(result.maxMs)} |`,
+    `| all | | | | ${ms(result.p50Ms)} | ${ms(result.p99Ms)} | ${ms(result.maxMs)} | ${ms(result.sidecarAddedP99Ms)} (worst) |`,
   ];
 }
 
