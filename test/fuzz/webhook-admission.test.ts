@@ -72,7 +72,7 @@ describe('fuzz: AdmissionReviews', () => {
     fc.assert(
       fc.property(body, (b) => {
         const result = handleReview(b, deps);
-        checkReview(result.review as Json, salvageUid(b));
+        checkReview(result.review, salvageUid(b));
       }),
       parameters,
     );
@@ -93,7 +93,7 @@ describe('fuzz: AdmissionReviews', () => {
           const before = JSON.stringify(review);
           const result = handleReview(review, deps);
           assert.equal(JSON.stringify(review), before, 'the request is never modified');
-          checkReview(result.review as Json, salvageUid(review));
+          checkReview(result.review, salvageUid(review));
           const encoded = (result.review.response as Json)['patch'];
           if (typeof encoded === 'string') {
             const patch = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as Operation[];
@@ -185,7 +185,7 @@ describe('fuzz: AdmissionReviews', () => {
           const res = await post(body, type);
           assert.equal(res.status, 200, res.text.slice(0, 300));
           const review = JSON.parse(res.text) as Json;
-          let uid = '';
+          let uid: string;
           try {
             uid = salvageUid(JSON.parse(body.toString('utf8')));
           } catch {
