@@ -72,7 +72,7 @@ describe('webhook: what a pod author can make it do (property-based)', () => {
           assert.equal(response['uid'], uid, 'uid echoed');
           assert.deepEqual(pod, original, 'the input pod is never mutated in place');
           const optedIn = pod['metadata']['labels']?.[INJECT_KEY] === 'true' || pod['metadata']['annotations']?.[INJECT_KEY] === 'true';
-          const patch = decodePatch(result.review as Json);
+          const patch = decodePatch(result.review);
           if (!optedIn) {
             assert.equal(response['allowed'], true);
             assert.equal(patch.length, 0, 'a pod that did not opt in is never changed');
@@ -92,7 +92,7 @@ describe('webhook: what a pod author can make it do (property-based)', () => {
           }
           if (patch.length === 0) return;
           mutatedCount += 1;
-          const mutated = jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument as Json;
+          const mutated = jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
           const volumes = new Map(((mutated['spec']['volumes'] ?? []) as Json[]).map((v) => [v['name'] as string, v]));
           // 1. App containers: no new mount of a credential volume.
           const before = new Map(appContainers(pod).map((c) => [c['name'] as string, c]));
