@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { profileEnv, type Profile } from '../../sidecar/contract.ts';
+import { profileEnv } from '../../sidecar/contract.ts';
 import { startCountingProxy } from './counting-proxy.ts';
 import type { DriverInput, DriverResult } from './drivers/protocol.ts';
 import {
@@ -210,7 +210,7 @@ export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
     try {
       const env: Record<string, string> = {
         ...Object.fromEntries(
-          profileEnv(column.profile as Profile, {
+          profileEnv(column.profile, {
             baseUrl: proxy.url,
             secret: sidecar.identityHeader,
             defaultClientId: IDENTITIES.system.clientId,
