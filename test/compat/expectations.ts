@@ -1,18 +1,8 @@
 /**
  * The cells a client refuses by its own design ("not supported by that client"), each with the SDK behaviour behind
  * it. Sources: /work/shared/protocols.md (§ numbers and source tags), /work/shared/observed-clients.md, and this
- * matrix's own runs. Where an SDK's real behaviour differs from those notes the SDK wins, and the difference is
- * written here (and rendered into docs/compatibility.md):
- *
- * - Azure Arc with a user-assigned identity works in azure-identity for Python 1.27.0 and azure-identity for Java
- *   1.19.0 (msal4j 1.26.0): both send the selector and accept the echo. protocols.md §2.5 / observed-clients.md §6
- *   (azure-identity 1.23.1, MSAL4J 2024-10) say they refuse it. So no Arc cell is listed below.
- * - azure-identity for Java's DefaultAzureCredential sends its IMDS availability probe (no `Metadata` header, no
- *   resource) before every getToken call, also when the token then comes from its cache (protocols.md §5 describes
- *   one probe). The matrix's cache check therefore counts only requests that were answered with a token.
- * - The Azure CLI from PyPI (2.91.0) no longer uses msrestazure (observed-clients.md §9 describes Debian's 2.45):
- *   it is msal-python's ManagedIdentityClient (protocols.md §10 "Newest CLI"), so it reads IDENTITY_ENDPOINT,
- *   AZURE_POD_IDENTITY_AUTHORITY_HOST and Arc like msal-python, and not MSI_ENDPOINT.
+ * matrix's own runs. Where an SDK's real behaviour differs from those notes the SDK wins: the difference is listed
+ * in {@link FINDINGS} (rendered into docs/compatibility.md) and the table below follows the SDK.
  *
  * Keys: `<client>/<row>/<profile>`; `*` as row = every row of that client. An entry applies to every column with
  * that profile (dev issuer and test authority alike).
