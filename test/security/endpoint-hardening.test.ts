@@ -85,6 +85,31 @@ describe('loopback only by default', () => {
   });
 });
 
+describe('the listeners reachable from outside the pod serve no tokens', () => {
+  // Health and metrics bind 0.0.0.0 by default (kubelet probes and Prometheus reach the pod IP); they must never
+  // answer a token request, whatever the path or headers.
+  it('health and metrics listeners answer token paths with 404 and no token', async () => {
+    const sidecar = await startSidecar();
+    try {
+      for (const base of [sidecar.healthUrl, sidecar.metricsUrl]) {
+        for (const [path, headers] of [
+          [`${PATHS.imds}?api-version=2018-02-01&resource=x`, { Metadata: 'true' }],
+          [`${PATHS.appService}?api-version=2019-08-01&resource=x`, { 'X-IDENTITY-HEADER': sidecar.identityHeader }],
+          [`${PATHS.msiEndpoint}?resource=x`, { secret: sidecar.identityHeader }],
+          [`${PATHS.devIssuer}/jwks`, {}],
+        ] as const) {
+          const res = await fetch(`${base}${path}`, { headers });
+          const text = await res.text();
+          assert.equal(res.status, 404, `${base}${path}: ${text}`);
+          assert.ok(!text.includes('access_token'));
+        }
+      }
+    } finally {
+      await sidecar.stop();
+    }
+  });
+});
+
 describe('constant-time comparison of the shared secrets', () => {
   let calls: Array<[Buffer, Buffer]>;
   before(() => {
