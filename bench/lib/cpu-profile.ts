@@ -79,7 +79,7 @@ export function summariseProfile(file: string, root: string, top = 25): ProfileS
   const busyUs = totalUs - idleUs;
   const rows = (map: Map<string, number>, limit: number): ProfileRow[] =>
     [...map.entries()]
-      .filter(([name]) => name !== '(idle)')
+      .filter(([name]) => !name.startsWith('(idle)'))
       .sort((a, b) => b[1] - a[1])
       .slice(0, limit)
       .map(([name, us]) => ({ name, selfMs: us / 1000, share: busyUs > 0 ? us / busyUs : 0 }));
