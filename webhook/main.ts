@@ -16,7 +16,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { handleReview } from './admission/handler.ts';
 import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
 import { kubernetesCertificateStore, reconcileCertificates, wantedNames } from './cert/self-managed.ts';
-import { loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
@@ -67,6 +67,81 @@ function listen(server: Server | HttpsServer, port: number, address: string): Pr
   });
 }
 
+/** Where the serving certificate comes from: the first one (awaited before listening) and later changes. */
+interface CertificateSource {
+  readonly first: LoadedCertificate;
+  onChange(listener: (certificate: LoadedCertificate) => void): void;
+  stop(): void;
+}
+
+/**
+ * Fan-out for certificate changes that may arrive before the admission server subscribes: the newest one is
+ * delivered on subscription, so a rotation during start-up is never lost.
+ */
+function changeFeed(): { emit(certificate: LoadedCertificate): void; subscribe(listener: (certificate: LoadedCertificate) => void): void } {
+  let listener: ((certificate: LoadedCertificate) => void) | undefined;
+  let pending: LoadedCertificate | undefined;
+  return {
+    emit(certificate) {
+      if (listener === undefined) pending = certificate;
+      else listener(certificate);
+    },
+    subscribe(l) {
+      listener = l;
+      if (pending !== undefined) l(pending);
+      pending = undefined;
+    },
+  };
+}
+
+/** Mounted files (cert-manager or a chart Secret), polled; waits until a valid pair exists. */
+async function filesSource(cert: FilesCertConfig, logger: Logger): Promise<CertificateSource> {
+  const feed = changeFeed();
+  let first: LoadedCertificate | undefined;
+  const watcher = watchCertificateFiles({
+    certFile: cert.certFile,
+    keyFile: cert.keyFile,
+    intervalSeconds: cert.reloadIntervalSeconds,
+    readFile: (path) => readFile(path, 'utf8'),
+    onCertificate: (certificate) => {
+      if (first === undefined) first = certificate;
+      else feed.emit(certificate);
+    },
+    onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'serving certificate files not usable yet; keeping the previous certificate'),
+  });
+  while (first === undefined) if (!(await watcher.check())) await sleep(CERT_RETRY_MS);
+  return { first, onChange: (listener) => feed.subscribe(listener), stop: () => watcher.stop() };
+}
+
+/** Self-managed CA: reconciled until it works, then every checkIntervalSeconds (renewal, caBundle repair). */
+async function selfManagedSource(cert: SelfManagedCertConfig, kubeConfig: KubeConfig, logger: Logger): Promise<CertificateSource> {
+  const store = kubernetesCertificateStore(kubeConfig, cert);
+  const reconcile = (): Promise<LoadedCertificate> => reconcileCertificates({ store, names: wantedNames(cert), policy: cert, now: Date.now, logger });
+  let first: LoadedCertificate | undefined;
+  while (first === undefined) {
+    try {
+      first = await reconcile();
+    } catch (error) {
+      logger.error({ err: error }, 'could not obtain self-managed certificates; retrying');
+      await sleep(CERT_RETRY_MS);
+    }
+  }
+  const feed = changeFeed();
+  let lastCert = first.cert;
+  const timer = setInterval(() => {
+    reconcile().then(
+      (certificate) => {
+        if (certificate.cert === lastCert) return;
+        lastCert = certificate.cert;
+        feed.emit(certificate);
+      },
+      (error: unknown) => logger.error({ err: error }, 'certificate reconcile failed; serving the current certificate'),
+    );
+  }, cert.checkIntervalSeconds * 1000);
+  timer.unref();
+  return { first, onChange: (listener) => feed.subscribe(listener), stop: () => clearInterval(timer) };
+}
+
 async function main(): Promise<number> {
   let config: Config;
   try {
@@ -95,50 +170,8 @@ async function main(): Promise<number> {
   const nowSeconds = (): number => performance.now() / 1000;
 
   // First certificate: readiness stays false until the admission listener serves one.
-  let onCertificate: (certificate: LoadedCertificate) => void = () => undefined;
-  let first: LoadedCertificate | undefined;
-  const stopRefresh: Array<() => void> = [];
-  if (config.cert.mode === 'files') {
-    const watcher = watchCertificateFiles({
-      certFile: config.cert.certFile,
-      keyFile: config.cert.keyFile,
-      intervalSeconds: config.cert.reloadIntervalSeconds,
-      readFile: (path) => readFile(path, 'utf8'),
-      onCertificate: (certificate) => {
-        first ??= certificate;
-        onCertificate(certificate);
-      },
-      onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'serving certificate files not usable yet; keeping the previous certificate'),
-    });
-    stopRefresh.push(() => watcher.stop());
-    while (first === undefined) if (!(await watcher.check())) await sleep(CERT_RETRY_MS);
-  } else {
-    const certConfig = config.cert;
-    const store = kubernetesCertificateStore(kubeConfig(), certConfig);
-    const reconcile = (): Promise<LoadedCertificate> => reconcileCertificates({ store, names: wantedNames(certConfig), policy: certConfig, now: Date.now, logger });
-    while (first === undefined) {
-      try {
-        first = await reconcile();
-      } catch (error) {
-        logger.error({ err: error }, 'could not obtain self-managed certificates; retrying');
-        await sleep(CERT_RETRY_MS);
-      }
-    }
-    let lastCert = first.cert;
-    const timer = setInterval(() => {
-      reconcile().then(
-        (certificate) => {
-          if (certificate.cert !== lastCert) {
-            lastCert = certificate.cert;
-            onCertificate(certificate);
-          }
-        },
-        (error: unknown) => logger.error({ err: error }, 'certificate reconcile failed; serving the current certificate'),
-      );
-    }, certConfig.checkIntervalSeconds * 1000);
-    timer.unref();
-    stopRefresh.push(() => clearInterval(timer));
-  }
+  const certificates = config.cert.mode === 'files' ? await filesSource(config.cert, logger) : await selfManagedSource(config.cert, kubeConfig(), logger);
+  const first = certificates.first;
 
   const admission = createAdmissionServer({
     certificate: first,
@@ -156,11 +189,11 @@ async function main(): Promise<number> {
     requestTimeoutSeconds: config.requestTimeoutSeconds,
   });
   metrics.certificateExpiry(first.notAfterSeconds);
-  onCertificate = (certificate) => {
+  certificates.onChange((certificate) => {
     admission.updateCertificate(certificate);
     metrics.certificateExpiry(certificate.notAfterSeconds);
     logger.info({ notAfter: new Date(certificate.notAfterSeconds * 1000).toISOString() }, 'serving certificate reloaded');
-  };
+  });
   await listen(admission.server, config.webhook.port, config.webhook.address);
   ready = true;
   // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
@@ -170,7 +203,7 @@ async function main(): Promise<number> {
     const shutdown = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       ready = false;
-      for (const stop of stopRefresh) stop();
+      certificates.stop();
       const force = setTimeout(() => {
         admission.server.closeAllConnections();
         resolve(0);

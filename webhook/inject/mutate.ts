@@ -74,41 +74,55 @@ function asObj(value: V1Container | V1Volume): Obj & { name: string } {
   return value as unknown as Obj & { name: string };
 }
 
-/** The mutated copy of `pod`. Call only for pods that {@link decide} said to inject. */
-export function mutatePod(pod: PodJson, plan: MutationPlan): PodJson {
-  const copy = structuredClone(pod) as unknown as Obj;
-  const spec = (copy.spec ?? {}) as Obj;
-  copy.spec = spec;
+/** Build inputs for this pod: an already injected sidecar keeps its form and its per-pod secret. */
+function buildInputFor(spec: Obj, plan: MutationPlan): BuildInput {
   const existing = findExisting(spec);
   const fsGroup = (spec.securityContext as { fsGroup?: unknown } | undefined)?.fsGroup;
-  const input: BuildInput = {
+  return {
     config: plan.config,
     settings: plan.settings,
     native: existing?.native ?? plan.native,
     secret: existing?.secret ?? plan.secret,
     fsGroup: typeof fsGroup === 'number' ? fsGroup : undefined,
   };
+}
 
-  // Placement: first, so everything after it starts once the token endpoint is ready (native: later init
-  // containers too). The IMDS redirect goes before the sidecar: it must finish before anything calls IMDS.
+/**
+ * Our containers, placed first so everything after them starts once the token endpoint is ready (native: later
+ * init containers too). The IMDS redirect goes before the sidecar: it must finish before anything calls IMDS.
+ */
+function placeContainers(spec: Obj, input: BuildInput): { initContainers: Obj[]; containers: Obj[] } {
   const sidecar = asObj(buildSidecarContainer(input));
   let initContainers = containerList(spec, 'initContainers') as Obj[];
   let containers = containerList(spec, 'containers') as Obj[];
   if (input.native) initContainers = upsertByName(initContainers, sidecar, 0);
   else containers = upsertByName(containers, sidecar, 0);
-  if (plan.settings.imdsRedirect) initContainers = upsertByName(initContainers, asObj(buildImdsRedirectContainer(input)), 0);
+  if (input.settings.imdsRedirect) initContainers = upsertByName(initContainers, asObj(buildImdsRedirectContainer(input)), 0);
+  return { initContainers, containers };
+}
 
+/** App variables (and the Arc mount) for every container that is neither ours nor skipped. */
+function wireApps(all: readonly Obj[], input: BuildInput): void {
+  const appEnv = buildAppEnv(input);
+  const skip = new Set(input.settings.skipContainers);
+  for (const container of all as ContainerObj[]) {
+    if (OUR_CONTAINERS.has(container.name) || skip.has(container.name)) continue;
+    addEnv(container, appEnv);
+    if (input.settings.profile === 'arc') addMount(container, arcAppMount() as unknown as Obj & { name: string; mountPath: string });
+  }
+}
+
+/** The mutated copy of `pod`. Call only for pods that {@link decide} said to inject. */
+export function mutatePod(pod: PodJson, plan: MutationPlan): PodJson {
+  const copy = structuredClone(pod) as unknown as Obj;
+  const spec = (copy.spec ?? {}) as Obj;
+  copy.spec = spec;
+  const input = buildInputFor(spec, plan);
+  const { initContainers, containers } = placeContainers(spec, input);
   let volumes = Array.isArray(spec.volumes) ? (spec.volumes as Obj[]) : [];
   for (const volume of buildVolumes(input)) volumes = upsertByName(volumes, asObj(volume), undefined);
   spec.volumes = volumes;
-
-  const appEnv = buildAppEnv(input);
-  const skip = new Set(plan.settings.skipContainers);
-  for (const container of [...initContainers, ...containers] as ContainerObj[]) {
-    if (OUR_CONTAINERS.has(container.name) || skip.has(container.name)) continue;
-    addEnv(container, appEnv);
-    if (plan.settings.profile === 'arc') addMount(container, arcAppMount() as unknown as Obj & { name: string; mountPath: string });
-  }
+  wireApps([...initContainers, ...containers], input);
   if (initContainers.length > 0) spec.initContainers = initContainers;
   spec.containers = containers;
   return copy as unknown as PodJson;
