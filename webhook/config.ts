@@ -45,6 +45,7 @@
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT                    default 50342
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT                   default 50343
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_METRICS_PORT                  default 50344
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_PROBE_ADDRESS                 sidecar health/metrics bind address, default 0.0.0.0 (:: on IPv6-only clusters)
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST                Entra authority host given to sidecars (sovereign clouds); unset = sidecar default
  *   MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE                       env profile when a pod names none, default "default"
  *   MI_ANYWHERE_WEBHOOK_DEFAULT_LOG_LEVEL                     sidecar log level when a pod names none, default info
@@ -97,6 +98,8 @@ export interface SidecarConfig {
   readonly tokenPort: number;
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** Address the sidecar's health and metrics listeners bind: all pod addresses, since kubelet and Prometheus dial the pod IP. */
+  readonly probeAddress: string;
   readonly authorityHost: string | undefined;
   readonly defaultProfile: Profile;
   readonly defaultLogLevel: LogLevel;
@@ -191,6 +194,7 @@ export const WEBHOOK_ENV = {
   sidecarTokenPort: `${P}SIDECAR_TOKEN_PORT`,
   sidecarHealthPort: `${P}SIDECAR_HEALTH_PORT`,
   sidecarMetricsPort: `${P}SIDECAR_METRICS_PORT`,
+  sidecarProbeAddress: `${P}SIDECAR_PROBE_ADDRESS`,
   sidecarAuthorityHost: `${P}SIDECAR_AUTHORITY_HOST`,
   defaultProfile: `${P}DEFAULT_PROFILE`,
   defaultLogLevel: `${P}DEFAULT_LOG_LEVEL`,
@@ -336,6 +340,7 @@ function readSidecar(r: Reader): SidecarConfig {
     tokenPort: r.integer(WEBHOOK_ENV.sidecarTokenPort, DEFAULT_TOKEN_PORT, 1, 65535),
     healthPort: r.integer(WEBHOOK_ENV.sidecarHealthPort, DEFAULT_HEALTH_PORT, 1, 65535),
     metricsPort: r.integer(WEBHOOK_ENV.sidecarMetricsPort, DEFAULT_METRICS_PORT, 1, 65535),
+    probeAddress: r.oneOf(WEBHOOK_ENV.sidecarProbeAddress, ['0.0.0.0', '::'] as const, '0.0.0.0'),
     authorityHost: r.url(WEBHOOK_ENV.sidecarAuthorityHost),
     defaultProfile: r.oneOf(WEBHOOK_ENV.defaultProfile, PROFILES, 'default'),
     defaultLogLevel: r.oneOf(WEBHOOK_ENV.defaultLogLevel, LOG_LEVELS, 'info'),

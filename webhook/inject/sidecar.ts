@@ -96,10 +96,11 @@ export function buildSidecarEnv(input: BuildInput): V1EnvVar[] {
     // Tokens only on loopback: reachable from this pod's containers, never from the network.
     { name: SIDECAR_ENV.tokenAddress, value: DEFAULT_TOKEN_ADDRESS },
     { name: SIDECAR_ENV.tokenPort, value: String(config.tokenPort) },
-    // Health and metrics on every interface: kubelet probes and Prometheus connect to the pod IP, not loopback.
-    { name: SIDECAR_ENV.healthAddress, value: '0.0.0.0' },
+    // Health and metrics on every interface: kubelet probes and Prometheus connect to the pod IP, not loopback
+    // (`::` for IPv6-only clusters, where 0.0.0.0 would miss the pod's only address).
+    { name: SIDECAR_ENV.healthAddress, value: config.probeAddress },
     { name: SIDECAR_ENV.healthPort, value: String(config.healthPort) },
-    { name: SIDECAR_ENV.metricsAddress, value: '0.0.0.0' },
+    { name: SIDECAR_ENV.metricsAddress, value: config.probeAddress },
     { name: SIDECAR_ENV.metricsPort, value: String(config.metricsPort) },
     { name: SIDECAR_ENV.identityDir, value: SIDECAR_IDENTITY_DIR },
     { name: SIDECAR_ENV.defaultIdentity, value: settings.identities[0] ?? '' },

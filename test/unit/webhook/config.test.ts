@@ -39,6 +39,8 @@ describe('webhook config', () => {
     assert.deepEqual(config.sidecar.resources, { cpuRequest: '10m', cpuLimit: '500m', memoryRequest: '64Mi', memoryLimit: '256Mi' });
     assert.equal(config.sidecar.defaultProfile, 'default');
     assert.equal(config.sidecar.imdsRedirectImage, undefined);
+    assert.equal(config.sidecar.probeAddress, '0.0.0.0');
+    assert.equal(loadConfig({ ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_PROBE_ADDRESS: '::' }).sidecar.probeAddress, '::');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.sidecar.resources) && Object.isFrozen(config.sidecar.args));
   });
 
@@ -68,6 +70,7 @@ describe('webhook config', () => {
     { name: 'profile', env: { ...BASE, MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE: 'imds' }, want: [/DEFAULT_PROFILE/] },
     { name: 'federated expiry', env: { ...BASE, MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS: '60' }, want: [/from 600/] },
     { name: 'authority URL', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST: 'login.example' }, want: [/must be an http\(s\) URL/] },
+    { name: 'probe address', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_PROBE_ADDRESS: '10.0.0.1' }, want: [/SIDECAR_PROBE_ADDRESS="10.0.0.1" must be one of 0.0.0.0, ::/] },
     { name: 'sidecar ports', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT: '50342' }, want: [/sidecar token, health and metrics ports must differ/] },
     {
       name: 'self-managed needs names',
