@@ -201,8 +201,8 @@ function restrictedSecurityContext(config: SidecarConfig): NonNullable<V1Contain
  * `restartPolicy: Always`; kubelet starts the next init container and the app containers only after its
  * startupProbe succeeded, i.e. when `/readyz` says tokens can be served, and stops it after the app containers.
  *
- * Regular (older clusters): the first container, with a postStart exec hook running the sidecar in `--probe`
- * mode. Kubelet does not start the next container until the postStart hook of the previous one returns, so the
+ * Regular (older clusters): the first container, with a postStart exec hook that waits for `/readyz`
+ * ({@link waitUntilReadyCommand}). Kubelet does not start the next container until the postStart hook of the previous one returns, so the
  * apps again start only when the token endpoint is ready (the same trick Istio's holdApplicationUntilProxyStarts uses).
  */
 export function buildSidecarContainer(input: BuildInput): V1Container {
