@@ -39,21 +39,26 @@ function container(c: Record<string, unknown>, at: string): string | undefined {
   );
 }
 
+function metadataProblem(metadata: unknown): string | undefined {
+  if (metadata === undefined) return undefined;
+  if (!isObject(metadata)) return 'metadata must be an object';
+  return stringMap(metadata['labels'], 'metadata.labels') ?? stringMap(metadata['annotations'], 'metadata.annotations');
+}
+
+function specProblem(spec: unknown): string | undefined {
+  if (spec === undefined) return undefined;
+  if (!isObject(spec)) return 'spec must be an object';
+  if (spec['securityContext'] !== undefined && !isObject(spec['securityContext'])) return 'spec.securityContext must be an object';
+  if (spec['hostNetwork'] !== undefined && typeof spec['hostNetwork'] !== 'boolean') return 'spec.hostNetwork must be a boolean';
+  return (
+    arrayOfNamed(spec['containers'], 'spec.containers', container) ??
+    arrayOfNamed(spec['initContainers'], 'spec.initContainers', container) ??
+    arrayOfNamed(spec['volumes'], 'spec.volumes')
+  );
+}
+
 /** The first structural problem of a pod object, or undefined when it has the shape of a Pod. */
 export function podShapeProblem(pod: unknown): string | undefined {
   if (!isObject(pod)) return 'request.object must be an object';
-  const metadata = pod['metadata'];
-  if (metadata !== undefined && !isObject(metadata)) return 'metadata must be an object';
-  const spec = pod['spec'];
-  if (spec !== undefined && !isObject(spec)) return 'spec must be an object';
-  const problem =
-    (metadata === undefined ? undefined : (stringMap(metadata['labels'], 'metadata.labels') ?? stringMap(metadata['annotations'], 'metadata.annotations'))) ??
-    (spec === undefined
-      ? undefined
-      : (arrayOfNamed(spec['containers'], 'spec.containers', container) ??
-        arrayOfNamed(spec['initContainers'], 'spec.initContainers', container) ??
-        arrayOfNamed(spec['volumes'], 'spec.volumes') ??
-        (spec['securityContext'] !== undefined && !isObject(spec['securityContext']) ? 'spec.securityContext must be an object' : undefined) ??
-        (spec['hostNetwork'] !== undefined && typeof spec['hostNetwork'] !== 'boolean' ? 'spec.hostNetwork must be a boolean' : undefined)));
-  return problem;
+  return metadataProblem(pod['metadata']) ?? specProblem(pod['spec']);
 }
