@@ -11,6 +11,7 @@ import { globSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { pruneLogRoot } from '../test/security/collected-logs.ts';
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
 const prefixes = args.filter((a) => !a.startsWith('-'));
@@ -20,6 +21,7 @@ const flags = args.filter((a) => a.startsWith('-'));
 const logDir = process.env['MI_ANYWHERE_TEST_LOG_DIR'] ?? join(tmpdir(), 'mi-anywhere-test-logs', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 const env = { ...process.env, MI_ANYWHERE_TEST_LOG_DIR: logDir };
 
+pruneLogRoot();
 function status(command: string, commandArgs: readonly string[]): number {
   return spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit', env }).status ?? 1;
 }

@@ -12,7 +12,7 @@
  *
  * Test code only: it reads `process.env` like every test helper; programs never import it.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,10 +23,44 @@ export const REGISTRY_FILE = 'secrets.registry.jsonl';
 /** Shorter values would match by accident in unrelated text; every secret the tests use is longer. */
 export const MIN_SECRET_LENGTH = 8;
 
+/** Root of all runs' log directories. */
+export const LOG_ROOT = join(tmpdir(), 'mi-anywhere-test-logs');
+/** Runs kept under {@link LOG_ROOT} (older run directories are deleted by {@link pruneLogRoot}). */
+export const KEPT_RUNS = 5;
+/** Files of the by-hand directory older than this are deleted on first use in a process. */
+const ADHOC_MAX_AGE_MS = 24 * 3600 * 1000;
+
+let adhocPruned = false;
+
 export function testLogDir(): string {
-  const dir = process.env[LOG_DIR_ENV] ?? join(tmpdir(), 'mi-anywhere-test-logs', 'adhoc');
+  const configured = process.env[LOG_DIR_ENV];
+  const dir = configured ?? join(LOG_ROOT, 'adhoc');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (configured === undefined && !adhocPruned) {
+    adhocPruned = true;
+    const cutoff = Date.now() - ADHOC_MAX_AGE_MS;
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      try {
+        if (statSync(p).mtimeMs < cutoff) rmSync(p, { force: true });
+      } catch {
+        // another process pruned it first
+      }
+    }
+  }
   return dir;
+}
+
+/** Keeps the newest {@link KEPT_RUNS} run directories under {@link LOG_ROOT} (scripts/test.ts calls it per run). */
+export function pruneLogRoot(keep: number = KEPT_RUNS): void {
+  let names: string[];
+  try {
+    names = readdirSync(LOG_ROOT).filter((n) => n !== 'adhoc');
+  } catch {
+    return;
+  }
+  const runs = names.map((n) => ({ p: join(LOG_ROOT, n), t: statSync(join(LOG_ROOT, n)).mtimeMs })).sort((a, b) => b.t - a.t);
+  for (const old of runs.slice(keep)) rmSync(old.p, { recursive: true, force: true });
 }
 
 /** Remembers a secret the tests use, so the final scan can look for it. `label` says what it is (it is printed). */
