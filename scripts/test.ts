@@ -1,7 +1,8 @@
 /**
  * `npm test`: the one command that runs every test, locally and in CI.
  * 1. provisions toolchains and tools the tests need (scripts/provision.sh, cached, idempotent);
- * 2. type-checks the whole tree (tsc --noEmit), since Node only strips types;
+ * 2. type-checks the whole tree (tsc --noEmit), since Node only strips types, then lints it (eslint.config.js:
+ *    module boundaries, pure core, one config module; errors fail the run, budget warnings are left to `npm run lint`);
  * 3. runs every `test/**\/*.test.ts` file with node:test (the summary line CI reads comes from here).
  * Extra arguments are passed to `node --test` (e.g. `npm test -- --test-name-pattern=imds`), and
  * `npm test -- test/unit` style path prefixes narrow the files.
@@ -10,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { globSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
 import { pruneLogRoot } from '../test/security/collected-logs.ts';
+
 const root = join(import.meta.dirname, '..');
 const args = process.argv.slice(2);
 const prefixes = args.filter((a) => !a.startsWith('-'));
@@ -20,8 +21,8 @@ const flags = args.filter((a) => a.startsWith('-'));
 // Every program a test starts logs into this run's directory; the last test greps it for secrets (issue 8).
 const logDir = process.env['MI_ANYWHERE_TEST_LOG_DIR'] ?? join(tmpdir(), 'mi-anywhere-test-logs', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
 const env = { ...process.env, MI_ANYWHERE_TEST_LOG_DIR: logDir };
-
 pruneLogRoot();
+
 function status(command: string, commandArgs: readonly string[]): number {
   return spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit', env }).status ?? 1;
 }
@@ -33,6 +34,7 @@ function run(command: string, commandArgs: readonly string[]): void {
 
 run('bash', ['scripts/provision.sh']);
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit']);
+run(process.execPath, [join(root, 'node_modules/eslint/bin/eslint.js'), '--quiet']);
 const files = globSync('test/**/*.test.ts', { cwd: root })
   .filter((f) => prefixes.length === 0 || prefixes.some((p) => f.startsWith(p)))
   .sort();
