@@ -10,13 +10,14 @@
  *
  * Needs the clients provisioned by scripts/provision.d/2*-*.sh (npm test runs them); a missing one fails its cells
  * with the exact reason. The Arc profile needs /var/opt/azcmagent/tokens (the directory every SDK insists the key
- * file lives in): created here when missing (the test runs as root in CI) and removed afterwards.
+ * file lives in): created here when missing (the test runs as root in CI) and removed afterwards by the last run
+ * that uses it (see prepareArcDir).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ARC_TOKENS_DIR } from '../../sidecar/contract.ts';
 import { startTestAuthority, type TestAuthority } from '../authority/authority.ts';
@@ -40,22 +41,58 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message.split('\n').slice(0, 6).join(' ') : String(err);
 }
 
-/** Creates the Arc key directory if needed; returns what to remove afterwards (only what this test created). */
-function prepareArcDir(): { ok: true; created: string | undefined } | { ok: false; reason: string } {
-  const parts = ARC_TOKENS_DIR.split('/').filter(Boolean);
-  let firstMissing: string | undefined;
-  for (let i = 1; i <= parts.length; i++) {
-    const p = `/${parts.slice(0, i).join('/')}`;
-    if (!existsSync(p)) {
-      firstMissing = p;
-      break;
-    }
-  }
+/**
+ * The Arc key directory must be the real /var/opt/azcmagent/tokens (the SDKs insist on it). Several test runs may
+ * share a machine, so each run puts a marker file in it, and the tree is removed only by the last run to leave and
+ * only if a compat run created it (recorded next to it): `rmdir` of a directory that still holds another run's
+ * marker (or a key file) fails, which is exactly the "still in use" test.
+ */
+const ARC_CREATED_RECORD = join(dirname(ARC_TOKENS_DIR), '.mi-anywhere-compat-created');
+
+function prepareArcDir(): { ok: true; marker: string } | { ok: false; reason: string } {
+  const marker = join(ARC_TOKENS_DIR, `.mi-anywhere-compat-${String(process.pid)}-${randomBytes(4).toString('hex')}`);
   try {
-    mkdirSync(ARC_TOKENS_DIR, { recursive: true });
-    return { ok: true, created: firstMissing };
+    for (let attempt = 0; ; attempt++) {
+      if (!existsSync(ARC_TOKENS_DIR)) {
+        const parts = ARC_TOKENS_DIR.split('/').filter(Boolean);
+        const top = parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`).find((p) => !existsSync(p)) ?? ARC_TOKENS_DIR;
+        mkdirSync(ARC_TOKENS_DIR, { recursive: true });
+        writeFileSync(ARC_CREATED_RECORD, top);
+      }
+      try {
+        writeFileSync(marker, '', { flag: 'wx' });
+        return { ok: true, marker };
+      } catch (err) {
+        // Another run removed the directory between our check and the marker: create it again (once).
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
+      }
+    }
   } catch (err) {
     return { ok: false, reason: `cannot create ${ARC_TOKENS_DIR} (the Arc key directory the SDKs insist on): ${errorText(err)}` };
+  }
+}
+
+function releaseArcDir(marker: string): void {
+  rmSync(marker, { force: true });
+  if (!existsSync(ARC_CREATED_RECORD)) return; // not created by a compat run: never removed
+  try {
+    rmdirSync(ARC_TOKENS_DIR);
+  } catch {
+    return; // another run's marker or a key file is still there: that run cleans up
+  }
+  let top: string;
+  try {
+    top = readFileSync(ARC_CREATED_RECORD, 'utf8').trim();
+    rmSync(ARC_CREATED_RECORD, { force: true });
+  } catch {
+    return;
+  }
+  for (let dir = dirname(ARC_TOKENS_DIR); top !== ARC_TOKENS_DIR && dir.startsWith(top) && dir !== '/'; dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return;
+    }
   }
 }
 
@@ -72,16 +109,12 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
   let entraSidecar: SpawnedSidecar | undefined;
   let authority: TestAuthority | undefined;
   let work: string | undefined;
-  let arcCreated: string | undefined;
-  let arcFilesBefore = new Set<string>();
+  let arcMarker: string | undefined;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'mi-anywhere-compat-'));
     const arc = prepareArcDir();
-    if (arc.ok) {
-      arcCreated = arc.created;
-      arcFilesBefore = new Set(readdirSync(ARC_TOKENS_DIR));
-    }
+    if (arc.ok) arcMarker = arc.marker;
 
     let dev: SidecarEndpoint | string;
     try {
@@ -159,11 +192,7 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
     await Promise.all([devSidecar?.stop(), entraSidecar?.stop()]);
     await authority?.stop();
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
-    if (arcCreated !== undefined) {
-      rmSync(arcCreated, { recursive: true, force: true });
-    } else if (existsSync(ARC_TOKENS_DIR)) {
-      for (const f of readdirSync(ARC_TOKENS_DIR)) if (!arcFilesBefore.has(f)) rmSync(join(ARC_TOKENS_DIR, f), { force: true });
-    }
+    if (arcMarker !== undefined) releaseArcDir(arcMarker);
   });
 
   test('the matrix ran and docs/compatibility.md was regenerated', () => {
@@ -196,7 +225,12 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
       profilesServingEveryClient(run).includes('default'),
       `profileEnv('default') in sidecar/contract.ts does not serve every client; profiles that do: ${profilesServingEveryClient(run).join(', ') || 'none'}`,
     );
-    // The test-authority column runs the same profile against real Entra-style token acquisition.
+    // The test-authority column runs the same profile against real Entra-style token acquisition: the sidecar
+    // really fetched both identities' tokens from the authority with their client secrets.
+    assert.ok(authority, 'the test authority ran');
+    for (const id of [IDENTITIES.system.clientId, IDENTITIES.user.clientId]) {
+      assert.ok(authority.calls({ endpoint: 'token', clientId: id, status: 200, credentialType: 'secret' }).length > 0, `the authority issued a token to ${id}`);
+    }
     for (const client of CLIENTS) {
       for (const row of client.rows.filter((r) => r.limitation !== true)) {
         assert.equal(run.cells.get(cellKey(client.id, row.id, 'default-entra'))?.kind, 'ok', `${client.id}/${row.id} with the test authority`);
