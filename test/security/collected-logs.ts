@@ -174,3 +174,10 @@ export function scanLogDir(dir: string, secrets: readonly RegisteredSecret[] = r
 export function formatFindings(findings: readonly Finding[]): string {
   return findings.map((f) => `${f.file}:${f.line}: ${f.what}`).join('\n');
 }
+
+/** Copies a spawned program's stdout/stderr into a new log of this run (for the final secret scan). */
+export function collectChildOutput(child: { stdout?: NodeJS.ReadableStream | null; stderr?: NodeJS.ReadableStream | null }, name: string): void {
+  const log = createTestLog(name);
+  child.stdout?.on('data', (chunk: Buffer | string) => log.write(String(chunk)));
+  child.stderr?.on('data', (chunk: Buffer | string) => log.write(String(chunk)));
+}
