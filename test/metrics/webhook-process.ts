@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT, node24 } from '../helpers/sidecar.ts';
+import { collectChildOutput } from '../security/collected-logs.ts';
 
 export interface RunningWebhook {
   /** `https://127.0.0.1:<port>` of the admission listener. */
@@ -57,6 +58,7 @@ export function startWebhook(options: StartWebhookOptions): Promise<RunningWebho
   }));
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
+  collectChildOutput(child, 'webhook');
   const stop = async (): Promise<void> => {
     if (exited) return;
     child.kill('SIGTERM');

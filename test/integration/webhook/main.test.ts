@@ -17,6 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import { SIDECAR_CONTAINER_NAME } from '../../../sidecar/contract.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
 import { applyPatch, decodePatch, listFixtures } from '../../unit/webhook/fixtures.ts';
+import { collectChildOutput } from '../../security/collected-logs.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
@@ -64,6 +65,7 @@ function post(port: number, ca: string, body: string): Promise<{ fingerprint: st
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'webhook', 'main.ts')], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  collectChildOutput(child, 'webhook');
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (c: string) => (output += c));
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (output += c));
