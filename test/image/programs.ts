@@ -12,6 +12,7 @@ import { request } from 'node:https';
 import { ANNOTATIONS, INJECT_KEY, PATHS, WEBHOOK_PATHS } from '../../sidecar/contract.ts';
 import { node24, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
 import { ENTRY_FILES } from './build-context.ts';
+import { collectChildOutput } from '../security/collected-logs.ts';
 
 /** The image's numeric user (Dockerfile `USER 65532:65532`). */
 export const IMAGE_UID = 65532;
@@ -60,6 +61,7 @@ export async function startCompiledWebhook(options: { appDir: string; env: Recor
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MI_ANYWHERE_')));
   const [command, ...args] = (options.command ?? [...asImageUser(), node24(), ENTRY_FILES.webhook]) as [string, ...string[]];
   const child = spawn(command, args, { cwd: options.appDir, env: { ...inherited, HOME: '/nonexistent', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  collectChildOutput(child, 'compiled-webhook');
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
