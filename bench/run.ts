@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAuthorityHost, type AuthorityHost } from './lib/authority.ts';
+import { scratchDir } from './lib/processes.ts';
 import { describeMachine, imageNodeFlags } from './lib/machine.ts';
 import { mergeIntoDocument, renderGenerated, SECTION_NAMES, type BenchReport, type Section, type SectionName } from './lib/report.ts';
 import { fetchBody, runCached } from './scenarios/cached.ts';
@@ -57,8 +58,10 @@ function parseArgs(argv: readonly string[]): Args {
       only = new Set(names as SectionName[]);
     } else throw new Error(`unknown argument ${arg}; usage: node bench/run.ts [--quick] [--out FILE] [--only ${SECTION_NAMES.join(',')}] [--runtime compiled|sources]`);
   }
-  const defaultOut = quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'performance.md') : join(root, 'docs', 'performance.md');
-  return { quick, runtime: runtime ?? (quick ? 'sources' : 'compiled'), out: out ?? defaultOut, only };
+  // A quick run's figures are too short to quote: by default they never overwrite docs/performance.md.
+  const defaultOut = (): string =>
+    quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-report-')), 'performance.md') : join(root, 'docs', 'performance.md');
+  return { quick, runtime: runtime ?? (quick ? 'sources' : 'compiled'), out: out ?? defaultOut(), only };
 }
 
 const log = (line: string): void => {
@@ -85,7 +88,7 @@ async function tokenBodyFile(programs: Programs, nodeFlags: readonly string[]): 
   const sidecar = await startSidecarProcess({ program: programs.sidecarMain, nodeFlags, mode: { kind: 'dev' } });
   try {
     const request = imdsRequest();
-    const file = join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'token.json');
+    const file = join(scratchDir('token'), 'token.json');
     writeFileSync(file, await fetchBody(sidecar.baseUrl + request.path, request.headers));
     return file;
   } finally {

@@ -4,8 +4,10 @@
  * on exit — so a benchmark never leaves a server behind on the shared machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Server {
   readonly name: string;
@@ -43,11 +45,25 @@ export interface SpawnOptions {
 const live = new Set<ChildProcess>();
 let hooked = false;
 
+let scratch: string | undefined;
+
+/**
+ * A fresh directory for this run's files (logs, token bodies, certificates), inside one per-process directory
+ * that is removed when the benchmark exits.
+ */
+export function scratchDir(prefix: string): string {
+  hookExit();
+  scratch ??= mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-'));
+  return mkdtempSync(join(scratch, `${prefix}-`));
+}
+
 function killAll(): void {
   for (const child of live) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   live.clear();
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  scratch = undefined;
 }
 
 function hookExit(): void {

@@ -3,10 +3,8 @@
  * loopback ports picked here, and knows the two dialect requests the benchmarks send.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, spawnServer, type Server } from './processes.ts';
+import { freePort, scratchDir, spawnServer, type Server } from './processes.ts';
 
 export interface SidecarProcess {
   readonly server: Server;
@@ -51,7 +49,7 @@ export async function startSidecarProcess(options: StartSidecarOptions): Promise
       ...(options.mode.kind === 'entra' ? { MI_ANYWHERE_MODE: 'entra', ...options.mode.env } : {}),
       ...options.env,
     },
-    logFile: options.logFile ?? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'sidecar.log'),
+    logFile: options.logFile ?? join(scratchDir('sidecar'), 'sidecar.log'),
     readyUrl: healthUrl,
     timeoutMs: 30_000,
   });

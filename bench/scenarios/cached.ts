@@ -7,10 +7,9 @@
  * not used: autocannon paces `overallRate` by releasing each second's quota at once, and the bursts measure its
  * pacing, not the server.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnServer, type Server } from '../lib/processes.ts';
+import { scratchDir, spawnServer, type Server } from '../lib/processes.ts';
 import type { Programs, ReferenceKind } from '../lib/programs.ts';
 import { appServiceRequest, imdsRequest, startSidecarProcess, type SidecarProcess } from '../lib/sidecar.ts';
 import { runMatrix, type MatrixCell, type Target } from './load-matrix.ts';
@@ -54,7 +53,7 @@ export async function runCached(options: CachedOptions): Promise<CachedResult> {
     // The references serve exactly the bytes the sidecar answers with (same token, same length).
     const body = await fetchBody(sidecar.baseUrl + imds.path, imds.headers);
     await fetchBody(sidecar.baseUrl + appService.path, appService.headers);
-    const bodyFile = join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-')), 'token.json');
+    const bodyFile = join(scratchDir('token'), 'token.json');
     writeFileSync(bodyFile, body);
     const bare = await startReference(options.programs, 'bare-http', bodyFile, options.nodeFlags);
     started.push(bare);

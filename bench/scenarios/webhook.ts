@@ -4,12 +4,11 @@
  * fixtures — at 1, 10 and 50 connections. The webhook runs as in the chart: mounted certificate files (here
  * minted by the test PKI), log level info, metrics on, native sidecar form fixed so no API server is needed.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestCertificateAuthority, issueServerCertificate } from '../../test/authority/pki.ts';
 import { runLoad, type LoadResult } from '../lib/load.ts';
-import { freePort, spawnServer } from '../lib/processes.ts';
+import { freePort, scratchDir, spawnServer } from '../lib/processes.ts';
 import type { Programs } from '../lib/programs.ts';
 import { median } from '../lib/stats.ts';
 
@@ -43,7 +42,7 @@ export interface WebhookOptions {
 
 export async function runWebhook(options: WebhookOptions): Promise<WebhookResult> {
   const review = readFileSync(join(options.root, TYPICAL_POD_FIXTURE), 'utf8');
-  const dir = mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-webhook-'));
+  const dir = scratchDir('webhook');
   const ca = await createTestCertificateAuthority('mi-anywhere bench webhook CA');
   const serving = await issueServerCertificate(ca, ['127.0.0.1', 'localhost']);
   writeFileSync(join(dir, 'tls.crt'), serving.certPem);

@@ -20,7 +20,7 @@
  * Protocol: the parent receives one `{ type: 'ready', info }` message, then sends `{ id, op, ... }` requests
  * (`calls`, `setFault`, `resetCalls`, `stop`) and gets `{ id, result }` answers.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -154,6 +154,7 @@ async function main(): Promise<void> {
     front.closeAllConnections();
     await serviceAccounts.stop();
     await authority.stop();
+    rmSync(dir, { recursive: true, force: true });
   };
   process.on('message', (message: AuthorityRequest) => {
     const reply = (result: unknown): void => {
