@@ -40,6 +40,7 @@ import { WEBHOOK_ENV } from '../../webhook/config.ts';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { listFixtures } from '../unit/webhook/fixtures.ts';
+import { collectChildOutput } from '../security/collected-logs.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const NODE = process.execPath;
@@ -123,6 +124,7 @@ function writeKubeletSecretDir(dir: string, data: Record<string, string>): void 
 }
 
 function collectOutput(child: ChildProcess): () => string {
+  collectChildOutput(child, 'e2e-program');
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
