@@ -85,11 +85,11 @@ function list(value: string): string[] {
  */
 function parseIdentities(annotations: Readonly<Record<string, string>>): string[] {
   const key = ANNOTATIONS.identities;
-  const raw = annotations[key];
-  if (raw === undefined || raw.trim() === '') {
+  const names = list(annotations[key] ?? '');
+  // "" and "," alike name no Secret: without a default identity the sidecar could serve nothing.
+  if (names.length === 0) {
     throw new InvalidAnnotationError(key, 'required: name the Secret (in the pod\'s namespace) that holds the identity (tenantId, clientId, and a credential)');
   }
-  const names = list(raw);
   for (const name of names) {
     if (name.includes('/')) throw new InvalidAnnotationError(key, `${JSON.stringify(name)}: Secrets must be in the pod's own namespace; give the name only, without "namespace/"`);
     if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) throw new InvalidAnnotationError(key, `${JSON.stringify(name)} is not a valid Secret name (lowercase RFC 1123 subdomain)`);
