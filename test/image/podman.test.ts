@@ -67,6 +67,8 @@ describe('container image (podman)', () => {
     const version = spawnSync('podman', ['--version'], { encoding: 'utf8' });
     assert.equal(version.status, 0, 'podman is not installed: run scripts/provision.d/41-podman.sh (npm test provisions it)');
     const tagFile = join(cacheDir(), 'podman', 'base-image.ok');
+    const errorFile = join(cacheDir(), 'podman', 'base-image.error');
+    if (existsSync(errorFile)) assert.fail(`scripts/provision.d/41-podman.sh failed:\n${readFileSync(errorFile, 'utf8')}`);
     assert.ok(existsSync(tagFile), `no local Node 24 base image (${tagFile}): run scripts/provision.d/41-podman.sh`);
     baseImage = readFileSync(tagFile, 'utf8').trim();
     work = mkdtempSync(join(tmpdir(), 'mi-anywhere-podman-'));
