@@ -5,7 +5,9 @@
  * environment the chart gives it.
  */
 import assert from 'node:assert/strict';
-import { globSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type {
@@ -73,6 +75,21 @@ describe('helm lint', () => {
       assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     });
   }
+
+  it('packages, with the schema, the dashboards and the alert rules inside', () => {
+    const out = mkdtempSync(join(tmpdir(), 'mi-anywhere-package-'));
+    try {
+      const result = runHelm(['package', CHART_DIR, '--destination', out]);
+      assert.equal(result.status, 0, result.stderr);
+      const archive = globSync('*.tgz', { cwd: out })[0] ?? '';
+      const listing = spawnSync('tar', ['-tzf', join(out, archive)], { encoding: 'utf8' }).stdout.split('\n');
+      for (const file of ['values.schema.json', 'README.md', 'templates/NOTES.txt', 'files/alerts.yaml', ...globSync('dashboards/*.json', { cwd: CHART_DIR })]) {
+        assert.ok(listing.includes(`mi-anywhere/${file}`), `${file} in ${archive}`);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 
   it('rejects values the schema forbids, naming the value', () => {
     const result = runHelm(['template', 'mi', CHART_DIR, '--set', 'webhook.failurePolicy=Sometimes']);
