@@ -53,7 +53,11 @@ export function azwiBinary(): string {
 
 async function startPeer(authority: AuthorityHost): Promise<Server & { port: number }> {
   const binary = azwiBinary();
-  if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/provision.d/60-azwi.sh (npm test provisions it)`);
+  if (!existsSync(binary)) {
+    const error = `${binary}.error`;
+    const why = existsSync(error) ? `; its build failed: ${readFileSync(error, 'utf8').trim().split('\n').slice(-5).join(' | ')}` : '';
+    throw new Error(`${binary} is missing: run scripts/provision.d/60-azwi.sh (npm test provisions it)${why}`);
+  }
   const port = await freePort();
   const { info } = authority;
   const server = await spawnServer({
