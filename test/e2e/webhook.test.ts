@@ -135,7 +135,8 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', () => {
+    // 'close', not 'exit': its output is then fully read (assertions look at the last log lines).
+    child.once('close', () => {
       clearTimeout(timer);
       resolve();
     });
@@ -498,7 +499,7 @@ describe('webhook against a real kube-apiserver', () => {
     let stderr = '';
     app.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     app.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const code = await new Promise<number | null>((resolve) => app.once('exit', resolve));
+    const code = await new Promise<number | null>((resolve) => app.once('close', resolve));
     await stopChild(sidecar);
     assert.equal(code, 0, `app failed: ${stderr}\nsidecar:\n${sidecarOutput()}`);
     const result = JSON.parse(stdout) as { token: string; expiresOnTimestamp: number };
@@ -594,7 +595,9 @@ describe('webhook against a real kube-apiserver', () => {
       const stored = res.json;
       assert.ok(calls >= 1);
       // Our webhook ran twice for this pod: first injection, then the reinvocation caused by the late container.
-      const ours = webhookOutput().split('\n').filter((line) => line.includes('"name":"reinvoked"') && line.includes('"msg":"admission"'));
+      // (The webhook logs after answering, so its second line may trail the API server's reply: wait for it.)
+      const admissionLines = () => webhookOutput().split('\n').filter((line) => line.includes('"name":"reinvoked"') && line.includes('"msg":"admission"'));
+      const ours = await eventually(() => `two admission log lines for the pod:\n${admissionLines().join('\n')}`, async () => (admissionLines().length >= 2 ? admissionLines() : undefined), 10_000);
       assert.equal(ours.length, 2, ours.join('\n'));
       assert.ok(ours.every((line) => line.includes('"outcome":"mutated"')));
       assert.deepEqual(stored.spec.initContainers.map((c: Json) => c.name), [SIDECAR_CONTAINER_NAME], 'one sidecar');
