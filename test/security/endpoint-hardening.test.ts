@@ -265,7 +265,11 @@ describe('Azure Arc key files on the real filesystem', () => {
     symlinkSync(victim, join(dir, 'planted.key'));
     names = ['planted'];
     const s = store();
-    await assert.rejects(s.issue(), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+    // The O_EXCL refusal surfaces as the sidecar's typed error, with the filesystem's reason kept as the cause.
+    await assert.rejects(
+      s.issue(),
+      (e: { code?: unknown; cause?: { code?: unknown } }) => e.code === 'SIDECAR_ERR_ARC_KEY_DIR' && e.cause?.code === 'EEXIST',
+    );
     assert.equal(readFileSync(victim, 'utf8'), 'precious');
     assert.equal(s.pendingCount(), 0);
   });
