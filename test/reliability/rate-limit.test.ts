@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../sidecar/config.ts';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { createTokenBucket } from '../../sidecar/http/rate-limit.ts';
+import type { Dialect } from '../../sidecar/metrics.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
+import { isDialectError } from '../security/shapes.ts';
 
 describe('token bucket', () => {
   const cases: ReadonlyArray<{ name: string; rate: number; burst?: number; steps: ReadonlyArray<[atMs: number, want: true | number]> }> = [
@@ -48,47 +50,36 @@ describe('rate limit at the token listener', () => {
     assert.throws(() => loadConfig({ [SIDECAR_ENV.rateLimitPerSecond]: '-1' }, ['--dev']), /RATE_LIMIT/);
   });
 
-  const dialects = [
+  const R = 'resource=https%3A%2F%2Fvault.azure.net';
+  const dialects: ReadonlyArray<{ dialect: Dialect; path: string; init: (secret: string) => RequestInit }> = [
+    { dialect: 'imds', path: `${PATHS.imds}?api-version=2018-02-01&${R}`, init: () => ({ headers: { Metadata: 'true' } }) },
+    { dialect: 'app-service', path: `${PATHS.appService}?api-version=2019-08-01&${R}`, init: (h) => ({ headers: { 'X-IDENTITY-HEADER': h } }) },
+    { dialect: 'msi-endpoint', path: `${PATHS.msiEndpoint}?api-version=2017-09-01&${R}`, init: (h) => ({ headers: { secret: h } }) },
     {
-      name: 'imds',
-      path: `${PATHS.imds}?api-version=2018-02-01&resource=https://vault.azure.net`,
-      headers: (_h: string): Record<string, string> => ({ Metadata: 'true' }),
-      shape: (b: Record<string, unknown>) => assert.deepEqual(Object.keys(b).sort(), ['error', 'error_description']),
+      dialect: 'cloud-shell',
+      path: PATHS.msiEndpoint,
+      init: () => ({ method: 'POST', headers: { Metadata: 'true', 'Content-Type': 'application/x-www-form-urlencoded' }, body: R }),
     },
-    {
-      name: 'app-service',
-      path: `${PATHS.appService}?api-version=2019-08-01&resource=https://vault.azure.net`,
-      headers: (h: string): Record<string, string> => ({ 'X-IDENTITY-HEADER': h }),
-      shape: (b: Record<string, unknown>) => {
-        assert.equal(b['statusCode'], 429);
-        assert.equal(typeof b['message'], 'string');
-      },
-    },
-    {
-      name: 'msi-endpoint',
-      path: `${PATHS.msiEndpoint}?api-version=2017-09-01&resource=https://vault.azure.net`,
-      headers: (h: string): Record<string, string> => ({ secret: h }),
-      shape: (b: Record<string, unknown>) => assert.equal(b['statusCode'], 429),
-    },
-  ] as const;
+  ];
 
   for (const d of dialects) {
-    it(`answers 429 + Retry-After in the ${d.name} error shape above the rate, and serves again after Retry-After`, async () => {
+    it(`answers 429 + Retry-After in the ${d.dialect} error shape above the rate, and serves again after Retry-After`, async () => {
       const sidecar = await startInProcessSidecar({ rateLimitPerSecond: 2 });
       try {
-        const call = () => fetch(`${sidecar.tokenUrl}${d.path}`, { headers: d.headers(sidecar.identityHeader) });
+        const call = () => fetch(`${sidecar.tokenUrl}${d.path}`, d.init(sidecar.identityHeader));
         for (let i = 0; i < 2; i++) {
           const ok = await call();
-          assert.equal(ok.status, 200, await ok.text());
-          await ok.arrayBuffer().catch(() => undefined);
+          const text = await ok.text();
+          assert.equal(ok.status, 200, text);
         }
         const limited = await call();
         assert.equal(limited.status, 429);
         assert.equal(limited.headers.get('retry-after'), '1');
         assert.equal(limited.headers.get('x-mi-anywhere-error'), 'SIDECAR_ERR_RATE_LIMITED');
-        d.shape((await limited.json()) as Record<string, unknown>);
+        const body = (await limited.json()) as Record<string, unknown>;
+        assert.ok(isDialectError(d.dialect, body, 429), `not the ${d.dialect} error shape: ${JSON.stringify(body)}`);
         const metrics = await (await fetch(`${sidecar.metricsUrl}/metrics`)).text();
-        assert.match(metrics, new RegExp(`mi_anywhere_token_requests_rate_limited_total\\{dialect="${d.name}"\\} 1`));
+        assert.match(metrics, new RegExp(`mi_anywhere_token_requests_rate_limited_total\\{dialect="${d.dialect}"\\} 1`));
         sidecar.clock.advance(1000);
         const again = await call();
         assert.equal(again.status, 200);
@@ -98,6 +89,26 @@ describe('rate limit at the token listener', () => {
       }
     });
   }
+
+  it('answers 429 + Retry-After in the arc error shape, counting the challenge leg too', async () => {
+    const sidecar = await startInProcessSidecar({ rateLimitPerSecond: 2 });
+    try {
+      const url = `${sidecar.tokenUrl}${PATHS.arc}?api-version=2020-06-01&${R}`;
+      const challenge = await fetch(url, { headers: { Metadata: 'true' } });
+      assert.equal(challenge.status, 401);
+      await challenge.text();
+      const key = [...(sidecar.arcFs.files?.values() ?? [])][0]?.data ?? '';
+      const ok = await fetch(url, { headers: { Metadata: 'true', Authorization: `Basic ${key}` } });
+      assert.equal(ok.status, 200);
+      await ok.text();
+      const limited = await fetch(url, { headers: { Metadata: 'true' } });
+      assert.equal(limited.status, 429);
+      assert.equal(limited.headers.get('retry-after'), '1');
+      assert.ok(isDialectError('arc', (await limited.json()) as Record<string, unknown>, 429));
+    } finally {
+      await sidecar.stop();
+    }
+  });
 
   it('limits the real program when the variable is set (spawned sidecar)', async () => {
     const sidecar = await startSidecar({ env: { [SIDECAR_ENV.rateLimitPerSecond]: '1' } });
