@@ -8,7 +8,7 @@
  * `npm test -- test/unit` style path prefixes narrow the files.
  */
 import { spawnSync } from 'node:child_process';
-import { globSync } from 'node:fs';
+import { globSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pruneLogRoot } from '../test/security/collected-logs.ts';
@@ -41,10 +41,36 @@ const files = globSync('test/**/*.test.ts', { cwd: root })
 // `test/zz-*` files check what the others left behind (collected logs): node --test keeps file order only with
 // --test-concurrency=1, so they run in a second invocation, after the rest — also when the rest failed.
 const isLast = (f: string): boolean => f.startsWith('test/zz-');
-const testArgs = ['--test', '--test-reporter=spec', '--test-timeout=900000', ...flags];
+const countFile = (name: string): string => join(logDir, `${name}.counts.json`);
+const testArgs = (name: string): string[] => [
+  '--test',
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${join(root, 'scripts/count-reporter.ts')}`,
+  `--test-reporter-destination=${countFile(name)}`,
+  '--test-timeout=900000',
+  ...flags,
+];
 const first = files.filter((f) => !isLast(f));
 const last = files.filter(isLast);
+mkdirSync(logDir, { recursive: true });
 process.stdout.write(`test logs: ${logDir}\n`);
-const firstCode = first.length > 0 ? status(process.execPath, [...testArgs, ...first]) : 0;
-const lastCode = last.length > 0 ? status(process.execPath, [...testArgs, ...last]) : 0;
-process.exit(firstCode !== 0 ? firstCode : lastCode);
+const firstCode = first.length > 0 ? status(process.execPath, [...testArgs('main'), ...first]) : 0;
+const lastCode = last.length > 0 ? status(process.execPath, [...testArgs('last'), ...last]) : 0;
+
+// One closing line for both invocations, in the plain form CI reads ("N passed, N failed, N skipped").
+const totals = { passed: 0, failed: 0, skipped: 0 };
+for (const name of ['main', 'last']) {
+  try {
+    const counts = JSON.parse(readFileSync(countFile(name), 'utf8')) as typeof totals;
+    totals.passed += counts.passed;
+    totals.failed += counts.failed;
+    totals.skipped += counts.skipped;
+  } catch {
+    // No counts file: that invocation did not run (no files) or crashed before reporting; its exit code decides.
+  }
+}
+const exitCode = firstCode !== 0 ? firstCode : lastCode;
+if (exitCode !== 0 && totals.failed === 0) totals.failed = 1; // a crashed runner must never read as green
+process.stdout.write(`\ntotal: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
+process.exit(exitCode);
