@@ -40,7 +40,7 @@
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_GROUP                  numeric gid, default 65532
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST                   default 10m
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_LIMIT                     default 500m (empty: no limit)
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST                default 64Mi
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST                default 128Mi
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMIT                  default 256Mi (empty: no limit)
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT                    default 50342
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT                   default 50343
@@ -317,7 +317,7 @@ function readSidecar(r: Reader): SidecarConfig {
   const resources: SidecarResources = {
     cpuRequest: r.quantity(WEBHOOK_ENV.sidecarCpuRequest, '10m', 'cpu', false),
     cpuLimit: r.quantity(WEBHOOK_ENV.sidecarCpuLimit, '500m', 'cpu', true),
-    memoryRequest: r.quantity(WEBHOOK_ENV.sidecarMemoryRequest, '64Mi', 'memory', false),
+    memoryRequest: r.quantity(WEBHOOK_ENV.sidecarMemoryRequest, '128Mi', 'memory', false),
     memoryLimit: r.quantity(WEBHOOK_ENV.sidecarMemoryLimit, '256Mi', 'memory', true),
   };
   for (const kind of ['cpu', 'memory'] as const) {
