@@ -71,6 +71,20 @@ export interface SidecarMetricsOptions {
  * part), a GUID as itself; path, query, fragment and user-info are dropped.
  */
 export function audienceOf(resource: string): string {
+  const known = audienceMemo.get(resource);
+  if (known !== undefined) return known;
+  const audience = computeAudience(resource);
+  // Apps ask for a handful of resources over and over; the memo spares a URL parse per request (docs/performance.md).
+  // It is a cache of a pure function, bounded so a client inventing resources cannot grow it.
+  if (audienceMemo.size >= AUDIENCE_MEMO_SIZE) audienceMemo.clear();
+  audienceMemo.set(resource, audience);
+  return audience;
+}
+
+const AUDIENCE_MEMO_SIZE = 1024;
+const audienceMemo = new Map<string, string>();
+
+function computeAudience(resource: string): string {
   const trimmed = resource.trim().replace(/\/\.default$/, '');
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(trimmed)) return trimmed.toLowerCase();
   try {

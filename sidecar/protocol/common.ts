@@ -5,7 +5,7 @@
  *
  * Pure: no I/O, no clock (callers pass `nowSeconds`), no express/node:http types.
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { BadRequestError, ForwardedRequestError, MissingMetadataHeaderError, type SidecarError } from '../errors.ts';
 import type { IdentitySelector } from '../identity/identity.ts';
 import type { Dialect } from '../metrics.ts';
@@ -173,8 +173,9 @@ export function extractSelector(
  * both sides the same length, so neither content nor length leaks through timing.
  */
 export function secretsEqual(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
+  // One-shot hashing (no Hash object per call): this runs on every App Service / Azure ML request.
+  const a = hash('sha256', presented, 'buffer');
+  const b = hash('sha256', expected, 'buffer');
   return timingSafeEqual(a, b);
 }
 
