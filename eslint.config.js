@@ -2,8 +2,8 @@
  * ESLint flat config (house style HS-1, HS-2, HS-5, HS-6). Type-checked typescript-eslint rules over every
  * TypeScript tree we own, plus the module boundaries the house style makes "must" rules:
  *
- * - configuration: only `config.ts` and the composition root `main.ts` of each program touch `process.env`
- *   (`main.ts` hands `process.env` to `loadConfig(env, …)`, which is the one place variables are parsed);
+ * - configuration: only `config.ts` of each program touches `process.env` (`loadProcessConfig()`, called once by
+ *   `main.ts`; `loadConfig(env, …)` is the one place variables are parsed);
  *   tests, scripts and benchmarks may read the environment;
  * - programs: `sidecar/**` imports nothing from `webhook/`; `webhook/**` imports only `sidecar/contract.ts`;
  * - pure core (HS-5): the modules whose header says "Pure" import no network / filesystem / express module and
@@ -41,7 +41,7 @@ const PURE = [
 ];
 
 /** The files allowed to read `process.env` inside the programs (HS-6). */
-const ENV_READERS = ['sidecar/config.ts', 'sidecar/main.ts', 'webhook/config.ts', 'webhook/main.ts'];
+const ENV_READERS = ['sidecar/config.ts', 'webhook/config.ts'];
 
 const IO_MODULES = ['http', 'https', 'http2', 'net', 'tls', 'dgram', 'fs', 'fs/promises', 'child_process', 'process', 'timers', 'timers/promises'];
 const PURE_IMPORTS = [
@@ -54,7 +54,7 @@ const WEBHOOK_BOUNDARY = {
   message: 'webhook/** may import only sidecar/contract.ts from the sidecar (HS-1)',
 };
 
-const PROCESS_ENV = { object: 'process', property: 'env', message: 'only config.ts (and main.ts, to pass it to loadConfig) reads process.env (HS-6)' };
+const PROCESS_ENV = { object: 'process', property: 'env', message: 'only config.ts reads process.env (HS-6); main.ts calls loadProcessConfig()' };
 const DATE_NOW = { object: 'Date', property: 'now', message: 'pure module: take `now` as a parameter (HS-5)' };
 const PURE_GLOBALS = [
   ...['process', 'fetch', 'setTimeout', 'setInterval', 'setImmediate', 'performance'].map((name) => ({

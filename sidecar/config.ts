@@ -3,7 +3,8 @@
  * turns environment variables and flags into a deeply frozen, typed {@link Config}, or throws one
  * {@link ConfigError} listing every problem. Defaults live here and nowhere else.
  *
- * Pure: the environment and argv are parameters; no file is read here (the config holds *paths* to mounted
+ * `loadConfig` is pure: the environment and argv are parameters (`loadProcessConfig` passes this process's own,
+ * the only read of the environment in the program); no file is read here (the config holds *paths* to mounted
  * Secrets, never secret values other than the optional fixed identity header).
  */
 import { isIP } from 'node:net';
@@ -213,6 +214,11 @@ function deepFreeze<T>(value: T): T {
  * @param argv program arguments after the script name (`--dev`, `--probe`)
  * @throws ConfigError listing every problem found
  */
+/** The configuration of this process: its environment and command-line arguments (called once, by main.ts). */
+export function loadProcessConfig(): Config {
+  return loadConfig(process.env, process.argv.slice(2));
+}
+
 export function loadConfig(env: Env, argv: readonly string[]): Config {
   const problems: string[] = [];
   for (const arg of argv) {

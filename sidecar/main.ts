@@ -1,6 +1,6 @@
 /**
- * Composition root of the sidecar: the only module that reads `process.*` (besides `config.ts` receiving
- * `process.env`), listens on sockets and handles signals. It loads the configuration and identities, builds the
+ * Composition root of the sidecar: the only module that touches `process.*` (besides `config.ts`, which reads the
+ * environment), listens on sockets and handles signals. It loads the configuration and identities, builds the
  * token source, wires the HTTP app to three listeners, prints the environment apps need, and drains on SIGTERM.
  *
  * Run: `node sidecar/main.ts --dev` (`npm start`), `node sidecar/main.ts` (entra mode), `node sidecar/main.ts --probe`.
@@ -14,7 +14,7 @@ import { request as httpRequest, type ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
-import { describeConfig, loadConfig, type Config } from './config.ts';
+import { describeConfig, loadProcessConfig, type Config } from './config.ts';
 import { PROFILES, profileEnv, SIDECAR_ENV, type Profile } from './contract.ts';
 import { ConfigError, CredentialUnavailableError } from './errors.ts';
 import { createArcKeyStore, removeStaleKeyFiles, type ArcKeyStore } from './http/arc-keys.ts';
@@ -238,7 +238,7 @@ function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, 
 async function main(): Promise<number> {
   let config: Config;
   try {
-    config = loadConfig(process.env, process.argv.slice(2));
+    config = loadProcessConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`mi-anywhere sidecar: ${error.message}\n`);

@@ -409,6 +409,11 @@ function deepFreeze<T>(value: T): T {
  * Parses and validates the webhook's environment. Throws one {@link ConfigError} listing every problem.
  * @param env usually `process.env` (passed in so tests need no global state)
  */
+/** The configuration of this process, from its environment (called once, by main.ts). */
+export function loadProcessConfig(): Config {
+  return loadConfig(process.env);
+}
+
 export function loadConfig(env: Env): Config {
   const r = new Reader(env);
   const config: Config = {

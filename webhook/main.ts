@@ -16,7 +16,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { handleReview } from './admission/handler.ts';
 import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
 import { kubernetesCertificateStore, reconcileCertificates, wantedNames } from './cert/self-managed.ts';
-import { loadConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
+import { loadProcessConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
@@ -145,7 +145,7 @@ async function selfManagedSource(cert: SelfManagedCertConfig, kubeConfig: KubeCo
 async function main(): Promise<number> {
   let config: Config;
   try {
-    config = loadConfig(process.env);
+    config = loadProcessConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`mi-anywhere webhook: ${error.message}\n`);
