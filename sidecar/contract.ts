@@ -180,6 +180,8 @@ export const IDENTITY_FILES = {
   privateKey: 'tls.key',
   /** Optional PKCS#12 alternative to tls.crt + tls.key. */
   pfx: 'certificate.pfx',
+  /** Password of certificate.pfx, if it has one (surrounding whitespace is trimmed, as with every value file). */
+  pfxPassword: 'certificate.pfx.password',
   /** Federated identities: audience of the projected token (optional; default api://AzureADTokenExchange). */
   federatedAudience: 'federatedAudience',
 } as const;

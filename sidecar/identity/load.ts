@@ -72,7 +72,13 @@ const ARM_ID = /^\/subscriptions\/[^/\s]+\/resourcegroups\/[^/\s]+\/providers\/[
 /** Largest file read (a PFX with a long chain is a few KiB; a 1 MiB file is certainly not a credential). */
 export const MAX_IDENTITY_FILE_BYTES = 1024 * 1024;
 
-const CREDENTIAL_FILES = [IDENTITY_FILES.clientSecret, IDENTITY_FILES.certificate, IDENTITY_FILES.privateKey, IDENTITY_FILES.pfx] as const;
+const CREDENTIAL_FILES = [
+  IDENTITY_FILES.clientSecret,
+  IDENTITY_FILES.certificate,
+  IDENTITY_FILES.privateKey,
+  IDENTITY_FILES.pfx,
+  IDENTITY_FILES.pfxPassword,
+] as const;
 
 /** Loads one identity directory. Never throws for content problems; they are returned. */
 export async function loadIdentityDir(options: LoadIdentityDirOptions): Promise<LoadIdentityDirResult> {
@@ -163,6 +169,10 @@ async function loadMaterial(options: LoadIdentityDirOptions, entries: ReadonlySe
   const hasSecret = entries.has(IDENTITY_FILES.clientSecret);
   const hasPem = entries.has(IDENTITY_FILES.certificate) || entries.has(IDENTITY_FILES.privateKey);
   const hasPfx = entries.has(IDENTITY_FILES.pfx);
+  if (!hasPfx && entries.has(IDENTITY_FILES.pfxPassword)) {
+    r.problem(IDENTITY_FILES.pfxPassword, `is present without ${IDENTITY_FILES.pfx}`);
+    return undefined;
+  }
   if ([hasSecret, hasPem, hasPfx].filter(Boolean).length > 1) {
     r.problem(undefined, `holds more than one credential (${present.join(', ')}); keep exactly one of clientSecret, tls.crt+tls.key, certificate.pfx`);
     return undefined;
@@ -184,7 +194,8 @@ async function loadMaterial(options: LoadIdentityDirOptions, entries: ReadonlySe
       r.problem(IDENTITY_FILES.pfx, 'is empty');
       return undefined;
     }
-    return { kind: 'certificate-pfx', pfx };
+    const passphrase = entries.has(IDENTITY_FILES.pfxPassword) ? await r.readText(IDENTITY_FILES.pfxPassword) : undefined;
+    return { kind: 'certificate-pfx', pfx, passphrase };
   }
   if (options.federatedTokenFile === undefined) {
     r.problem(

@@ -69,6 +69,8 @@ describe('entra mode against the test authority', () => {
     apps.cert = authority.registerApp({ certificates: [goodCert.certPem] });
     const pfxCert = await createClientCertificate({ commonName: 'pfx-app' });
     apps.pfx = authority.registerApp({ certificates: [pfxCert.certPem] });
+    const pfxPasswordCert = await createClientCertificate({ commonName: 'pfx-password-app' });
+    apps.pfxPassword = authority.registerApp({ certificates: [pfxPasswordCert.certPem] });
     apps.fed = authority.registerApp({
       federatedCredentials: [
         { issuer: issuer.issuer, subject: SA_SUBJECT, jwksUri: issuer.jwksUri },
@@ -83,6 +85,11 @@ describe('entra mode against the test authority', () => {
     writeSecretDir(identities, 'secret-app', { ...base(apps.secret), clientSecret: 'old-secret-value' });
     writeSecretDir(identities, 'cert-app', { ...base(apps.cert), 'tls.crt': goodCert.certPem, 'tls.key': goodCert.keyPem });
     writeSecretDir(identities, 'pfx-app', { ...base(apps.pfx), 'certificate.pfx': toPfx(pfxCert, { algorithm: '3des' }) });
+    writeSecretDir(identities, 'pfx-password-app', {
+      ...base(apps.pfxPassword),
+      'certificate.pfx': toPfx(pfxPasswordCert, { password: 'pfx-passphrase-1' }),
+      'certificate.pfx.password': 'pfx-passphrase-1\n',
+    });
     writeSecretDir(identities, 'fed-app', base(apps.fed));
     writeSecretDir(identities, 'bad-secret', { ...base(apps.badSecret), clientSecret: 'a-wrong-one' });
     writeSecretDir(identities, 'bad-cert', { ...base(apps.badCert), 'tls.crt': strayCert.certPem, 'tls.key': strayCert.keyPem });
@@ -117,6 +124,7 @@ describe('entra mode against the test authority', () => {
     { name: 'client secret', app: 'secret', credentialType: 'secret' },
     { name: 'certificate', app: 'cert', credentialType: 'certificate' },
     { name: 'PKCS#12 certificate (certificate.pfx)', app: 'pfx', credentialType: 'certificate' },
+    { name: 'password-protected PKCS#12 certificate (certificate.pfx + certificate.pfx.password)', app: 'pfxPassword', credentialType: 'certificate' },
     { name: 'federated service-account token', app: 'fed', credentialType: 'federated' },
   ] as const;
   for (const tc of backends) {

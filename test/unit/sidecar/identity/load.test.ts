@@ -53,6 +53,7 @@ describe('loadIdentityDir: credential kinds', () => {
     { name: 'client secret (trimmed)', files: { clientSecret: '  s3cret\n' }, kind: 'secret', material: 'secret' },
     { name: 'PEM certificate', files: { 'tls.crt': CERT, 'tls.key': KEY }, kind: 'certificate', material: 'certificate' },
     { name: 'PFX certificate', files: { 'certificate.pfx': 'binary' }, kind: 'certificate', material: 'certificate-pfx' },
+    { name: 'PFX certificate with a password (trimmed)', files: { 'certificate.pfx': 'binary', 'certificate.pfx.password': ' pw\n' }, kind: 'certificate', material: 'certificate-pfx' },
     { name: 'no credential = federated', files: {}, kind: 'federated', material: 'federated', federated: '/var/run/secrets/token' },
   ];
   for (const tc of cases) {
@@ -66,6 +67,7 @@ describe('loadIdentityDir: credential kinds', () => {
       assert.deepEqual(identity.descriptor, { name: 'app', tenantId: T, clientId: C1, objectId: O1, resourceId: ARM, credentialKind: tc.kind, isDefault: true });
       assert.equal(identity.material.kind, tc.material);
       if (identity.material.kind === 'secret') assert.equal(identity.material.clientSecret, 's3cret');
+      if (identity.material.kind === 'certificate-pfx') assert.equal(identity.material.passphrase, tc.files['certificate.pfx.password'] === undefined ? undefined : 'pw');
       if (identity.material.kind === 'federated') assert.deepEqual(identity.material, { kind: 'federated', tokenFile: '/var/run/secrets/token', audience: 'api://AzureADTokenExchange' });
       assert.match(identity.credentialFingerprint, /^[0-9a-f]{64}$/);
     });
@@ -107,6 +109,7 @@ describe('loadIdentityDir: problems name the file and the field', () => {
       { field: 'tls.key', message: /not a PEM private key/, code: 'invalid' },
     ] },
     { name: 'two credentials', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'certificate.pfx': 'y' }, want: [{ field: undefined, message: /more than one credential/, code: 'invalid' }] },
+    { name: 'PFX password without PFX', files: { tenantId: T, clientId: C1, 'certificate.pfx.password': 'pw' }, want: [{ field: 'certificate.pfx.password', message: /is present without certificate.pfx/, code: 'invalid' }] },
     { name: 'federated without token file', files: { tenantId: T, clientId: C1 }, want: [{ field: undefined, message: /MI_ANYWHERE_FEDERATED_TOKEN_FILE is not set/, code: 'invalid' }] },
     { name: 'dev mode refuses credential files', mode: 'dev', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'tls.crt': CERT }, want: [
       { field: 'clientSecret', message: /dev mode never uses real credentials/, code: 'credential-forbidden' },
