@@ -8,17 +8,13 @@
 import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 import {
-  checkApiVersion,
   errorHeaders,
-  extractSelector,
   header,
-  parseParams,
+  parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  rejectDuplicates,
   renderJsonOk,
   renderTokenBody,
-  requireResource,
   secretsEqual,
   type RenderedResponse,
   type RequestLike,
@@ -56,11 +52,7 @@ export function parseAppServiceRequest(req: RequestLike, ctx: AppServiceContext)
   const presented = header(req.headers, 'x-identity-header');
   if (presented === undefined) throw new UnauthorizedError('Required header X-IDENTITY-HEADER is missing');
   if (!secretsEqual(presented, ctx.identityHeader)) throw new UnauthorizedError('X-IDENTITY-HEADER does not match IDENTITY_HEADER');
-  const params = parseParams(req.query);
-  rejectDuplicates(params);
-  checkApiVersion(params.values, APP_SERVICE_API_VERSION, true);
-  const resource = requireResource(params.values);
-  const { selector } = extractSelector(params.values, APP_SERVICE_SELECTORS);
+  const { resource, selector } = parseQueryTokenFields(req.query, APP_SERVICE_API_VERSION, APP_SERVICE_SELECTORS);
   return { dialect: 'app-service', resource, selector };
 }
 

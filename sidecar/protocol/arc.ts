@@ -10,19 +10,15 @@ import { posix } from 'node:path';
 import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 import {
-  checkApiVersion,
   errorHeaders,
-  extractSelector,
   header,
-  parseParams,
+  JSON_CONTENT_TYPE,
+  parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  rejectDuplicates,
   renderJsonOk,
   renderTokenBody,
   requireMetadataHeader,
-  requireResource,
-  JSON_CONTENT_TYPE,
   type RenderedResponse,
   type RequestLike,
   type SelectorKind,
@@ -54,11 +50,7 @@ export function parseArcRequest(req: RequestLike): ArcRequest {
   if (req.method !== 'GET') throw new MethodNotAllowedError(req.method, ['GET']);
   refuseForwarded(req.headers);
   requireMetadataHeader(req.headers);
-  const params = parseParams(req.query);
-  rejectDuplicates(params);
-  checkApiVersion(params.values, ARC_OLDEST_API_VERSION, true);
-  const resource = requireResource(params.values);
-  const { selector, echo } = extractSelector(params.values, ARC_SELECTORS);
+  const { resource, selector, echo } = parseQueryTokenFields(req.query, ARC_OLDEST_API_VERSION, ARC_SELECTORS);
   return { dialect: 'arc', resource, selector, echo, presentedKey: parseBasicAuthorization(header(req.headers, 'authorization')) };
 }
 

@@ -169,6 +169,22 @@ export function extractSelector(
 }
 
 /**
+ * The query of a GET token request in the IMDS, App Service and Arc dialects, which validate it the same way: no
+ * duplicated parameter, an `api-version` at least `oldestApiVersion`, a `resource`, at most one selector.
+ */
+export function parseQueryTokenFields(
+  query: string,
+  oldestApiVersion: string,
+  selectors: Readonly<Record<string, SelectorKind>>,
+): { resource: string; selector: IdentitySelector; echo?: SelectorEcho } {
+  const params = parseParams(query);
+  rejectDuplicates(params);
+  checkApiVersion(params.values, oldestApiVersion, true);
+  const resource = requireResource(params.values);
+  return { resource, ...extractSelector(params.values, selectors) };
+}
+
+/**
  * Constant-time string comparison for shared secrets (identity header, MSI secret, Arc key). Hashing first makes
  * both sides the same length, so neither content nor length leaks through timing.
  */

@@ -8,17 +8,13 @@
 import { MethodNotAllowedError, type SidecarError } from '../errors.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 import {
-  checkApiVersion,
   errorHeaders,
-  extractSelector,
-  parseParams,
+  parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  rejectDuplicates,
   renderJsonOk,
   renderTokenBody,
   requireMetadataHeader,
-  requireResource,
   type RenderedResponse,
   type RequestLike,
   type SelectorKind,
@@ -49,11 +45,7 @@ export function parseImdsRequest(req: RequestLike): TokenRequest {
   if (req.method !== 'GET') throw new MethodNotAllowedError(req.method, ['GET']);
   refuseForwarded(req.headers);
   requireMetadataHeader(req.headers);
-  const params = parseParams(req.query);
-  rejectDuplicates(params);
-  checkApiVersion(params.values, IMDS_OLDEST_API_VERSION, true);
-  const resource = requireResource(params.values);
-  const { selector } = extractSelector(params.values, IMDS_SELECTORS);
+  const { resource, selector } = parseQueryTokenFields(req.query, IMDS_OLDEST_API_VERSION, IMDS_SELECTORS);
   return { dialect: 'imds', resource, selector };
 }
 
