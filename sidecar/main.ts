@@ -236,6 +236,11 @@ function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, 
 }
 
 async function main(): Promise<number> {
+  // Before the configuration: `--version` answers on any machine, whatever the environment holds.
+  if (process.argv.includes('--version')) {
+    process.stdout.write(`mi-anywhere sidecar ${pkg.version}\n`);
+    return 0;
+  }
   let config: Config;
   try {
     config = loadProcessConfig();

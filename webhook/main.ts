@@ -143,6 +143,11 @@ async function selfManagedSource(cert: SelfManagedCertConfig, kubeConfig: KubeCo
 }
 
 async function main(): Promise<number> {
+  // Before the configuration: `--version` answers on any machine, whatever the environment holds.
+  if (process.argv.includes('--version')) {
+    process.stdout.write(`mi-anywhere webhook ${pkg.version}\n`);
+    return 0;
+  }
   let config: Config;
   try {
     config = loadProcessConfig();
