@@ -17,7 +17,9 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script, and none may run one in our build.
-RUN npm ci --no-audit --no-fund --ignore-scripts
+# --omit=optional: the optional dependencies are the per-platform Node packages for development (package.json);
+# the image runs the base image's Node.
+RUN npm ci --omit=optional --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY sidecar ./sidecar
 COPY webhook ./webhook
@@ -27,7 +29,7 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts
 
 # ---- runtime ------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
