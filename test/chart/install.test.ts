@@ -5,7 +5,8 @@
  *    every ci/ scenario, in a namespace that enforces and warns on the `restricted` Pod Security Standard: the
  *    API server's own validation, unknown-field detection and PodSecurity admission must accept all of it, with
  *    no warning.
- * 2. `helm install` into that API server, then the webhook runs as a local process with exactly the environment
+ * 2. `helm install` into that API server exactly as README "From a clone, with an image you build" shows (release
+ *    name, chart path, namespace, `--set image.repository=...`; test/release/readme-install.ts reads it), then the webhook runs as a local process with exactly the environment
  *    of the installed Deployment and a token of the chart's ServiceAccount (so the chart's RBAC is what it gets).
  *    The chart's MutatingWebhookConfiguration points at it through `webhook.urlOverride` (a bare API server
  *    cannot reach Services); the webhook's self-managed CA fills the caBundle. Pods that opt in come back
@@ -30,10 +31,12 @@ import { freePort } from '../image/build-context.ts';
 import { startCompiledWebhook, type RunningWebhook } from '../image/programs.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { node24, REPO_ROOT } from '../helpers/sidecar.ts';
+import { readmeInstall } from '../release/readme-install.ts';
 import { CHART_DIR } from './chart-values.ts';
 import { renderChart, runHelm, type Manifest } from './helm.ts';
 
-const NAMESPACE = 'mi-anywhere';
+const README_INSTALL = readmeInstall().clone;
+const NAMESPACE = README_INSTALL.namespace;
 const APP_NAMESPACE = 'team-a';
 const RESTRICTED = {
   'pod-security.kubernetes.io/enforce': 'restricted',
@@ -163,12 +166,19 @@ describe('chart on a real kube-apiserver', () => {
     let webhook: RunningWebhook | undefined;
     let saKubeConfig: KubeConfig;
     let notes = '';
-    const release = 'mi';
+    const { release } = README_INSTALL;
+    // The chart's base name: the release name when it already contains the chart name (charts/mi-anywhere/templates/_helpers.tpl).
+    const fullname = release.includes('mi-anywhere') ? release : `${release}-mi-anywhere`;
 
     before(async () => {
       const port = await freePort();
+      // README's command; the namespace exists already (created above with the restricted Pod Security labels), so
+      // --create-namespace is left out, and the API server can only reach a webhook on its own host.
+      assert.equal(join(REPO_ROOT, README_INSTALL.chart), CHART_DIR, 'README installs this chart');
+      assert.ok(README_INSTALL.createNamespace);
+      const sets = Object.entries(README_INSTALL.set).flatMap(([key, value]) => ['--set', `${key}=${value}`]);
       const install = runHelm(
-        ['install', release, CHART_DIR, '--namespace', NAMESPACE, '--set', `webhook.urlOverride=https://127.0.0.1:${port}/mutate`, '--kubeconfig', cluster.kubeconfigPath],
+        ['install', release, join(REPO_ROOT, README_INSTALL.chart), '--namespace', NAMESPACE, ...sets, '--set', `webhook.urlOverride=https://127.0.0.1:${port}/mutate`, '--kubeconfig', cluster.kubeconfigPath],
         helmHome(cluster),
       );
       assert.equal(install.status, 0, install.stderr);
@@ -177,7 +187,7 @@ describe('chart on a real kube-apiserver', () => {
       // The webhook's identity: a token of the chart's ServiceAccount, so it has exactly the chart's RBAC.
       const apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-      const deployment = await apps.readNamespacedDeployment({ name: `${release}-mi-anywhere-webhook`, namespace: NAMESPACE });
+      const deployment = await apps.readNamespacedDeployment({ name: `${fullname}-webhook`, namespace: NAMESPACE });
       const podSpec = deployment.spec?.template.spec;
       const serviceAccount = podSpec?.serviceAccountName ?? '';
       const token = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace: NAMESPACE, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
@@ -215,7 +225,7 @@ describe('chart on a real kube-apiserver', () => {
       const admission = cluster.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
       const deadline = performance.now() + 60_000;
       for (;;) {
-        const mwc = await admission.readMutatingWebhookConfiguration({ name: `${release}-mi-anywhere-${NAMESPACE}` });
+        const mwc = await admission.readMutatingWebhookConfiguration({ name: `${fullname}-${NAMESPACE}` });
         if ((mwc.webhooks ?? []).every((w) => w.clientConfig.caBundle)) break;
         assert.ok(performance.now() < deadline, `caBundle not set within 60 s:\n${webhook.logs()}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
@@ -240,15 +250,15 @@ describe('chart on a real kube-apiserver', () => {
 
     it('the chart created the certificate Secret and the webhook filled it (get/update only)', async () => {
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-      const secret = await core.readNamespacedSecret({ name: `${release}-mi-anywhere-webhook-tls`, namespace: NAMESPACE });
+      const secret = await core.readNamespacedSecret({ name: `${fullname}-webhook-tls`, namespace: NAMESPACE });
       for (const key of ['ca.crt', 'tls.crt', 'tls.key']) assert.ok((secret.data?.[key] ?? '').length > 0, key);
     });
 
     it('helm upgrade keeps the certificate the webhook stored and the caBundle it patched', async () => {
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
       const admission = cluster.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-      const secretName = `${release}-mi-anywhere-webhook-tls`;
-      const mwcName = `${release}-mi-anywhere-${NAMESPACE}`;
+      const secretName = `${fullname}-webhook-tls`;
+      const mwcName = `${fullname}-${NAMESPACE}`;
       const before = await core.readNamespacedSecret({ name: secretName, namespace: NAMESPACE });
       const bundles = (await admission.readMutatingWebhookConfiguration({ name: mwcName })).webhooks?.map((w) => w.clientConfig.caBundle);
       const upgrade = runHelm(['upgrade', release, CHART_DIR, '--namespace', NAMESPACE, '--reuse-values', '--set', 'webhook.timeoutSeconds=4', '--kubeconfig', cluster.kubeconfigPath], helmHome(cluster));
@@ -290,7 +300,10 @@ describe('chart on a real kube-apiserver', () => {
       };
       const injected = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === SIDECAR_CONTAINER_NAME);
       const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { appVersion: string };
-      assert.equal(injected?.image, `${values.image.repository}:${chart.appVersion}`);
+      // README's `--set image.repository` reached the injected sidecar, with the tag README built and pushed.
+      const repository = README_INSTALL.set['image.repository'] ?? values.image.repository;
+      assert.equal(injected?.image, `${repository}:${chart.appVersion}`);
+      assert.deepEqual([README_INSTALL.imageBuilt, README_INSTALL.imagePushed], [injected?.image, injected?.image]);
       assert.deepEqual(injected?.resources?.requests, values.sidecar.resources.requests);
       assert.deepEqual(injected?.resources?.limits, values.sidecar.resources.limits);
       assert.deepEqual([...(injected?.command ?? []), ...(injected?.args ?? [])], ['node', 'dist/sidecar/main.js']);
@@ -348,7 +361,7 @@ describe('chart on a real kube-apiserver', () => {
       const result = runHelm(['uninstall', release, '--namespace', NAMESPACE, '--kubeconfig', cluster.kubeconfigPath], helmHome(cluster));
       assert.equal(result.status, 0, result.stderr);
       const admission = cluster.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-      await assert.rejects(admission.readMutatingWebhookConfiguration({ name: `${release}-mi-anywhere-${NAMESPACE}` }), (error: { code?: number }) => error.code === 404);
+      await assert.rejects(admission.readMutatingWebhookConfiguration({ name: `${fullname}-${NAMESPACE}` }), (error: { code?: number }) => error.code === 404);
     });
   });
 });

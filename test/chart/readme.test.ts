@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ANNOTATIONS, APP_ENV, INJECT_KEY, profileEnv } from '../../sidecar/contract.ts';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
+import { readmeInstall } from '../release/readme-install.ts';
 import { renderChart } from './helm.ts';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
@@ -26,16 +27,14 @@ function codeBlocks(text: string): string[] {
 
 describe('README: Install on Kubernetes (Helm)', () => {
   const text = section('Install on Kubernetes (Helm)');
-  const [install = ''] = codeBlocks(text);
 
-  it('the helm install command renders, and the rollout command names the Deployment it creates', () => {
-    const match = /^helm install (\S+) (\S+) --namespace (\S+) --create-namespace$/m.exec(install);
-    assert.ok(match, install);
-    const [, release = '', chart = '', namespace = ''] = match;
+  it('the helm install command from a clone renders, and the rollout command names the Deployment it creates', () => {
+    const { release, chart, namespace, set } = readmeInstall().clone;
     assert.ok(existsSync(join(REPO_ROOT, chart, 'Chart.yaml')), chart);
-    const manifests = renderChart({ release, namespace });
+    const manifests = renderChart({ release, namespace, set });
     const deployment = manifests.find((m) => m.kind === 'Deployment');
-    assert.ok(install.includes(`kubectl -n ${namespace} rollout status deployment/${deployment?.metadata.name ?? '?'}`), install);
+    const rollouts = codeBlocks(text).filter((b) => b.includes(`kubectl -n ${namespace} rollout status deployment/${deployment?.metadata.name ?? '?'}`));
+    assert.equal(rollouts.length, 2, 'both install paths wait for that Deployment');
   });
 
   it('--set certManager.enabled=true renders a cert-manager Certificate', () => {

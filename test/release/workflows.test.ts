@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
 import { cacheDir, helmPath, runHelm } from '../chart/helm.ts';
+import { readmeInstall } from './readme-install.ts';
 
 interface Step {
   readonly uses?: string;
@@ -41,6 +42,7 @@ const CHART_DIR = join(REPO_ROOT, 'charts', 'mi-anywhere');
 const chartMeta = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { name: string; version: string; appVersion: string; home: string };
 const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { image: { repository: string } };
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
 
 function releaseScript(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'release.sh'), ...args], {
@@ -157,8 +159,17 @@ describe('workflows: release', () => {
     const out = outputs(result.stdout);
     assert.deepEqual(out, { version: pkg.version, image: values.image.repository, chart: `oci://ghcr.io/${homeOwner.toLowerCase()}/charts`, prerelease: 'false' });
     assert.equal(chartMeta.appVersion, out['version']);
-    assert.ok(README.includes(`${out['chart'] ?? ''}/${chartMeta.name} --version ${pkg.version}`), 'README installs the published chart');
-    assert.ok(README.includes(`cosign verify ${values.image.repository}:${pkg.version}`), 'README verifies the published image');
+    const readme = readmeInstall();
+    assert.equal(readme.published.chart, `${out['chart'] ?? ''}/${chartMeta.name}`, 'README installs the published chart');
+    assert.equal(readme.published.version, pkg.version);
+    const chartRef = `${(out['chart'] ?? '').replace(/^oci:\/\//, '')}/${chartMeta.name}:${pkg.version}`;
+    assert.deepEqual(readme.verified, [`${values.image.repository}:${pkg.version}`, chartRef], 'README verifies the published image and chart');
+    // The identity README tells cosign to expect is this workflow at a version tag of the chart's home repository.
+    const identity = /--certificate-identity-regexp '([^']+)'/.exec(README)?.[1] ?? '';
+    const signer = `${chartMeta.home}/.github/workflows/release.yml@refs/tags/v${pkg.version}`;
+    assert.match(signer, new RegExp(identity));
+    assert.doesNotMatch(`${chartMeta.home}/.github/workflows/ci.yml@refs/tags/v${pkg.version}`, new RegExp(identity));
+    assert.match(README, /--certificate-oidc-issuer https:\/\/token\.actions\.githubusercontent\.com/);
   });
 
   it('refuses a tag that does not name the version of package.json, Chart.yaml and CHANGELOG.md, naming each', () => {
@@ -185,6 +196,12 @@ describe('workflows: release', () => {
       assert.equal(find(job, 'actions/attest-build-provenance@').with?.['push-to-registry'], true);
       find(job, 'sigstore/cosign-installer@');
     }
+  });
+
+  it("README's clone install builds and pushes the image the chart then deploys (repository from --set, tag appVersion)", () => {
+    const { clone } = readmeInstall();
+    assert.equal(clone.imageBuilt, `${clone.set['image.repository'] ?? '?'}:${chartMeta.appVersion}`);
+    assert.equal(clone.imagePushed, clone.imageBuilt);
   });
 
   it('installs the same helm as the chart tests', () => {
