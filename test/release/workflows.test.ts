@@ -83,6 +83,8 @@ describe('workflows: CI and hardening', () => {
     const runs = steps(ci).filter((s) => s.run !== undefined).map((s) => s.run?.trim());
     assert.deepEqual(runs, ['bash .ci/run']);
     assert.ok(existsSync(join(REPO_ROOT, '.ci', 'run')));
+    // The advisory endpoint answers on GitHub's runners: there the audit must not be skipped (docs/security.md §8).
+    assert.deepEqual((ci.jobs['ci'] as Job & { env?: Record<string, string> }).env, { MI_ANYWHERE_AUDIT_REQUIRED: '1' });
   });
 
   it('every action is pinned by a full commit digest, with its tag as a comment', () => {
