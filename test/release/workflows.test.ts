@@ -115,6 +115,10 @@ describe('workflows: CI and hardening', () => {
     assert.deepEqual(seen, Object.fromEntries(Object.entries(allowedWrites).map(([k, v]) => [k, [...v].sort()])));
   });
 
+  it('run: steps use an explicit bash (-e -o pipefail), so a failing command in a pipe fails the step', () => {
+    for (const workflow of [ci, release]) assert.deepEqual((workflow as Workflow & { defaults?: unknown }).defaults, { run: { shell: 'bash' } });
+  });
+
   it('no checkout keeps the token in .git/config', () => {
     for (const step of [...steps(ci), ...steps(release)].filter((s) => s.uses?.startsWith('actions/checkout@'))) {
       assert.equal(step.with?.['persist-credentials'], false);
