@@ -7,8 +7,7 @@
 import type { Operation } from 'fast-json-patch';
 import type { SidecarConfig } from '../config.ts';
 import { BadReviewError, InternalError, WebhookError } from '../errors.ts';
-import { createPatch } from '../inject/patch.ts';
-import { injectionWarnings, mutatePod } from '../inject/mutate.ts';
+import { injectionPatch, injectionWarnings } from '../inject/mutate.ts';
 import { decide } from '../inject/policy.ts';
 import { podShapeProblem } from './pod-shape.ts';
 import { allowed, denied, errored, parseReview, patched, salvageUid } from './review.ts';
@@ -64,13 +63,13 @@ function precheck(request: AdmissionRequest, facts: Facts): HandleResult | undef
   return undefined;
 }
 
-/** Decide, mutate, diff: the verdict for a well-formed pod creation. */
+/** Decide, then list the additions: the verdict for a well-formed pod creation. */
 function judge(pod: PodJson, facts: Facts, deps: HandlerDeps): HandleResult {
   try {
     const decision = decide(pod, deps.config);
     if (!decision.inject) return { ...facts, review: allowed(facts.uid, decision.warnings), outcome: 'skipped', reason: decision.reason };
     const plan = { config: deps.config, settings: decision.settings, native: deps.native, secret: deps.newSecret() };
-    const patch = createPatch(pod, mutatePod(pod, plan));
+    const patch = injectionPatch(pod, plan);
     const warnings = [...decision.warnings, ...injectionWarnings(pod, plan)];
     if (patch.length === 0) return { ...facts, review: allowed(facts.uid, warnings), outcome: 'skipped', reason: 'already injected' };
     return { ...facts, patch, review: patched(facts.uid, patch, warnings), outcome: 'mutated', reason: 'injected' };

@@ -1,64 +1,77 @@
 /**
- * Structural check of `request.object` against the narrow {@link PodJson} types the injector relies on. The API
- * server only sends decoded, validated pods, so a mismatch means the body did not come from it (or was forged):
- * the answer is a 400 errored review naming the field, not an internal error (500) from deep inside the injector.
- * Found by test/fuzz/webhook-admission.test.ts (e.g. `spec.containers: [null]` was answered 500).
+ * Structural check of `request.object` against the narrow {@link PodJson} types the injector relies on: every
+ * field the webhook reads has the type it expects, or the review is refused naming the field (e.g.
+ * `spec.containers[0].ports[1]: expected object, received null`). The API server only sends decoded, validated
+ * pods, so a mismatch means the body did not come from it (or was forged): the answer is a 400 errored review,
+ * never an internal error (500) from deep inside the injector. Fields the webhook does not read are not visited,
+ * so arbitrarily deep JSON elsewhere costs nothing and cannot overflow the stack.
+ * Property-tested by test/fuzz/webhook-admission.test.ts (wrong types at every field below).
  *
  * Pure.
  */
+import { z } from 'zod';
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = z.string();
+const stringMap = z.record(z.string(), z.string());
+const named = { name: str };
 
-function stringMap(value: unknown, path: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (!isObject(value)) return `${path} must be an object`;
-  for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') return `${path}[${JSON.stringify(k)}] must be a string`;
-  return undefined;
+const container = z.looseObject({
+  ...named,
+  env: z.array(z.looseObject({ ...named, value: str.optional() })).optional(),
+  envFrom: z.array(z.unknown()).optional(),
+  volumeMounts: z.array(z.looseObject({ ...named, mountPath: str })).optional(),
+  ports: z.array(z.looseObject({ containerPort: z.number(), name: str.optional(), protocol: str.optional() })).optional(),
+});
+
+const resourceList = stringMap.optional();
+
+const nodeSelectorTerm = z.looseObject({
+  matchExpressions: z.array(z.looseObject({ key: str, operator: str, values: z.array(str).optional() })).optional(),
+});
+
+const pod = z.looseObject({
+  metadata: z
+    .looseObject({
+      name: str.optional(),
+      generateName: str.optional(),
+      namespace: str.optional(),
+      labels: stringMap.optional(),
+      annotations: stringMap.optional(),
+    })
+    .optional(),
+  spec: z.looseObject({
+    hostNetwork: z.boolean().optional(),
+    restartPolicy: str.optional(),
+    os: z.looseObject({ name: str.optional() }).optional(),
+    nodeSelector: stringMap.optional(),
+    affinity: z
+      .looseObject({
+        nodeAffinity: z
+          .looseObject({
+            requiredDuringSchedulingIgnoredDuringExecution: z.looseObject({ nodeSelectorTerms: z.array(nodeSelectorTerm).optional() }).optional(),
+          })
+          .optional(),
+      })
+      .optional(),
+    resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
+    securityContext: z.looseObject({ fsGroup: z.number().optional() }).optional(),
+    containers: z.array(container),
+    initContainers: z.array(container).optional(),
+    volumes: z.array(z.looseObject(named)).optional(),
+  }),
+});
+
+/** `spec.containers[0].ports` from zod's path segments. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i === 0 ? '' : '.'}${String(part)}`)).join('');
 }
 
-function arrayOfNamed(value: unknown, path: string, check?: (item: Record<string, unknown>, at: string) => string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value)) return `${path} must be an array`;
-  for (let i = 0; i < value.length; i++) {
-    const item: unknown = value[i];
-    const at = `${path}[${i}]`;
-    if (!isObject(item)) return `${at} must be an object`;
-    if (typeof item['name'] !== 'string') return `${at}.name must be a string`;
-    const problem = check?.(item, at);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
-}
-
-function container(c: Record<string, unknown>, at: string): string | undefined {
-  return (
-    arrayOfNamed(c['env'], `${at}.env`) ??
-    arrayOfNamed(c['volumeMounts'], `${at}.volumeMounts`) ??
-    (c['envFrom'] !== undefined && !Array.isArray(c['envFrom']) ? `${at}.envFrom must be an array` : undefined) ??
-    (c['ports'] !== undefined && !Array.isArray(c['ports']) ? `${at}.ports must be an array` : undefined)
-  );
-}
-
-function metadataProblem(metadata: unknown): string | undefined {
-  if (metadata === undefined) return undefined;
-  if (!isObject(metadata)) return 'metadata must be an object';
-  return stringMap(metadata['labels'], 'metadata.labels') ?? stringMap(metadata['annotations'], 'metadata.annotations');
-}
-
-function specProblem(spec: unknown): string | undefined {
-  if (spec === undefined) return undefined;
-  if (!isObject(spec)) return 'spec must be an object';
-  if (spec['securityContext'] !== undefined && !isObject(spec['securityContext'])) return 'spec.securityContext must be an object';
-  if (spec['hostNetwork'] !== undefined && typeof spec['hostNetwork'] !== 'boolean') return 'spec.hostNetwork must be a boolean';
-  return (
-    arrayOfNamed(spec['containers'], 'spec.containers', container) ??
-    arrayOfNamed(spec['initContainers'], 'spec.initContainers', container) ??
-    arrayOfNamed(spec['volumes'], 'spec.volumes')
-  );
-}
-
-/** The first structural problem of a pod object, or undefined when it has the shape of a Pod. */
-export function podShapeProblem(pod: unknown): string | undefined {
-  if (!isObject(pod)) return 'request.object must be an object';
-  return metadataProblem(pod['metadata']) ?? specProblem(pod['spec']);
+/** The first structural problem of a pod object (naming the field), or undefined when it has the shape of a Pod. */
+export function podShapeProblem(object: unknown): string | undefined {
+  const result = pod.safeParse(object);
+  if (result.success) return undefined;
+  const issue = result.error.issues[0];
+  if (issue === undefined) return 'not a Pod';
+  const where = issue.path.length === 0 ? 'request.object' : fieldPath(issue.path);
+  return `${where}: ${issue.message}`;
 }

@@ -89,7 +89,17 @@ export interface PodSpecJson {
   readonly volumes?: readonly VolumeJson[];
   readonly securityContext?: { readonly fsGroup?: number; readonly [key: string]: Json | undefined };
   readonly serviceAccountName?: string;
+  readonly restartPolicy?: string;
+  readonly os?: { readonly name?: string };
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  readonly affinity?: { readonly nodeAffinity?: { readonly requiredDuringSchedulingIgnoredDuringExecution?: { readonly nodeSelectorTerms?: readonly NodeSelectorTermJson[] } } };
+  /** Pod-level resources (PodLevelResources); quantities as strings. */
+  readonly resources?: { readonly requests?: Readonly<Record<string, string>>; readonly limits?: Readonly<Record<string, string>> };
   readonly [key: string]: Json | undefined | object;
+}
+
+export interface NodeSelectorTermJson {
+  readonly matchExpressions?: readonly { readonly key: string; readonly operator: string; readonly values?: readonly string[] }[];
 }
 
 export interface EnvVarJson {
@@ -105,7 +115,7 @@ export interface ContainerJson {
   readonly envFrom?: readonly JsonObject[];
   readonly volumeMounts?: readonly { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean }[];
   readonly restartPolicy?: string;
-  readonly ports?: readonly { readonly containerPort: number; readonly name?: string }[];
+  readonly ports?: readonly { readonly containerPort: number; readonly name?: string; readonly protocol?: string }[];
   readonly [key: string]: Json | undefined | object;
 }
 

@@ -1,20 +1,38 @@
 /**
- * `mutatePod(pod, plan)`: the pod with the sidecar wired in, as a new object (the input is never modified).
+ * `injectionPatch(pod, plan)`: the RFC 6902 patch that wires the sidecar into a pod, built from explicit additions
+ * only. The patch never replaces or removes anything, so whatever the API server defaulted (terminationMessagePath,
+ * probe defaults), what the ServiceAccount admission plugin added (the kube-api-access volume and mounts) and what
+ * other webhooks changed (a rewritten image, an injected HTTPS_PROXY) survives every call.
  *
- * Idempotent, because the API server may call us again after other webhooks changed the pod
- * (`reinvocationPolicy: IfNeeded`): our containers and volumes are recognised by name and replaced in place with
- * the same content, the per-pod secret already in the sidecar is reused, and app variables are only added when a
- * variable of that name is absent. So `mutatePod(mutatePod(p)) ≡ mutatePod(p)`, and containers added by a later
- * webhook still receive the variables on reinvocation.
+ * Reinvocation (`reinvocationPolicy: IfNeeded`): when our sidecar is already in the pod, it is left exactly as
+ * stored (image, env, mounts, probes, resources — whoever changed them); only what is missing is added: app
+ * variables in containers another webhook added later, a volume of ours someone removed. For a pod injected once
+ * and not changed since, the patch is empty.
+ *
+ * A user object whose name equals one we would add (container, init container, volume, port name) or a mount at a
+ * path we need is never replaced: the pod is refused with a message naming the object and the fix.
  *
  * Pure: no I/O.
  */
-import type { V1Container, V1EnvVar, V1Volume } from '@kubernetes/client-node';
-import { SIDECAR_CONTAINER_NAME, SIDECAR_ENV } from '../../sidecar/contract.ts';
-import type { PodJson } from '../admission/types.ts';
+import type { Operation } from 'fast-json-patch';
+import jsonPatch from 'fast-json-patch';
+import type { V1EnvVar } from '@kubernetes/client-node';
+import { ARC_TOKENS_DIR, SIDECAR_CONTAINER_NAME, SIDECAR_ENV } from '../../sidecar/contract.ts';
+import type { ContainerJson, PodJson } from '../admission/types.ts';
 import type { SidecarConfig } from '../config.ts';
+import { PodRefusedError } from '../errors.ts';
 import { IMDS_REDIRECT_CONTAINER_NAME, type InjectionSettings } from './policy.ts';
-import { arcAppMount, buildAppEnv, buildImdsRedirectContainer, buildSidecarContainer, buildVolumes, type BuildInput } from './sidecar.ts';
+import { formatQuantity, parseQuantity } from './quantity.ts';
+import {
+  PORT_NAMES,
+  VOLUME_NAMES,
+  arcAppMount,
+  buildAppEnv,
+  buildImdsRedirectContainer,
+  buildSidecarContainer,
+  buildVolumes,
+  type BuildInput,
+} from './sidecar.ts';
 
 export interface MutationPlan {
   readonly config: SidecarConfig;
@@ -25,107 +43,254 @@ export interface MutationPlan {
   readonly secret: string;
 }
 
-/** Mutable view of raw JSON used only inside this module, on a private deep copy. */
-type Obj = Record<string, unknown>;
-type ContainerObj = Obj & { name: string; env?: Obj[]; volumeMounts?: Obj[] };
+/** Set by kubectl users to choose the container of `kubectl logs/exec`; we add it (never override it). */
+export const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
 
-const OUR_CONTAINERS: ReadonlySet<string> = new Set([SIDECAR_CONTAINER_NAME, IMDS_REDIRECT_CONTAINER_NAME]);
+type ListKey = 'initContainers' | 'containers';
 
-function containerList(spec: Obj, key: 'containers' | 'initContainers'): ContainerObj[] {
-  const value = spec[key];
-  return Array.isArray(value) ? (value as ContainerObj[]) : [];
+interface Located {
+  readonly list: ListKey;
+  readonly index: number;
+  readonly container: ContainerJson;
 }
 
-/** Our sidecar's existing form and per-pod secret, when a previous invocation injected it. */
-function findExisting(spec: Obj): { native: boolean; secret: string | undefined } | undefined {
-  for (const key of ['initContainers', 'containers'] as const) {
-    const found = containerList(spec, key).find((c) => c.name === SIDECAR_CONTAINER_NAME);
-    if (found) {
-      const env = (found.env ?? []).find((e) => e.name === SIDECAR_ENV.identityHeader);
-      return { native: key === 'initContainers', secret: typeof env?.value === 'string' ? env.value : undefined };
+/** JSON-pointer escaping of one path segment (RFC 6901). */
+const segment = (key: string): string => jsonPatch.escapePathComponent(key);
+
+function containersOf(pod: PodJson, list: ListKey): readonly ContainerJson[] {
+  return pod.spec?.[list] ?? [];
+}
+
+function allContainers(pod: PodJson): Located[] {
+  return (['initContainers', 'containers'] as const).flatMap((list) => containersOf(pod, list).map((container, index) => ({ list, index, container })));
+}
+
+/**
+ * Our sidecar from a previous invocation: the container with our name that carries the per-pod header variable
+ * only the webhook sets. A user container that merely has our name is not ours (and is refused as a clash).
+ */
+function findOurSidecar(pod: PodJson): Located | undefined {
+  return allContainers(pod).find(
+    ({ container }) => container.name === SIDECAR_CONTAINER_NAME && (container.env ?? []).some((e) => e.name === SIDECAR_ENV.identityHeader && typeof e.value === 'string'),
+  );
+}
+
+/** The identity/federated volumes hold credentials: only the sidecar may mount them. */
+function credentialVolumeNames(input: BuildInput): Set<string> {
+  return new Set(buildVolumes(input).map((v) => v.name).filter((name) => name !== VOLUME_NAMES.arc));
+}
+
+function refuse(message: string): never {
+  throw new PodRefusedError(`mi-anywhere: ${message}`);
+}
+
+/** First injection only: nothing we add may already exist under our names. */
+function refuseNameClashes(pod: PodJson, input: BuildInput): void {
+  for (const { list, container } of allContainers(pod)) {
+    if (container.name === SIDECAR_CONTAINER_NAME || container.name === IMDS_REDIRECT_CONTAINER_NAME) {
+      refuse(`the pod already has a${list === 'initContainers' ? 'n init' : ''} container named ${container.name}, the name of the container mi-anywhere adds; rename that container`);
     }
   }
-  return undefined;
+  const ours = new Set(buildVolumes(input).map((v) => v.name));
+  for (const volume of pod.spec?.volumes ?? []) {
+    if (ours.has(volume.name)) refuse(`the pod already has a volume named ${volume.name}, the name of a volume mi-anywhere adds; rename that volume (and its volumeMounts)`);
+  }
 }
 
-/** Replaces the element with the same name, or inserts at `at` (0 = first, undefined = append). */
-function upsertByName(list: Obj[], item: Obj & { name: string }, at: number | undefined): Obj[] {
-  const index = list.findIndex((entry) => entry.name === item.name);
-  if (index >= 0) return list.map((entry, i) => (i === index ? item : entry));
-  if (at === undefined) return [...list, item];
-  return [...list.slice(0, at), item, ...list.slice(at)];
+/**
+ * Every call, for every container that is not ours: ports and port names the sidecar needs, mounts of our
+ * credential volumes (a dangling mount would otherwise expose the identity Secret to the app once we add the
+ * volume), and the Arc key directory's path.
+ */
+function refuseContainerClashes(pod: PodJson, input: BuildInput, ours: ReadonlySet<ContainerJson>): void {
+  const { config } = input;
+  const ourPorts = new Map([
+    [config.tokenPort, 'token'],
+    [config.healthPort, 'health'],
+    [config.metricsPort, 'metrics'],
+  ]);
+  const ourPortNames = new Set<string>(Object.values(PORT_NAMES));
+  const credentials = credentialVolumeNames(input);
+  const skip = new Set(input.settings.skipContainers);
+  for (const { container } of allContainers(pod)) {
+    if (ours.has(container)) continue;
+    for (const port of container.ports ?? []) {
+      // Only TCP clashes: the listeners are TCP, and a UDP/SCTP port of the same number is a different socket.
+      const use = ourPorts.get(port.containerPort);
+      if (use !== undefined && (port.protocol ?? 'TCP') === 'TCP') {
+        refuse(
+          `container ${container.name} declares TCP port ${port.containerPort}, which the sidecar needs for its ${use} listener (pods share one network namespace); change the app's port or the webhook's MI_ANYWHERE_WEBHOOK_SIDECAR_${use.toUpperCase()}_PORT`,
+        );
+      }
+      if (port.name !== undefined && ourPortNames.has(port.name)) {
+        refuse(`container ${container.name} names a port ${port.name}, a port name the sidecar uses (port names are unique per pod); rename that port`);
+      }
+    }
+    for (const mount of container.volumeMounts ?? []) {
+      if (credentials.has(mount.name)) {
+        refuse(`container ${container.name} mounts volume ${mount.name}, the name of the volume that holds mi-anywhere's identity Secret, which only the sidecar may read; rename that volumeMount and its volume`);
+      }
+      const arcMount = input.settings.profile === 'arc' && !skip.has(container.name) && mount.name !== VOLUME_NAMES.arc;
+      if (arcMount && mount.mountPath.replace(/\/+$/, '') === ARC_TOKENS_DIR) {
+        refuse(`container ${container.name} already mounts volume ${mount.name} at ${ARC_TOKENS_DIR}, where the Arc profile puts the sidecar's key files; remove that mount, list the container in mi-anywhere.io/skip-containers, or use another profile`);
+      }
+    }
+  }
 }
 
-/** Adds app variables that the container does not define itself (by name); user values always win. */
-function addEnv(container: ContainerObj, env: readonly V1EnvVar[]): void {
-  const existing = container.env ?? [];
-  const names = new Set(existing.map((e) => e.name));
-  const missing = env.filter((e) => !names.has(e.name));
-  if (missing.length > 0) container.env = [...existing, ...(missing as unknown as Obj[])];
+/**
+ * The regular-container form never exits, so a pod that runs to completion (a Job's, restartPolicy Never or
+ * OnFailure) would never complete; native sidecars are stopped by kubelet after the app containers.
+ */
+function refuseRunToCompletionWithRegularSidecar(pod: PodJson, native: boolean): void {
+  const restartPolicy = pod.spec?.restartPolicy;
+  if (!native && (restartPolicy === 'Never' || restartPolicy === 'OnFailure')) {
+    refuse(
+      `the pod has restartPolicy ${restartPolicy} (e.g. a Job's pod) and this cluster gets the regular-container sidecar, which never exits, so the pod would never complete; run the webhook on Kubernetes >= 1.29 with MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR=auto or always (native sidecars stop with the app), or do not opt this pod in`,
+    );
+  }
 }
 
-function addMount(container: ContainerObj, mount: Obj & { name: string; mountPath: string }): void {
-  const existing = container.volumeMounts ?? [];
-  if (existing.some((m) => m.name === mount.name || m.mountPath === mount.mountPath)) return;
-  container.volumeMounts = [...existing, mount];
+/** Our app variables the container does not define itself, inserted first so the user's `$(VAR)` references expand. */
+function envOps(at: string, container: ContainerJson, appEnv: readonly V1EnvVar[]): Operation[] {
+  const existing = new Set((container.env ?? []).map((e) => e.name));
+  const missing = appEnv.filter((e) => !existing.has(e.name));
+  if (missing.length === 0) return [];
+  if (container.env === undefined) return [{ op: 'add', path: `${at}/env`, value: missing }];
+  return missing.map((value, index): Operation => ({ op: 'add', path: `${at}/env/${index}`, value }));
 }
 
-function asObj(value: V1Container | V1Volume): Obj & { name: string } {
-  return value as unknown as Obj & { name: string };
+function arcMountOps(at: string, container: ContainerJson): Operation[] {
+  const mounts = container.volumeMounts ?? [];
+  if (mounts.some((m) => m.name === VOLUME_NAMES.arc)) return [];
+  if (container.volumeMounts === undefined) return [{ op: 'add', path: `${at}/volumeMounts`, value: [arcAppMount()] }];
+  return [{ op: 'add', path: `${at}/volumeMounts/-`, value: arcAppMount() }];
 }
 
-/** Build inputs for this pod: an already injected sidecar keeps its form and its per-pod secret. */
-function buildInputFor(spec: Obj, plan: MutationPlan): BuildInput {
-  const existing = findExisting(spec);
-  const fsGroup = (spec.securityContext as { fsGroup?: unknown } | undefined)?.fsGroup;
-  return {
-    config: plan.config,
-    settings: plan.settings,
-    native: existing?.native ?? plan.native,
-    secret: existing?.secret ?? plan.secret,
-    fsGroup: typeof fsGroup === 'number' ? fsGroup : undefined,
-  };
+/** App variables (and the Arc mount) for every container that is neither ours nor skipped; indices as in `pod`. */
+function wireAppOps(pod: PodJson, input: BuildInput, ours: ReadonlySet<ContainerJson>): Operation[] {
+  const appEnv = buildAppEnv(input);
+  const skip = new Set(input.settings.skipContainers);
+  return allContainers(pod).flatMap(({ list, index, container }) => {
+    if (ours.has(container) || skip.has(container.name)) return [];
+    const at = `/spec/${list}/${index}`;
+    return [...envOps(at, container, appEnv), ...(input.settings.profile === 'arc' ? arcMountOps(at, container) : [])];
+  });
+}
+
+function missingVolumeOps(pod: PodJson, input: BuildInput): Operation[] {
+  const present = new Set((pod.spec?.volumes ?? []).map((v) => v.name));
+  const missing = buildVolumes(input).filter((v) => !present.has(v.name));
+  if (missing.length === 0) return [];
+  if (pod.spec?.volumes === undefined) return [{ op: 'add', path: '/spec/volumes', value: missing }];
+  return missing.map((value): Operation => ({ op: 'add', path: '/spec/volumes/-', value }));
+}
+
+/** Inserts `value` as the first element of a container list (creating the list when absent). */
+function prependContainer(pod: PodJson, list: ListKey, value: object, created: Set<ListKey>): Operation {
+  if (pod.spec?.[list] === undefined && !created.has(list)) {
+    created.add(list);
+    return { op: 'add', path: `/spec/${list}`, value: [value] };
+  }
+  return { op: 'add', path: `/spec/${list}/0`, value };
 }
 
 /**
  * Our containers, placed first so everything after them starts once the token endpoint is ready (native: later
  * init containers too). The IMDS redirect goes before the sidecar: it must finish before anything calls IMDS.
  */
-function placeContainers(spec: Obj, input: BuildInput): { initContainers: Obj[]; containers: Obj[] } {
-  const sidecar = asObj(buildSidecarContainer(input));
-  let initContainers = containerList(spec, 'initContainers') as Obj[];
-  let containers = containerList(spec, 'containers') as Obj[];
-  if (input.native) initContainers = upsertByName(initContainers, sidecar, 0);
-  else containers = upsertByName(containers, sidecar, 0);
-  if (input.settings.imdsRedirect) initContainers = upsertByName(initContainers, asObj(buildImdsRedirectContainer(input)), 0);
-  return { initContainers, containers };
+function containerOps(pod: PodJson, input: BuildInput, addSidecar: boolean, addRedirect: boolean): Operation[] {
+  const created = new Set<ListKey>();
+  const ops: Operation[] = [];
+  if (addSidecar) ops.push(prependContainer(pod, input.native ? 'initContainers' : 'containers', buildSidecarContainer(input), created));
+  if (addRedirect) ops.push(prependContainer(pod, 'initContainers', buildImdsRedirectContainer(input), created));
+  return ops;
 }
 
-/** App variables (and the Arc mount) for every container that is neither ours nor skipped. */
-function wireApps(all: readonly Obj[], input: BuildInput): void {
-  const appEnv = buildAppEnv(input);
-  const skip = new Set(input.settings.skipContainers);
-  for (const container of all as ContainerObj[]) {
-    if (OUR_CONTAINERS.has(container.name) || skip.has(container.name)) continue;
-    addEnv(container, appEnv);
-    if (input.settings.profile === 'arc') addMount(container, arcAppMount() as unknown as Obj & { name: string; mountPath: string });
+type Kind = 'cpu' | 'memory';
+
+/**
+ * Pod-level `spec.resources` (PodLevelResources): the API server requires them to cover the containers' aggregate
+ * (regular and sidecar containers summed, init containers by maximum), so each pod-level value the user set grows
+ * by the sidecar's, and is at least the IMDS redirect's. A sidecar without a limit counts with its request, so the
+ * pod's requests never exceed its limits.
+ */
+function podResourceOps(pod: PodJson, input: BuildInput): Operation[] {
+  const podResources = pod.spec?.resources;
+  if (podResources === undefined) return [];
+  const { resources } = input.settings;
+  const sidecar = {
+    requests: { cpu: resources.cpuRequest, memory: resources.memoryRequest },
+    limits: { cpu: resources.cpuLimit || resources.cpuRequest, memory: resources.memoryLimit || resources.memoryRequest },
+  };
+  const redirect = input.settings.imdsRedirect ? buildImdsRedirectContainer(input).resources : undefined;
+  const ops: Operation[] = [];
+  for (const field of ['requests', 'limits'] as const) {
+    const values = podResources[field];
+    if (values === undefined) continue;
+    for (const kind of ['cpu', 'memory'] as Kind[]) {
+      const current = values[kind];
+      if (current === undefined) continue;
+      const value = parseQuantity(current);
+      if (value === undefined) refuse(`spec.resources.${field}.${kind} ${JSON.stringify(current)} is not a quantity`);
+      const sum = value + (parseQuantity(sidecar[field][kind]) ?? 0);
+      const floor = parseQuantity(String(redirect?.[field]?.[kind] ?? '0')) ?? 0;
+      ops.push({ op: 'replace', path: `/spec/resources/${field}/${kind}`, value: formatQuantity(Math.max(sum, floor), kind) });
+    }
   }
+  return ops;
 }
 
-/** The mutated copy of `pod`. Call only for pods that {@link decide} said to inject. */
+/** `kubectl logs/exec` without `-c` should land in the app, not in the sidecar (regular form: the first container). */
+function defaultContainerOps(pod: PodJson): Operation[] {
+  const annotations = pod.metadata?.annotations;
+  const first = containersOf(pod, 'containers')[0];
+  if (first === undefined || annotations?.[DEFAULT_CONTAINER_ANNOTATION] !== undefined) return [];
+  if (annotations === undefined) return [{ op: 'add', path: '/metadata/annotations', value: { [DEFAULT_CONTAINER_ANNOTATION]: first.name } }];
+  return [{ op: 'add', path: `/metadata/annotations/${segment(DEFAULT_CONTAINER_ANNOTATION)}`, value: first.name }];
+}
+
+function secretOf(sidecar: ContainerJson): string | undefined {
+  const value = (sidecar.env ?? []).find((e) => e.name === SIDECAR_ENV.identityHeader)?.value;
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The additions for one pod that {@link decide} said to inject. Throws {@link PodRefusedError} for a clash.
+ * Operations that address existing containers by index come before the insertions that shift them.
+ */
+export function injectionPatch(pod: PodJson, plan: MutationPlan): Operation[] {
+  const existing = findOurSidecar(pod);
+  const fsGroup = pod.spec?.securityContext?.fsGroup;
+  const input: BuildInput = {
+    config: plan.config,
+    settings: plan.settings,
+    native: existing === undefined ? plan.native : existing.list === 'initContainers',
+    secret: (existing && secretOf(existing.container)) ?? plan.secret,
+    fsGroup: typeof fsGroup === 'number' ? fsGroup : undefined,
+  };
+  const ours = new Set<ContainerJson>();
+  if (existing !== undefined) {
+    ours.add(existing.container);
+    for (const { container } of allContainers(pod)) if (container.name === IMDS_REDIRECT_CONTAINER_NAME) ours.add(container);
+  } else {
+    refuseNameClashes(pod, input);
+    refuseRunToCompletionWithRegularSidecar(pod, input.native);
+  }
+  refuseContainerClashes(pod, input, ours);
+  const hasRedirect = allContainers(pod).some(({ container }) => ours.has(container) && container.name === IMDS_REDIRECT_CONTAINER_NAME);
+  return [
+    ...wireAppOps(pod, input, ours),
+    ...missingVolumeOps(pod, input),
+    ...containerOps(pod, input, existing === undefined, plan.settings.imdsRedirect && !hasRedirect),
+    ...(existing === undefined ? [...podResourceOps(pod, input), ...defaultContainerOps(pod)] : []),
+  ];
+}
+
+/** The pod with the patch applied, as a new object (for tests and tools; the webhook answers with the patch). */
 export function mutatePod(pod: PodJson, plan: MutationPlan): PodJson {
-  const copy = structuredClone(pod) as unknown as Obj;
-  const spec = (copy.spec ?? {}) as Obj;
-  copy.spec = spec;
-  const input = buildInputFor(spec, plan);
-  const { initContainers, containers } = placeContainers(spec, input);
-  let volumes = Array.isArray(spec.volumes) ? (spec.volumes as Obj[]) : [];
-  for (const volume of buildVolumes(input)) volumes = upsertByName(volumes, asObj(volume), undefined);
-  spec.volumes = volumes;
-  wireApps([...initContainers, ...containers], input);
-  if (initContainers.length > 0) spec.initContainers = initContainers;
-  spec.containers = containers;
-  return copy as unknown as PodJson;
+  const patch = injectionPatch(pod, plan);
+  return jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
 }
 
 /**
@@ -142,7 +307,7 @@ export function injectionWarnings(pod: PodJson, plan: MutationPlan): string[] {
   const skip = new Set(plan.settings.skipContainers);
   const warnings: string[] = [];
   for (const container of all) {
-    if (OUR_CONTAINERS.has(container.name) || skip.has(container.name)) continue;
+    if (container.name === IMDS_REDIRECT_CONTAINER_NAME || skip.has(container.name)) continue;
     const own = (container.env ?? []).map((e) => e.name).filter((name) => names.includes(name));
     if (own.length > 0) {
       warnings.push(`mi-anywhere: container ${container.name} keeps its own ${own.join(', ')}; the sidecar's values were not set for them (list the container in mi-anywhere.io/skip-containers if it should not use the sidecar)`);

@@ -10,7 +10,7 @@
  * Pure: no I/O.
  */
 import { ANNOTATIONS, ANNOTATION_PREFIX, INJECT_KEY, INJECT_VALUE, PROFILES, SIDECAR_CONTAINER_NAME, type Profile } from '../../sidecar/contract.ts';
-import type { PodJson } from '../admission/types.ts';
+import type { NodeSelectorTermJson, PodJson } from '../admission/types.ts';
 import { LOG_LEVELS, MAX_SA_TOKEN_EXPIRATION_SECONDS, MIN_SA_TOKEN_EXPIRATION_SECONDS, type LogLevel, type SidecarConfig, type SidecarResources } from '../config.ts';
 import { InvalidAnnotationError, PodRefusedError } from '../errors.ts';
 import { parseQuantity } from './quantity.ts';
@@ -175,31 +175,48 @@ function oneOf<T extends string>(annotations: Readonly<Record<string, string>>, 
   return value as T;
 }
 
+/** The well-known node label kubelet sets to the node's operating system. */
+export const OS_LABEL = 'kubernetes.io/os';
+
+/** Does this required node-affinity term rule out Linux nodes (every node carries kubernetes.io/os)? */
+function termExcludesLinux(term: NodeSelectorTermJson): boolean {
+  return (term.matchExpressions ?? []).some(
+    (e) => e.key === OS_LABEL && ((e.operator === 'In' && !(e.values ?? []).includes('linux')) || (e.operator === 'NotIn' && (e.values ?? []).includes('linux')) || e.operator === 'DoesNotExist'),
+  );
+}
+
 /**
- * Pods the sidecar cannot serve: Windows pods (the sidecar image is Linux-only, the pod would never start) and pods
- * whose containers already declare one of the sidecar's ports (all containers share the pod's network namespace,
- * so the sidecar could not bind and the app would talk to itself).
+ * Windows pods: the sidecar image is Linux-only, so the pod would never start. Recognised by `spec.os.name`, by a
+ * `kubernetes.io/os` nodeSelector other than linux, and by a required node affinity whose every term rules out Linux
+ * nodes (terms are alternatives, so one Linux-capable term keeps the pod injectable).
  */
-function refuseUnsupportedPods(pod: PodJson, config: SidecarConfig): void {
-  const os = (pod.spec?.os as { name?: unknown } | undefined)?.name;
-  if (os === 'windows') throw new PodRefusedError('mi-anywhere cannot inject into a Windows pod: the sidecar is a Linux container');
-  const ours = new Map([
-    [config.tokenPort, 'token'],
-    [config.healthPort, 'health'],
-    [config.metricsPort, 'metrics'],
-  ]);
-  for (const container of [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])]) {
-    if (container.name === SIDECAR_CONTAINER_NAME) continue;
-    for (const port of container.ports ?? []) {
-      const use = ours.get(port.containerPort);
-      if (use !== undefined) {
-        throw new PodRefusedError(
-          `container ${container.name} declares port ${port.containerPort}, which the mi-anywhere sidecar needs for its ${use} listener (pods share one network namespace); change the app's port or the webhook's MI_ANYWHERE_WEBHOOK_SIDECAR_${use.toUpperCase()}_PORT`,
-        );
-      }
-    }
+function refuseWindowsPods(pod: PodJson): void {
+  const spec = pod.spec;
+  const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const selected = spec?.nodeSelector?.[OS_LABEL];
+  let where: string | undefined;
+  if (spec?.os?.name === 'windows') where = 'spec.os.name is windows';
+  else if (selected !== undefined && selected !== 'linux') where = `its nodeSelector ${OS_LABEL}=${selected} rules out Linux nodes`;
+  else if (terms.length > 0 && terms.every(termExcludesLinux)) where = `its required node affinity on ${OS_LABEL} rules out Linux nodes`;
+  if (where !== undefined) throw new PodRefusedError(`mi-anywhere cannot inject into this pod: ${where}, and the sidecar is a Linux container; do not opt Windows pods in`);
+}
+
+/**
+ * The label and the annotation both set, one "true" and the other anything else (typically "false"): the pod's
+ * intent is contradictory, so neither wins silently.
+ */
+function refuseContradictoryOptIn(pod: PodJson): void {
+  const label = pod.metadata?.labels?.[INJECT_KEY];
+  const annotation = pod.metadata?.annotations?.[INJECT_KEY];
+  if (label !== undefined && annotation !== undefined && label !== annotation) {
+    throw new PodRefusedError(
+      `mi-anywhere: the pod has label ${INJECT_KEY}=${JSON.stringify(label)} but annotation ${INJECT_KEY}=${JSON.stringify(annotation)}; remove one of them or give both the same value ("true" injects)`,
+    );
   }
 }
+
+/** Kubelet's annotation on the API-server copy (mirror pod) of a static pod. */
+export const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 
 /**
  * Decides for one pod. Non-opted-in pods: `{inject: false}` (never an error). Opted-in pods: validated settings,
@@ -208,6 +225,13 @@ function refuseUnsupportedPods(pod: PodJson, config: SidecarConfig): void {
 export function decide(pod: PodJson, config: SidecarConfig): Decision {
   if (!isOptedIn(pod)) return { inject: false, reason: 'not opted in', warnings: notOptedInWarnings(pod) };
   const annotations = pod.metadata?.annotations ?? {};
+  refuseContradictoryOptIn(pod);
+  if (annotations[MIRROR_POD_ANNOTATION] !== undefined) {
+    // Kubelet runs a static pod from its manifest file; the API object is only a mirror, so a sidecar added here
+    // would never run. Admitted unchanged (refusing would only hide the pod from the API), with a warning.
+    const warning = `mi-anywhere: ${pod.metadata?.name ?? 'this pod'} is a static (mirror) pod, which kubelet runs from its manifest file; add the sidecar to the manifest instead`;
+    return { inject: false, reason: 'static (mirror) pod', warnings: [warning] };
+  }
   for (const key of Object.keys(annotations)) {
     // A misspelt key (".../identity") would otherwise be ignored and the pod injected with defaults.
     if (key.startsWith(ANNOTATION_PREFIX) && !KNOWN_ANNOTATIONS.has(key)) {
@@ -219,7 +243,7 @@ export function decide(pod: PodJson, config: SidecarConfig): Decision {
       'mi-anywhere cannot inject into a hostNetwork pod: its token endpoint listens on 127.0.0.1, which in the node\'s network namespace is shared with every process and pod on the node, so any of them could obtain this pod\'s tokens',
     );
   }
-  refuseUnsupportedPods(pod, config);
+  refuseWindowsPods(pod);
   const credentialKind = oneOf(annotations, ANNOTATIONS.credentialKind, CREDENTIAL_KINDS, 'secret');
   const imdsRedirect = parseBoolean(annotations, ANNOTATIONS.imdsRedirect);
   if (imdsRedirect && config.imdsRedirectImage === undefined) {

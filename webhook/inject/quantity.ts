@@ -37,3 +37,14 @@ export function parseQuantity(text: string): number | undefined {
   const factor = SUFFIX_FACTORS[match[3] ?? ''];
   return factor === undefined ? undefined : number * factor;
 }
+
+/**
+ * A quantity string for a value in base units, rounded up to what Kubernetes stores: whole millicores for cpu,
+ * whole bytes for memory (Mi when exact, for readable pod specs). Sums of parsed values carry float noise, hence
+ * the rounding to a millionth first.
+ */
+export function formatQuantity(value: number, kind: 'cpu' | 'memory'): string {
+  if (kind === 'cpu') return `${Math.ceil(Math.round(value * 1e6) / 1e3)}m`;
+  const bytes = Math.ceil(Math.round(value * 1e3) / 1e3);
+  return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20}Mi` : String(bytes);
+}

@@ -9,8 +9,7 @@ import fc from 'fast-check';
 import { PROFILES, SIDECAR_CONTAINER_NAME } from '../../../sidecar/contract.ts';
 import type { ContainerJson, PodJson } from '../../../webhook/admission/types.ts';
 import { loadConfig } from '../../../webhook/config.ts';
-import { createPatch } from '../../../webhook/inject/patch.ts';
-import { mutatePod } from '../../../webhook/inject/mutate.ts';
+import { injectionPatch, mutatePod } from '../../../webhook/inject/mutate.ts';
 import type { InjectionSettings } from '../../../webhook/inject/policy.ts';
 import { secretFileMode } from '../../../webhook/inject/sidecar.ts';
 import { applyPatch } from './fixtures.ts';
@@ -70,12 +69,15 @@ describe('mutatePod properties', () => {
     fc.assert(
       fc.property(scenario, ([pod, settings, native]) => {
         const before = structuredClone(pod);
-        const once = mutatePod(pod, { config, settings, native, secret: 'first-secret-value-0123456789' });
+        const plan = { config, settings, native, secret: 'first-secret-value-0123456789' };
+        const once = mutatePod(pod, plan);
         assert.deepEqual(pod, before, 'input untouched');
-        const twice = mutatePod(once, { config, settings, native: !native, secret: 'other-secret-value-0123456789' });
-        assert.deepEqual(twice, once, 'second pass changes nothing');
-        assert.deepEqual(createPatch(once, twice), []);
-        assert.deepEqual(applyPatch(pod, createPatch(pod, once)), once);
+        const second = { config, settings, native: !native, secret: 'other-secret-value-0123456789' };
+        assert.deepEqual(injectionPatch(once, second), [], 'second pass adds nothing');
+        assert.deepEqual(mutatePod(once, second), once);
+        const patch = injectionPatch(pod, plan);
+        assert.ok(patch.every((op) => op.op === 'add' || (op.op === 'replace' && op.path.startsWith('/spec/resources/'))), 'only additions');
+        assert.deepEqual(applyPatch(pod, patch), once);
       }),
       { numRuns: 300 },
     );
