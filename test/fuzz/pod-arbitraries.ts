@@ -169,3 +169,97 @@ export function reviewOf(pod: unknown, uid: string, namespace = 'apps'): Record<
 }
 
 export const uidArb = fc.uuid();
+
+/**
+ * An opted-in pod that has every field the webhook reads (so each can be replaced by a wrong type), and is injected
+ * as it is.
+ */
+export function podWithEveryReadField(): Record<string, any> {
+  const container = (name: string) => ({
+    name,
+    image: 'registry.example/app:1',
+    env: [{ name: 'FOO', value: 'bar' }],
+    envFrom: [{ configMapRef: { name: 'cfg' } }],
+    volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'every-field', generateName: 'every-', namespace: 'apps', labels: { [INJECT_KEY]: 'true' }, annotations: { [ANNOTATIONS.identities]: 'app-identity' } },
+    spec: {
+      hostNetwork: false,
+      restartPolicy: 'Always',
+      os: { name: 'linux' },
+      nodeSelector: { 'kubernetes.io/os': 'linux' },
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }] }] } } },
+      resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
+      securityContext: { fsGroup: 2000 },
+      containers: [container('app')],
+      initContainers: [container('init')],
+      volumes: [{ name: 'data', emptyDir: {} }],
+    },
+  };
+}
+
+/** Every path (inside `request.object`) the webhook reads, for wrong-type fuzzing; `0` stands for a list element. */
+export const READ_FIELDS: ReadonlyArray<ReadonlyArray<string | number>> = (() => {
+  const containerFields = (list: string) => [
+    ['spec', list],
+    ['spec', list, 0],
+    ...['name', 'env', 'envFrom', 'volumeMounts', 'ports'].map((k) => ['spec', list, 0, k]),
+    ...['name', 'value'].map((k) => ['spec', list, 0, 'env', 0, k]),
+    ['spec', list, 0, 'env', 0],
+    ['spec', list, 0, 'volumeMounts', 0],
+    ...['name', 'mountPath'].map((k) => ['spec', list, 0, 'volumeMounts', 0, k]),
+    ['spec', list, 0, 'ports', 0],
+    ...['containerPort', 'name', 'protocol'].map((k) => ['spec', list, 0, 'ports', 0, k]),
+  ];
+  const affinity = ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution', 'nodeSelectorTerms', 0, 'matchExpressions', 0];
+  return [
+    [],
+    ['metadata'],
+    ...['name', 'generateName', 'namespace', 'labels', 'annotations'].map((k) => ['metadata', k]),
+    ['metadata', 'labels', INJECT_KEY],
+    ['metadata', 'annotations', ANNOTATIONS.identities],
+    ['spec'],
+    ...['hostNetwork', 'restartPolicy', 'os', 'nodeSelector', 'affinity', 'resources', 'securityContext', 'volumes'].map((k) => ['spec', k]),
+    ['spec', 'os', 'name'],
+    ['spec', 'nodeSelector', 'kubernetes.io/os'],
+    ...affinity.map((_, i) => affinity.slice(0, i + 1)),
+    [...affinity, 'key'],
+    [...affinity, 'operator'],
+    [...affinity, 'values'],
+    [...affinity, 'values', 0],
+    ...['requests', 'limits'].flatMap((k) => [['spec', 'resources', k], ['spec', 'resources', k, 'cpu'], ['spec', 'resources', k, 'memory']]),
+    ['spec', 'securityContext', 'fsGroup'],
+    ['spec', 'volumes', 0],
+    ['spec', 'volumes', 0, 'name'],
+    ...containerFields('containers'),
+    ...containerFields('initContainers'),
+  ];
+})();
+
+/** The field path as the webhook names it in its messages (`spec.containers[0].ports[0]`). */
+export function fieldName(path: ReadonlyArray<string | number>): string {
+  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i === 0 ? '' : '.'}${part}`)).join('');
+}
+
+/** Marker replaced in the body text by JSON nested `depth` levels deep (fast-check cannot build such values). */
+export const DEEP_MARKER = '\u0000deep-json\u0000';
+
+export function deepJson(depth: number, kind: 'array' | 'object'): string {
+  return kind === 'array' ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}null${'}'.repeat(depth)}`;
+}
+
+/** Any JSON value, including the wrong type for the field, plus the deep-nesting marker. */
+export const wrongValueArb: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.string({ maxLength: 10 }),
+  fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+  fc.constant(DEEP_MARKER),
+);

@@ -1,11 +1,13 @@
 /**
- * Fuzzing the webhook's AdmissionReview handling (issue 8) with fast-check:
+ * Fuzzing the webhook's AdmissionReview handling with fast-check:
  * - the pure handler with arbitrary JSON, with random pods in valid reviews, and with valid reviews mutated at random
  *   paths (keys deleted, values replaced, wrong types): it never throws, always answers an AdmissionReview v1 that
  *   echoes the uid it could read, never reports an internal error (500) for bad input, and every patch applies to
  *   the object it was computed for;
  * - the real HTTPS listener with random bodies (bytes, broken JSON, random content types): always HTTP 200 with an
- *   AdmissionReview, never a 5xx or a dropped connection, and never a log line carrying the per-pod secret.
+ *   AdmissionReview, never a 5xx or a dropped connection, and never a log line carrying the per-pod secret;
+ * - the real HTTPS listener with a valid review whose pod has a wrong-typed value, or JSON nested thousands of levels
+ *   deep, at every field the webhook reads: refused with a 4xx naming the field, never a 500.
  * Bounded runs and time; the seed is printed and `FC_SEED=<seed>` replays a run.
  */
 import { after, before, describe, it } from 'node:test';
@@ -25,7 +27,7 @@ import { createLogger } from '../../webhook/log.ts';
 import { createWebhookMetrics } from '../../webhook/metrics.ts';
 import { FIXTURE_SECRET, fixtureDeps } from '../unit/webhook/fixtures.ts';
 import { createTestLog, registerSecret } from '../security/collected-logs.ts';
-import { fuzzParameters, podArb, reviewOf, seedNote, uidArb } from './pod-arbitraries.ts';
+import { DEEP_MARKER, READ_FIELDS, deepJson, fieldName, fuzzParameters, podArb, podWithEveryReadField, reviewOf, seedNote, uidArb, wrongValueArb } from './pod-arbitraries.ts';
 
 type Json = Record<string, any>;
 
@@ -201,6 +203,39 @@ describe('fuzz: AdmissionReviews', () => {
       );
       t.diagnostic(seedNote(parameters));
       assert.ok(!logs.includes(FIXTURE_SECRET), 'the per-pod secret never reaches a log line');
+      assert.doesNotMatch(logs, /admission failed unexpectedly/);
+    });
+
+    it('a wrong-typed or deeply nested value at every field the webhook reads: a 4xx naming the field, never a 500', async (t) => {
+      // Every field at least once (deterministic sweep), then random field/value pairs.
+      const sweep = READ_FIELDS.flatMap((path) => [null, DEEP_MARKER, 7].map((value) => ({ path, value, depth: 5000, kind: 'array' as const })));
+      const parameters = fuzzParameters<[{ path: ReadonlyArray<string | number>; value: unknown; depth: number; kind: 'array' | 'object' }]>(300, 30_000);
+      const caseArb = fc.record({ path: fc.constantFrom(...READ_FIELDS), value: wrongValueArb, depth: fc.integer({ min: 1000, max: 10_000 }), kind: fc.constantFrom('array' as const, 'object' as const) });
+      let refusedNamingField = 0;
+      const check = async ({ path, value, depth, kind }: { path: ReadonlyArray<string | number>; value: unknown; depth: number; kind: 'array' | 'object' }): Promise<void> => {
+        const review = reviewOf(podWithEveryReadField(), 'wrong-type-uid') as Json;
+        if (path.length === 0) review['request']['object'] = value;
+        else {
+          let node = review['request']['object'];
+          for (const key of path.slice(0, -1)) node = node[key];
+          node[path[path.length - 1]!] = value;
+        }
+        const text = JSON.stringify(review).replace(JSON.stringify(DEEP_MARKER), deepJson(depth, kind));
+        const res = await post(Buffer.from(text), 'application/json');
+        assert.equal(res.status, 200, res.text.slice(0, 300));
+        const answer = JSON.parse(res.text) as Json;
+        checkReview(answer, 'wrong-type-uid');
+        const status = answer['response']['status'] as Json | undefined;
+        if (status?.['code'] === 400) {
+          const field = path.length === 0 ? 'request.object' : fieldName(path);
+          assert.ok(String(status['message']).includes(field), `${field}: ${status['message']}`);
+          refusedNamingField += 1;
+        }
+      };
+      for (const c of sweep) await check(c);
+      await fc.assert(fc.asyncProperty(caseArb, check), parameters);
+      t.diagnostic(`${refusedNamingField} refused naming the field; ${seedNote(parameters)}`);
+      assert.ok(refusedNamingField >= READ_FIELDS.length, `only ${refusedNamingField} refusals for ${READ_FIELDS.length} fields`);
       assert.doesNotMatch(logs, /admission failed unexpectedly/);
     });
   });

@@ -97,44 +97,50 @@ function refuseNameClashes(pod: PodJson, input: BuildInput): void {
   }
 }
 
-/**
- * Every call, for every container that is not ours: ports and port names the sidecar needs, mounts of our
- * credential volumes (a dangling mount would otherwise expose the identity Secret to the app once we add the
- * volume), and the Arc key directory's path.
- */
-function refuseContainerClashes(pod: PodJson, input: BuildInput, ours: ReadonlySet<ContainerJson>): void {
-  const { config } = input;
+/** Ports and port names the sidecar needs. Only TCP clashes: a UDP/SCTP port of the same number is another socket. */
+function refusePortClashes(container: ContainerJson, config: SidecarConfig): void {
   const ourPorts = new Map([
     [config.tokenPort, 'token'],
     [config.healthPort, 'health'],
     [config.metricsPort, 'metrics'],
   ]);
-  const ourPortNames = new Set<string>(Object.values(PORT_NAMES));
+  const ourPortNames: ReadonlySet<string> = new Set(Object.values(PORT_NAMES));
+  for (const port of container.ports ?? []) {
+    const use = ourPorts.get(port.containerPort);
+    if (use !== undefined && (port.protocol ?? 'TCP') === 'TCP') {
+      refuse(
+        `container ${container.name} declares TCP port ${port.containerPort}, which the sidecar needs for its ${use} listener (pods share one network namespace); change the app's port or the webhook's MI_ANYWHERE_WEBHOOK_SIDECAR_${use.toUpperCase()}_PORT`,
+      );
+    }
+    if (port.name !== undefined && ourPortNames.has(port.name)) {
+      refuse(`container ${container.name} names a port ${port.name}, a port name the sidecar uses (port names are unique per pod); rename that port`);
+    }
+  }
+}
+
+/**
+ * Mounts of our credential volumes (a dangling mount would otherwise expose the identity Secret to the app once we
+ * add the volume) and, for Arc, another volume at the key directory's path (the app would never see the key files).
+ */
+function refuseMountClashes(container: ContainerJson, credentials: ReadonlySet<string>, arc: boolean): void {
+  for (const mount of container.volumeMounts ?? []) {
+    if (credentials.has(mount.name)) {
+      refuse(`container ${container.name} mounts volume ${mount.name}, the name of the volume that holds mi-anywhere's identity Secret, which only the sidecar may read; rename that volumeMount and its volume`);
+    }
+    if (arc && mount.name !== VOLUME_NAMES.arc && mount.mountPath.replace(/\/+$/, '') === ARC_TOKENS_DIR) {
+      refuse(`container ${container.name} already mounts volume ${mount.name} at ${ARC_TOKENS_DIR}, where the Arc profile puts the sidecar's key files; remove that mount, list the container in mi-anywhere.io/skip-containers, or use another profile`);
+    }
+  }
+}
+
+/** Every call, for every container that is not ours. */
+function refuseContainerClashes(pod: PodJson, input: BuildInput, ours: ReadonlySet<ContainerJson>): void {
   const credentials = credentialVolumeNames(input);
   const skip = new Set(input.settings.skipContainers);
   for (const { container } of allContainers(pod)) {
     if (ours.has(container)) continue;
-    for (const port of container.ports ?? []) {
-      // Only TCP clashes: the listeners are TCP, and a UDP/SCTP port of the same number is a different socket.
-      const use = ourPorts.get(port.containerPort);
-      if (use !== undefined && (port.protocol ?? 'TCP') === 'TCP') {
-        refuse(
-          `container ${container.name} declares TCP port ${port.containerPort}, which the sidecar needs for its ${use} listener (pods share one network namespace); change the app's port or the webhook's MI_ANYWHERE_WEBHOOK_SIDECAR_${use.toUpperCase()}_PORT`,
-        );
-      }
-      if (port.name !== undefined && ourPortNames.has(port.name)) {
-        refuse(`container ${container.name} names a port ${port.name}, a port name the sidecar uses (port names are unique per pod); rename that port`);
-      }
-    }
-    for (const mount of container.volumeMounts ?? []) {
-      if (credentials.has(mount.name)) {
-        refuse(`container ${container.name} mounts volume ${mount.name}, the name of the volume that holds mi-anywhere's identity Secret, which only the sidecar may read; rename that volumeMount and its volume`);
-      }
-      const arcMount = input.settings.profile === 'arc' && !skip.has(container.name) && mount.name !== VOLUME_NAMES.arc;
-      if (arcMount && mount.mountPath.replace(/\/+$/, '') === ARC_TOKENS_DIR) {
-        refuse(`container ${container.name} already mounts volume ${mount.name} at ${ARC_TOKENS_DIR}, where the Arc profile puts the sidecar's key files; remove that mount, list the container in mi-anywhere.io/skip-containers, or use another profile`);
-      }
-    }
+    refusePortClashes(container, input.config);
+    refuseMountClashes(container, credentials, input.settings.profile === 'arc' && !skip.has(container.name));
   }
 }
 
@@ -208,6 +214,15 @@ function containerOps(pod: PodJson, input: BuildInput, addSidecar: boolean, addR
 }
 
 type Kind = 'cpu' | 'memory';
+type ResourceField = 'requests' | 'limits';
+
+/** One pod-level value after the sidecar joins: its own value added, and at least the IMDS redirect's. */
+function grownQuantity(current: string, added: string, floor: string | undefined, at: string, kind: Kind): string {
+  const value = parseQuantity(current);
+  if (value === undefined) refuse(`${at} ${JSON.stringify(current)} is not a quantity`);
+  const sum = value + (parseQuantity(added) ?? 0);
+  return formatQuantity(Math.max(sum, parseQuantity(floor ?? '0') ?? 0), kind);
+}
 
 /**
  * Pod-level `spec.resources` (PodLevelResources): the API server requires them to cover the containers' aggregate
@@ -218,24 +233,19 @@ type Kind = 'cpu' | 'memory';
 function podResourceOps(pod: PodJson, input: BuildInput): Operation[] {
   const podResources = pod.spec?.resources;
   if (podResources === undefined) return [];
-  const { resources } = input.settings;
-  const sidecar = {
-    requests: { cpu: resources.cpuRequest, memory: resources.memoryRequest },
-    limits: { cpu: resources.cpuLimit || resources.cpuRequest, memory: resources.memoryLimit || resources.memoryRequest },
+  const r = input.settings.resources;
+  const sidecar: Record<ResourceField, Record<Kind, string>> = {
+    requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
+    limits: { cpu: r.cpuLimit || r.cpuRequest, memory: r.memoryLimit || r.memoryRequest },
   };
-  const redirect = input.settings.imdsRedirect ? buildImdsRedirectContainer(input).resources : undefined;
+  const redirect = input.settings.imdsRedirect ? (buildImdsRedirectContainer(input).resources as Partial<Record<ResourceField, Record<Kind, string>>>) : {};
   const ops: Operation[] = [];
   for (const field of ['requests', 'limits'] as const) {
-    const values = podResources[field];
-    if (values === undefined) continue;
-    for (const kind of ['cpu', 'memory'] as Kind[]) {
-      const current = values[kind];
+    for (const kind of ['cpu', 'memory'] as const) {
+      const current = podResources[field]?.[kind];
       if (current === undefined) continue;
-      const value = parseQuantity(current);
-      if (value === undefined) refuse(`spec.resources.${field}.${kind} ${JSON.stringify(current)} is not a quantity`);
-      const sum = value + (parseQuantity(sidecar[field][kind]) ?? 0);
-      const floor = parseQuantity(String(redirect?.[field]?.[kind] ?? '0')) ?? 0;
-      ops.push({ op: 'replace', path: `/spec/resources/${field}/${kind}`, value: formatQuantity(Math.max(sum, floor), kind) });
+      const path = `/spec/resources/${field}/${kind}`;
+      ops.push({ op: 'replace', path, value: grownQuantity(current, sidecar[field][kind], redirect[field]?.[kind], `spec.resources.${field}.${kind}`, kind) });
     }
   }
   return ops;
