@@ -83,19 +83,27 @@ async function freePort(): Promise<number> {
   });
 }
 
-function startProcess(binary: string, args: readonly string[], logFile: string): ChildProcess {
+/**
+ * Starts a binary with stdout and stderr appended to one log file. Neither pipe may end the file (`end: false`):
+ * the first of the two to finish would otherwise close it under the other's late write
+ * (ERR_STREAM_WRITE_AFTER_END). The file is closed once the process and both of its streams are done ('close').
+ */
+export function startProcess(binary: string, args: readonly string[], logFile: string): ChildProcess & { readonly logClosed: Promise<void> } {
   const log = createWriteStream(logFile);
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  return child;
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  child.once('close', () => log.end());
+  const logClosed = new Promise<void>((resolve) => log.once('close', () => resolve()));
+  return Object.assign(child, { logClosed });
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
+    // 'close', not 'exit': the log file is complete (and closed) before the directory is removed.
+    child.once('close', () => {
       clearTimeout(timer);
       resolve();
     });
