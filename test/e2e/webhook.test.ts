@@ -159,6 +159,49 @@ describe('webhook against a real kube-apiserver', () => {
   const create = (namespace: string, body: Json, dryRun = false) =>
     cluster.request('POST', `/api/v1/namespaces/${namespace}/pods${dryRun ? '?dryRun=All' : ''}`, { ...body, metadata: { ...body.metadata, namespace } });
 
+  /**
+   * The webhook's admission counters. Recorded in the same tick as the answer is written, so once the API server
+   * replied to a pod creation, every call it made for that pod is counted.
+   */
+  const admissionCounts = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}${WEBHOOK_PATHS.metrics}`)).text();
+    const counts: Record<string, number> = {};
+    for (const [, outcome, value] of text.matchAll(/^mi_anywhere_webhook_admission_requests_total\{outcome="(\w+)"\} (\d+)/gm)) counts[outcome!] = Number(value);
+    return counts;
+  };
+  const delta = (before: Record<string, number>, after: Record<string, number>, outcome: string): number => (after[outcome] ?? 0) - (before[outcome] ?? 0);
+
+  /**
+   * The webhook's admission log lines for one pod, once `count` of them were written: re-checked on every chunk
+   * of the webhook's output (the line trails the answer the API server got), never on a timer.
+   */
+  const admissionLines = (name: string, count: number): Promise<string[]> => {
+    const lines = () => webhookOutput().split('\n').filter((line) => line.includes(`"name":"${name}"`) && line.includes('"msg":"admission"'));
+    const child = webhook;
+    if (child === undefined) return Promise.reject(new Error('the webhook is not running'));
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        child.stdout?.off('data', check);
+        child.stderr?.off('data', check);
+        child.off('close', closed);
+      };
+      const check = (): void => {
+        const found = lines();
+        if (found.length < count) return;
+        done();
+        resolve(found);
+      };
+      const closed = (): void => {
+        done();
+        reject(new Error(`the webhook exited before logging ${count} admission lines for ${name}:\n${lines().join('\n')}`));
+      };
+      child.stdout?.on('data', check);
+      child.stderr?.on('data', check);
+      child.once('close', closed);
+      check();
+    });
+  };
+
   before(async () => {
     cluster = await startKubeApiServer();
     authority = await startTestAuthority();
@@ -596,8 +639,7 @@ describe('webhook against a real kube-apiserver', () => {
       assert.ok(calls >= 1);
       // Our webhook ran twice for this pod: first injection, then the reinvocation caused by the late container.
       // (The webhook logs after answering, so its second line may trail the API server's reply: wait for it.)
-      const admissionLines = () => webhookOutput().split('\n').filter((line) => line.includes('"name":"reinvoked"') && line.includes('"msg":"admission"'));
-      const ours = await eventually(() => `two admission log lines for the pod:\n${admissionLines().join('\n')}`, async () => (admissionLines().length >= 2 ? admissionLines() : undefined), 10_000);
+      const ours = await admissionLines('reinvoked', 2);
       assert.equal(ours.length, 2, ours.join('\n'));
       assert.ok(ours.every((line) => line.includes('"outcome":"mutated"')));
       assert.deepEqual(stored.spec.initContainers.map((c: Json) => c.name), [SIDECAR_CONTAINER_NAME], 'one sidecar');
@@ -614,6 +656,171 @@ describe('webhook against a real kube-apiserver', () => {
         late.closeAllConnections();
       });
     }
+  });
+
+  for (const automount of [true, false]) {
+    it(`reinvocation with service-account automount ${automount ? 'on' : 'off'}: counted once as mutated, any reinvocation answered without a patch`, async () => {
+      const name = `sa-automount-${automount ? 'on' : 'off'}`;
+      const before = await admissionCounts();
+      const res = await create(APPS_NS, pod(name, { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { automountServiceAccountToken: automount, containers: [appContainer()] } }));
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      const after = await admissionCounts();
+      const calls = Object.keys(after).reduce((sum, outcome) => sum + delta(before, after, outcome), 0);
+      assert.equal(delta(before, after, 'mutated'), 1, `mutated once (calls: ${JSON.stringify({ before, after })})`);
+      const lines = await admissionLines(name, calls);
+      assert.match(lines[0] ?? '', /"outcome":"mutated"/);
+      for (const line of lines.slice(1)) assert.match(line, /"outcome":"skipped".*"reason":"already injected"/, 'a reinvocation is answered with no patch');
+      const sidecar = res.json.spec.initContainers.find((c: Json) => c.name === SIDECAR_CONTAINER_NAME);
+      // The API server's defaults on our container survive.
+      assert.equal(sidecar.terminationMessagePath, '/dev/termination-log');
+      assert.equal(sidecar.startupProbe.successThreshold, 1);
+      const saMounts = (c: Json) => (c.volumeMounts ?? []).filter((m: Json) => m.mountPath === '/var/run/secrets/kubernetes.io/serviceaccount');
+      if (automount) {
+        // The ServiceAccount plugin runs again after our change and mounts the token into the sidecar too; the API
+        // server then calls us again (reinvocationPolicy IfNeeded), and that mount must stay.
+        assert.ok(calls >= 2, `the API server reinvoked the webhook (${calls} calls)`);
+        assert.equal(saMounts(res.json.spec.containers[0]).length, 1);
+        assert.equal(saMounts(sidecar).length, 1, 'the kube-api-access mount on the sidecar survives the reinvocation');
+      } else {
+        assert.equal(saMounts(sidecar).length, 0);
+      }
+    });
+  }
+
+  describe('beside other mutating webhooks: an image rewriter and an HTTPS_PROXY injector', () => {
+    const MIRROR = 'mirror.internal.example/';
+    const PROXY = 'http://proxy.internal.example:3128';
+    const mwcPath = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+    // Configuration names order webhooks: "aa-" runs before ours (mi-anywhere-e2e), "zz-" after it.
+    const variants = [
+      { config: 'aa-e2e-others-ifneeded', order: 'before', policy: 'IfNeeded' },
+      { config: 'aa-e2e-others-never', order: 'before', policy: 'Never' },
+      { config: 'zz-e2e-others-ifneeded', order: 'after', policy: 'IfNeeded' },
+      { config: 'zz-e2e-others-never', order: 'after', policy: 'Never' },
+    ] as const;
+    let others: ReturnType<typeof createHttpsServer>;
+
+    /** Air-gapped clusters: every image from the public registry is pulled from a mirror. */
+    const rewriteImages = (object: Json): Json[] =>
+      (['initContainers', 'containers'] as const).flatMap((list) =>
+        (object.spec[list] ?? []).flatMap((c: Json, i: number) =>
+          typeof c.image === 'string' && c.image.startsWith('registry.example/') ? [{ op: 'replace', path: `/spec/${list}/${i}/image`, value: MIRROR + c.image.slice('registry.example/'.length) }] : [],
+        ),
+      );
+    /** Corporate clusters: every container gets the proxy (appended, as such injectors do). */
+    const injectProxy = (object: Json): Json[] =>
+      (['initContainers', 'containers'] as const).flatMap((list) =>
+        (object.spec[list] ?? []).flatMap((c: Json, i: number) => {
+          if ((c.env ?? []).some((e: Json) => e.name === 'HTTPS_PROXY')) return [];
+          const value = { name: 'HTTPS_PROXY', value: PROXY };
+          return [c.env === undefined ? { op: 'add', path: `/spec/${list}/${i}/env`, value: [value] } : { op: 'add', path: `/spec/${list}/${i}/env/-`, value }];
+        }),
+      );
+
+    before(async () => {
+      const pki = await renewCertificates({ action: 'renew-ca', reason: 'other webhooks' }, undefined, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, Date.now());
+      others = createHttpsServer({ cert: pki.cert, key: pki.key }, (req, res) => {
+        let body = '';
+        req.setEncoding('utf8').on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          const request = JSON.parse(body).request;
+          const patch = req.url === '/image' ? rewriteImages(request.object) : injectProxy(request.object);
+          const response = { uid: request.uid, allowed: true, ...(patch.length > 0 ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}) };
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
+        });
+      });
+      await new Promise<void>((resolve) => others.listen(0, '127.0.0.1', resolve));
+      const port = (others.address() as { port: number }).port;
+      const caBundle = Buffer.from(pki.caBundle).toString('base64');
+      for (const variant of variants) {
+        const entry = (name: string, path: string): Json => ({
+          name: `${name}.${variant.config}.e2e.example`,
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          reinvocationPolicy: variant.policy,
+          clientConfig: { url: `https://127.0.0.1:${port}${path}`, caBundle },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
+          objectSelector: { matchLabels: { 'e2e-others': variant.config } },
+        });
+        const registered = await cluster.request('POST', mwcPath, { metadata: { name: variant.config }, webhooks: [entry('image', '/image'), entry('proxy', '/proxy')] });
+        assert.equal(registered.status, 201, JSON.stringify(registered.json));
+      }
+      for (const variant of variants) {
+        await eventually(`${variant.config} being active`, async () => {
+          const res = await create(APPS_NS, pod(`probe-${variant.config}`, { labels: { ...OPT_IN_LABEL, 'e2e-others': variant.config }, annotations: IDENTITY }), true);
+          return res.status === 201 && res.json.spec.containers[0].image.startsWith(MIRROR) ? true : undefined;
+        });
+      }
+    });
+
+    after(async () => {
+      for (const variant of variants) await cluster.request('DELETE', `${mwcPath}/${variant.config}`);
+      await new Promise<void>((resolve) => {
+        others.close(() => resolve());
+        others.closeAllConnections();
+      });
+    });
+
+    for (const variant of variants) {
+      it(`${variant.order} ours, reinvocation ${variant.policy}: their changes survive, ours is counted once`, async () => {
+        const name = `others-${variant.config}`;
+        const before = await admissionCounts();
+        const res = await create(APPS_NS, pod(name, {
+          labels: { ...OPT_IN_LABEL, 'e2e-others': variant.config },
+          annotations: IDENTITY,
+          spec: { automountServiceAccountToken: true, containers: [appContainer({ env: [{ name: 'GREETING_URL', value: '$(IDENTITY_ENDPOINT)?resource=x' }] })] },
+        }));
+        assert.equal(res.status, 201, JSON.stringify(res.json));
+        const after = await admissionCounts();
+        const calls = Object.keys(after).reduce((sum, outcome) => sum + delta(before, after, outcome), 0);
+        assert.equal(delta(before, after, 'mutated'), 1, 'counted once as mutated');
+        const lines = await admissionLines(name, calls);
+        for (const line of lines.slice(1)) assert.match(line, /"outcome":"skipped"/, 'every reinvocation answered without a patch');
+        const [app] = res.json.spec.containers;
+        const sidecar = res.json.spec.initContainers.find((c: Json) => c.name === SIDECAR_CONTAINER_NAME);
+        const envNames = (c: Json) => (c.env ?? []).map((e: Json) => e.name);
+        // The app: their image and proxy, our variables before the user's own (so $(IDENTITY_ENDPOINT) expands).
+        assert.equal(app.image, `${MIRROR}app:1.0`);
+        assert.ok(envNames(app).includes('HTTPS_PROXY'));
+        assert.ok(envNames(app).indexOf('IDENTITY_ENDPOINT') < envNames(app).indexOf('GREETING_URL'));
+        // The sidecar: whatever they did to it stays. They see it when they run after us, or are reinvoked.
+        const theySawTheSidecar = variant.order === 'after' || variant.policy === 'IfNeeded';
+        assert.equal(sidecar.image, theySawTheSidecar ? `${MIRROR}mi-anywhere:e2e` : 'registry.example/mi-anywhere:e2e');
+        assert.equal(envNames(sidecar).includes('HTTPS_PROXY'), theySawTheSidecar);
+        assert.equal(sidecar.terminationMessagePath, '/dev/termination-log');
+      });
+    }
+  });
+
+  it('pod-level spec.resources grow by the sidecar\'s, and the API server admits the pod', async () => {
+    const res = await create(APPS_NS, pod('pod-level-resources', {
+      labels: OPT_IN_LABEL,
+      annotations: IDENTITY,
+      spec: {
+        automountServiceAccountToken: false,
+        resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+        containers: [appContainer({ resources: { requests: { cpu: '500m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } } })],
+      },
+    }));
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    assert.deepEqual(res.json.spec.resources, { requests: { cpu: '510m', memory: '384Mi' }, limits: { cpu: '1500m', memory: '768Mi' } });
+    assert.equal(res.json.spec.initContainers[0].name, SIDECAR_CONTAINER_NAME);
+  });
+
+  it('name clashes are denied naming the object; a user volume is never replaced by the identity Secret', async () => {
+    const cases: Array<[Json, RegExp]> = [
+      [pod('clash-volume', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { automountServiceAccountToken: false, volumes: [{ name: 'mi-anywhere-identity-0', emptyDir: {} }], containers: [appContainer({ volumeMounts: [{ name: 'mi-anywhere-identity-0', mountPath: '/data' }] })] } }), /volume named mi-anywhere-identity-0/],
+      [pod('clash-container', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { automountServiceAccountToken: false, containers: [appContainer(), appContainer({ name: SIDECAR_CONTAINER_NAME })] } }), /container named mi-anywhere/],
+      [pod('clash-port-name', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { automountServiceAccountToken: false, containers: [appContainer({ ports: [{ name: 'mi-any-metrics', containerPort: 9090 }] })] } }), /port mi-any-metrics/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await create(APPS_NS, body);
+      assert.equal(res.status, 403, `${body.metadata.name}: ${JSON.stringify(res.json)}`);
+      assert.match(res.json.message, message);
+    }
+    const udp = await create(APPS_NS, pod('udp-50342', { labels: OPT_IN_LABEL, annotations: IDENTITY, spec: { automountServiceAccountToken: false, containers: [appContainer({ ports: [{ containerPort: DEFAULT_TOKEN_PORT, protocol: 'UDP' }] })] } }));
+    assert.equal(udp.status, 201, JSON.stringify(udp.json));
   });
 
   it('a caBundle reset by someone else (e.g. helm upgrade) is repaired', async () => {
