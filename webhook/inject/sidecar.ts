@@ -4,7 +4,8 @@
  * environment variables apps receive. Everything is derived from the webhook's config and the pod's settings; the
  * per-pod secret comes in as a parameter (randomness is the shell's job).
  *
- * Pure: no I/O, deterministic for equal inputs (which is what makes reinvocation a no-op).
+ * Pure: no I/O, deterministic for equal inputs. Only first injections use these builders in full; on reinvocation
+ * webhook/inject/mutate.ts adds just the missing pieces and never rewrites what is already in the pod.
  */
 import { posix } from 'node:path';
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
@@ -24,7 +25,7 @@ import {
 import type { SidecarConfig } from '../config.ts';
 import { IMDS_REDIRECT_CONTAINER_NAME, type InjectionSettings } from './policy.ts';
 
-/** Names of the volumes we own (recognised and replaced on reinvocation). */
+/** Names of the volumes we add (a user object with one of these names is refused, never replaced). */
 export const VOLUME_NAMES = {
   identity: (index: number): string => `${SIDECAR_CONTAINER_NAME}-identity-${index}`,
   federatedToken: `${SIDECAR_CONTAINER_NAME}-federated-token`,

@@ -105,6 +105,53 @@ describe('mutatePod properties', () => {
   });
 });
 
+/** What the API server and other webhooks do to an injected pod before calling us again. */
+function changedByOthers(pod: PodJson): PodJson {
+  const copy = structuredClone(pod) as any;
+  const saVolume = { name: 'kube-api-access-abcde', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } };
+  copy.spec.volumes = [...(copy.spec.volumes ?? []), saVolume];
+  for (const list of ['initContainers', 'containers']) {
+    for (const c of copy.spec[list] ?? []) {
+      c.image = `mirror.internal.example/${c.image}`;
+      c.terminationMessagePath = '/dev/termination-log';
+      c.env = [...(c.env ?? []), { name: 'HTTPS_PROXY', value: 'http://proxy:3128' }];
+      c.volumeMounts = [...(c.volumeMounts ?? []), { name: saVolume.name, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }];
+      if (c.startupProbe) c.startupProbe.successThreshold = 1;
+      if (c.resources) c.resources = { requests: { cpu: '20m', memory: '64Mi' } };
+    }
+  }
+  return copy as PodJson;
+}
+
+describe('reinvocation after others changed the pod', () => {
+  it('adds nothing and so keeps every foreign change (defaults, rewritten image, proxy env, SA mount, resources)', () => {
+    fc.assert(
+      fc.property(scenario, ([pod, settings, native]) => {
+        const injected = mutatePod(pod, { config, settings, native, secret: 'first-secret-value-0123456789' });
+        const changed = changedByOthers(injected);
+        assert.deepEqual(injectionPatch(changed, { config, settings, native, secret: 'other-secret-value-0123456789' }), []);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a container added later gets the variables first, and nothing else changes', () => {
+    fc.assert(
+      fc.property(scenario, ([pod, settings, native]) => {
+        const injected = changedByOthers(mutatePod(pod, { config, settings, native, secret: 'first-secret-value-0123456789' })) as any;
+        injected.spec.containers.push({ name: 'late-added', image: 'late:1', env: [{ name: 'USER_VAR', value: 'x' }] });
+        const patch = injectionPatch(injected, { config, settings, native, secret: 'other-secret-value-0123456789' });
+        const index = injected.spec.containers.length - 1;
+        assert.ok(patch.length > 0);
+        assert.ok(patch.every((op) => op.op === 'add' && op.path.startsWith(`/spec/containers/${index}/`)), JSON.stringify(patch));
+        const after = applyPatch(injected, patch) as any;
+        assert.equal(after.spec.containers[index].env.at(-1).name, 'USER_VAR', 'the user entry stays last');
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
 describe('secret file mode', () => {
   it('0440 with an fsGroup (group-readable by the sidecar), 0444 without', () => {
     assert.equal(secretFileMode(2000), 0o440);

@@ -6,7 +6,7 @@ import { loadConfig } from '../../../webhook/config.ts';
 import { InvalidAnnotationError } from '../../../webhook/errors.ts';
 import { decide, isOptedIn } from '../../../webhook/inject/policy.ts';
 import { supportsNativeSidecar } from '../../../webhook/inject/native.ts';
-import { parseQuantity } from '../../../webhook/inject/quantity.ts';
+import { formatQuantity, parseQuantity } from '../../../webhook/inject/quantity.ts';
 
 const config = loadConfig({ MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE: 'img' }).sidecar;
 const pod = (labels: Record<string, string> = {}, annotations: Record<string, string> = {}): PodJson => ({
@@ -75,4 +75,16 @@ describe('quantities', () => {
     ['', undefined],
   ];
   for (const [text, want] of cases) it(JSON.stringify(text), () => assert.equal(parseQuantity(text), want));
+});
+
+describe('formatQuantity (pod-level resource sums)', () => {
+  const cases: Array<[number, 'cpu' | 'memory', string]> = [
+    [0.51, 'cpu', '510m'],
+    [0.1 + 0.05, 'cpu', '150m'],
+    [1.5, 'cpu', '1500m'],
+    [0.0005, 'cpu', '1m'],
+    [384 * 2 ** 20, 'memory', '384Mi'],
+    [2 ** 30 + 1, 'memory', String(2 ** 30 + 1)],
+  ];
+  for (const [value, kind, want] of cases) it(`${value} ${kind} -> ${want}`, () => assert.equal(formatQuantity(value, kind), want));
 });
