@@ -39,8 +39,13 @@ export interface HandleResult {
   readonly error: unknown;
 }
 
-function podName(pod: PodJson | undefined, requestName: string | undefined): string | undefined {
-  return pod?.metadata?.name ?? requestName ?? (pod?.metadata?.generateName !== undefined ? `${pod.metadata.generateName}*` : undefined);
+/** Strings only: these go into the log line, and an unchecked body may hold anything (even deeply nested JSON). */
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+function podName(pod: PodJson | undefined, requestName: unknown): string | undefined {
+  const metadata = pod?.metadata as Record<string, unknown> | undefined;
+  const generateName = text(metadata?.['generateName']);
+  return text(metadata?.['name']) ?? text(requestName) ?? (generateName !== undefined ? `${generateName}*` : undefined);
 }
 
 type Facts = Pick<HandleResult, 'uid' | 'namespace' | 'name' | 'operation' | 'patch' | 'error'>;
@@ -93,7 +98,7 @@ export function handleReview(body: unknown, deps: HandlerDeps): HandleResult {
   const pod = request.object as PodJson | undefined;
   const facts: Facts = {
     uid: request.uid,
-    namespace: request.namespace ?? pod?.metadata?.namespace,
+    namespace: text(request.namespace) ?? text((pod?.metadata as Record<string, unknown> | undefined)?.['namespace']),
     name: podName(pod, request.name),
     operation: request.operation,
     patch: [],
