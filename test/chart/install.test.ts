@@ -230,7 +230,8 @@ describe('chart on a real kube-apiserver', () => {
         assert.ok(performance.now() < deadline, `caBundle not set within 60 s:\n${webhook.logs()}`);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
-      await cluster.createNamespace(APP_NAMESPACE);
+      // Annotation-only opt-in is honoured in namespaces with this label only (webhook.annotationNamespaceSelector).
+      await cluster.createNamespace(APP_NAMESPACE, { 'mi-anywhere.io/injection': 'enabled' });
       await core.createNamespacedSecret({
         namespace: APP_NAMESPACE,
         body: { metadata: { name: 'my-identity' }, stringData: { tenantId: '00000000-0000-0000-0000-00000000000a', clientId: '00000000-0000-0000-0000-00000000000b', clientSecret: 'not-a-real-secret' } },

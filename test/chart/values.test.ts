@@ -71,6 +71,11 @@ describe('chart values: schema', () => {
     { name: 'issuerRef without name', override: { certManager: { issuerRef: { kind: 'ClusterIssuer' } } }, mentions: 'issuerRef' },
     { name: 'scrape interval unit', override: { serviceMonitor: { interval: '30' } }, mentions: 'pattern' },
     { name: 'excluded namespace not a DNS label', override: { webhook: { excludeNamespaces: ['Kube_System'] } }, mentions: 'pattern' },
+    { name: 'namespace selector with an unknown field', override: { webhook: { annotationNamespaceSelector: { matchLabel: { a: 'b' } } } }, mentions: 'additionalProperties' },
+    { name: 'namespace selector operator', override: { webhook: { labelNamespaceSelector: { matchExpressions: [{ key: 'team', operator: 'in', values: ['a'] }] } } }, mentions: 'enum' },
+    { name: 'namespace selector In without values', override: { webhook: { annotationNamespaceSelector: { matchExpressions: [{ key: 'team', operator: 'In' }] } } }, mentions: 'values' },
+    { name: 'namespace selector Exists with values', override: { webhook: { annotationNamespaceSelector: { matchExpressions: [{ key: 'team', operator: 'Exists', values: ['a'] }] } } }, mentions: 'maxItems' },
+    { name: 'namespace selector label value not a string', override: { webhook: { annotationNamespaceSelector: { matchLabels: { 'mi-anywhere.io/injection': true } } } }, mentions: 'type' },
   ];
   for (const tc of invalid) {
     it(`rejects: ${tc.name}`, () => {
