@@ -6,7 +6,11 @@
  *   node bench/run.ts --quick         smoke run for CI (well under a minute, figures too short to quote); writes
  *                                     a file in the temporary directory unless --out is given
  *   node bench/run.ts --out FILE      write the report there instead
- *   node bench/run.ts --only a,b      run only these sections (cached, peer, cold, webhook, footprint)
+ *   node bench/run.ts --only a,b      run only these sections (cached, peer, cold, webhook, footprint, reach)
+ *
+ * `reach` (bench/scenarios/webhook-reach.ts: the pod-creation latency the webhook adds to pods that did not opt
+ * in, on a real kube-apiserver) writes its table into docs/webhook.md instead; a --quick run includes it only when
+ * named in --only (it starts an API server and waits out webhook timeouts).
  *   node bench/run.ts --runtime R     `compiled` (default of a full run: tsc output, as the image runs it) or
  *                                     `sources` (default of --quick: the .ts files through Node type stripping)
  *
@@ -25,6 +29,7 @@ import { runCold } from './scenarios/cold.ts';
 import { runFootprint } from './scenarios/footprint.ts';
 import { runPeer } from './scenarios/peer.ts';
 import { runWebhook } from './scenarios/webhook.ts';
+import { renderReach, runWebhookReach, writeReachSection } from './scenarios/webhook-reach.ts';
 import { imdsRequest, startSidecarProcess } from './lib/sidecar.ts';
 import { preparePrograms, type Programs, type Runtime } from './lib/programs.ts';
 
@@ -35,12 +40,15 @@ interface Args {
   readonly runtime: Runtime;
   readonly out: string;
   readonly only: ReadonlySet<SectionName>;
+  /** Run the reach scenario (docs/webhook.md). */
+  readonly reach: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let out: string | undefined;
   let only: Set<SectionName> = new Set(SECTION_NAMES);
+  let reach: boolean | undefined;
   let runtime: Runtime | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -53,15 +61,17 @@ function parseArgs(argv: readonly string[]): Args {
     }
     else if (arg === '--only') {
       const names = (argv[++i] ?? '').split(',').filter(Boolean);
+      reach = names.includes('reach');
+      names.splice(0, names.length, ...names.filter((n) => n !== 'reach'));
       const unknown = names.filter((n) => !(SECTION_NAMES as readonly string[]).includes(n));
-      if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${SECTION_NAMES.join(', ')}`);
+      if (unknown.length > 0) throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${SECTION_NAMES.join(', ')}, reach`);
       only = new Set(names as SectionName[]);
     } else throw new Error(`unknown argument ${arg}; usage: node bench/run.ts [--quick] [--out FILE] [--only ${SECTION_NAMES.join(',')}] [--runtime compiled|sources]`);
   }
   // A quick run's figures are too short to quote: by default they never overwrite docs/performance.md.
   const defaultOut = (): string =>
     quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-report-')), 'performance.md') : join(root, 'docs', 'performance.md');
-  return { quick, runtime: runtime ?? (quick ? 'sources' : 'compiled'), out: out ?? defaultOut(), only };
+  return { quick, runtime: runtime ?? (quick ? 'sources' : 'compiled'), out: out ?? defaultOut(), only, reach: reach ?? !quick };
 }
 
 const log = (line: string): void => {
@@ -105,6 +115,8 @@ async function main(): Promise<number> {
   log(`runtime: ${args.runtime}${args.runtime === 'compiled' ? ' (building with tsc -p tsconfig.build.json)' : ''}`);
   const programs = preparePrograms(root, args.runtime);
   const common = { root, programs, nodeFlags: nodeFlags.flags, quick: args.quick, log };
+  // `--only reach`: nothing for docs/performance.md, so it is left alone.
+  if (args.only.size === 0 && args.reach) return (await runReach(common, args, machine)) ? 0 : 1;
 
   const cached = await measure('cached', args, () => runCached(common));
   let authority: AuthorityHost | undefined;
@@ -131,6 +143,7 @@ async function main(): Promise<number> {
   }
   const webhook = await measure('webhook', args, () => runWebhook(common));
   const footprint = await measure('footprint', args, async () => runFootprint({ ...common, bodyFile: await tokenBodyFile(programs, nodeFlags.flags) }));
+  const reachFailed = args.reach ? !(await runReach(common, args, machine)) : false;
 
   const report: BenchReport = {
     schema: 1,
@@ -146,7 +159,24 @@ async function main(): Promise<number> {
   writeFileSync(args.out, mergeIntoDocument(existing, renderGenerated(report)));
   log(`report: ${args.out}`);
   const failed = Object.entries(report.sections).filter(([name, s]) => !s.ok && args.only.has(name as SectionName));
-  return failed.length > 0 ? 1 : 0;
+  return failed.length > 0 || reachFailed ? 1 : 0;
+}
+
+/** The reach scenario; its table goes into docs/webhook.md (a quick run: a copy in the temporary directory). */
+async function runReach(common: Parameters<typeof runWebhookReach>[0], args: Args, machine: ReturnType<typeof describeMachine>): Promise<boolean> {
+  log('== reach');
+  try {
+    const result = await runWebhookReach(common);
+    const doc = join(root, 'docs', 'webhook.md');
+    const file = args.quick ? join(mkdtempSync(join(tmpdir(), 'mi-anywhere-bench-reach-')), 'webhook.md') : doc;
+    if (file !== doc) writeFileSync(file, readFileSync(doc, 'utf8'));
+    writeReachSection(file, renderReach(result, { date: new Date().toISOString().slice(0, 10), machine: `${machine.cores} × ${machine.cpuModel}` }));
+    log(`== reach: written to ${file}`);
+    return true;
+  } catch (error) {
+    log(`== reach: FAILED: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
 }
 
 main().then(
