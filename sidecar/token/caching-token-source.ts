@@ -1,20 +1,25 @@
 /**
  * The sidecar's token cache as a TokenSource decorator: one entry per (identity name + credential fingerprint,
  * resource), single-flight upstream calls, background refresh before expiry, serving through upstream outages,
- * backoff with jitter, an upstream call budget, LRU bound, and invalidation when an identity's credential changes.
+ * and the upstream budget (docs/security.md, "Upstream budget"): backoff with jitter after every failure (never
+ * sooner than Retry-After), failures remembered per entry so waiting callers get a fast, clear error instead of a
+ * new upstream call, a global rate and concurrency bound, one overall deadline per acquisition, an LRU bound, and
+ * invalidation when an identity's credential changes (the previous credential's tokens bridge a failing rotation).
  * Decisions come from the pure `token-cache.ts`; this module owns the state, the timers (through an injected
  * scheduler) and the promises. Clock, scheduler and random are injected so tests run on simulated time.
  */
 import type { LoadedIdentity } from '../identity/identity.ts';
 import type { CachedTokenInfo } from '../metrics.ts';
-import { SidecarError, UpstreamUnavailableError } from '../errors.ts';
+import { SidecarError, UpstreamRejectedError, UpstreamUnavailableError } from '../errors.ts';
 import type { IssuedToken, TokenSource, TokenSourceRequest } from './token-source.ts';
 import {
   DEFAULT_CACHE_POLICY,
+  ConcurrencyLimit,
   UpstreamRateGate,
   backoffDelayMs,
   decideLookup,
   isServableDuringOutage,
+  isUsableFreshToken,
   planRefreshAt,
   type CachePolicy,
 } from './token-cache.ts';
@@ -30,9 +35,19 @@ export const systemScheduler: Scheduler = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+export type EvictionReason = 'capacity' | 'idle' | 'rotation';
+/** Why a request was answered with an error without a new upstream call. */
+export type SuppressionReason = 'backoff' | 'saturated';
+
 export interface CacheMetrics {
   cacheLookup(result: 'hit' | 'miss'): void;
   cacheRefresh(identity: string, result: 'success' | 'failure'): void;
+  cacheEviction?(reason: EvictionReason): void;
+  upstreamSuppressed?(reason: SuppressionReason): void;
+  /** A token of the previous credential was served because the rotated-in one fails. */
+  supersededTokenServed?(identity: string): void;
+  /** Upstream issued a token that was already expired or inside the refresh margin (neither cached nor served). */
+  unusableToken?(identity: string): void;
 }
 
 export interface CacheLog {
@@ -49,6 +64,12 @@ export interface CachingTokenSourceOptions {
   readonly log?: CacheLog | undefined;
 }
 
+/** The last failure of an entry and until when it is answered from memory instead of a new upstream call. */
+interface RememberedFailure {
+  readonly error: unknown;
+  readonly untilMs: number;
+}
+
 interface Entry {
   readonly key: string;
   readonly resource: string;
@@ -62,6 +83,7 @@ interface Entry {
   nextAttemptMs: number;
   inflight: Promise<IssuedToken> | undefined;
   timer: unknown;
+  failure: RememberedFailure | undefined;
 }
 
 /**
@@ -73,12 +95,28 @@ function entryKey(identity: LoadedIdentity, resource: string): string {
   return [d.name, identity.credentialFingerprint, d.tenantId.toLowerCase(), d.clientId.toLowerCase(), resource].join('\u0000');
 }
 
-function supersededKey(identityName: string, resource: string): string {
-  return `${identityName}\u0000${resource}`;
+/** Tokens of a replaced credential are kept by identity, app and resource (never served to another app). */
+function supersededKey(identity: LoadedIdentity, resource: string): string {
+  const d = identity.descriptor;
+  return [d.name, d.tenantId.toLowerCase(), d.clientId.toLowerCase(), resource].join('\u0000');
 }
 
 function retryAfterOf(error: unknown): number | undefined {
   return error instanceof SidecarError ? error.retryAfterSeconds : undefined;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The error a caller sees for a failed or remembered acquisition. A 503 carries when the sidecar will ask upstream
+ * again (so an SDK's retry lands after it); a rejection (400) is the same error again: retrying cannot fix it.
+ */
+function withRetryAfter(error: unknown, retryAfterSeconds: number): unknown {
+  if (!(error instanceof UpstreamUnavailableError)) return error;
+  if (error.retryAfterSeconds === retryAfterSeconds) return error;
+  return new UpstreamUnavailableError(error.message, { cause: error.cause ?? error, retryAfterSeconds });
 }
 
 export class CachingTokenSource implements TokenSource {
@@ -90,6 +128,7 @@ export class CachingTokenSource implements TokenSource {
   readonly #metrics: CacheMetrics | undefined;
   readonly #log: CacheLog | undefined;
   readonly #gate: UpstreamRateGate;
+  readonly #concurrency: ConcurrencyLimit;
   /** Map order = recency (re-inserted on use), so the first key is the least recently used. */
   readonly #entries = new Map<string, Entry>();
   /**
@@ -108,6 +147,12 @@ export class CachingTokenSource implements TokenSource {
     this.#metrics = options.metrics;
     this.#log = options.log;
     this.#gate = new UpstreamRateGate(this.#policy.maxUpstreamPerSecond);
+    this.#concurrency = new ConcurrencyLimit(this.#policy.maxConcurrentUpstream);
+  }
+
+  /** Upstream calls in flight and queued for a slot (for the metrics' gauges). */
+  upstreamLoad(): { readonly inFlight: number; readonly queued: number } {
+    return { inFlight: this.#concurrency.active, queued: this.#concurrency.queued };
   }
 
   async getToken(request: TokenSourceRequest): Promise<IssuedToken> {
@@ -137,10 +182,13 @@ export class CachingTokenSource implements TokenSource {
       case 'fetch': {
         this.#metrics?.cacheLookup('miss');
         try {
-          return await this.#fetch(entry);
+          return await this.#fetchOrRemembered(entry, now);
         } catch (error) {
-          const fallback = error instanceof UpstreamUnavailableError ? this.#supersededToken(entry) : undefined;
-          if (fallback) return fallback;
+          const fallback = this.#supersededToken(entry);
+          if (fallback) {
+            this.#metrics?.supersededTokenServed?.(entry.identity.descriptor.name);
+            return fallback;
+          }
           throw error;
         }
       }
@@ -150,21 +198,23 @@ export class CachingTokenSource implements TokenSource {
   /**
    * Drops the cached tokens of an identity whose credential changed (all fingerprints except `keepFingerprint`),
    * so the next request is served with a token obtained through the new credential. Still-valid dropped tokens are
-   * kept aside and served only if Entra is unavailable when the new credential is first used.
+   * kept aside and served while the new credential fails (Entra unavailable, or rejecting the new credential: the
+   * old token was issued legitimately and stays valid at the resource whatever happens to its credential), with a
+   * metric and a log line saying so, until they reach the outage safety margin.
    */
   invalidateIdentity(identityName: string, keepFingerprint?: string): void {
     for (const entry of [...this.#entries.values()]) {
       if (entry.identity.descriptor.name !== identityName) continue;
       if (keepFingerprint !== undefined && entry.identity.credentialFingerprint === keepFingerprint) continue;
       if (isServableDuringOutage(this.#expiresOnMs(entry), this.#nowMs(), this.#policy)) {
-        this.#superseded.set(supersededKey(identityName, entry.resource), entry.token!);
+        this.#superseded.set(supersededKey(entry.identity, entry.resource), entry.token!);
         while (this.#superseded.size > this.#policy.maxEntries) {
           const oldest = this.#superseded.keys().next().value;
           if (oldest === undefined) break;
           this.#superseded.delete(oldest);
         }
       }
-      this.#evict(entry);
+      this.#evict(entry, 'rotation');
     }
   }
 
@@ -184,7 +234,7 @@ export class CachingTokenSource implements TokenSource {
   }
 
   #supersededToken(entry: Entry): IssuedToken | undefined {
-    const key = supersededKey(entry.identity.descriptor.name, entry.resource);
+    const key = supersededKey(entry.identity, entry.resource);
     const token = this.#superseded.get(key);
     if (token === undefined) return undefined;
     if (isServableDuringOutage(token.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return token;
@@ -203,21 +253,36 @@ export class CachingTokenSource implements TokenSource {
       this.#entries.delete(key);
       entry.identity = identity;
     } else {
-      entry = { key, resource, identity, token: undefined, obtainedAtMs: 0, lastUsedMs: now, consecutiveFailures: 0, nextAttemptMs: Number.POSITIVE_INFINITY, inflight: undefined, timer: undefined };
+      entry = {
+        key,
+        resource,
+        identity,
+        token: undefined,
+        obtainedAtMs: 0,
+        lastUsedMs: now,
+        consecutiveFailures: 0,
+        nextAttemptMs: Number.POSITIVE_INFINITY,
+        inflight: undefined,
+        timer: undefined,
+        failure: undefined,
+      };
     }
     entry.lastUsedMs = now;
     this.#entries.set(key, entry);
     while (this.#entries.size > this.#policy.maxEntries) {
       const oldest = this.#entries.values().next().value;
       if (oldest === undefined || oldest === entry) break;
-      this.#evict(oldest);
+      this.#evict(oldest, 'capacity');
     }
     return entry;
   }
 
-  #evict(entry: Entry): void {
+  #evict(entry: Entry, reason: EvictionReason): void {
     this.#cancelTimer(entry);
-    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    if (this.#entries.get(entry.key) === entry) {
+      this.#entries.delete(entry.key);
+      this.#metrics?.cacheEviction?.(reason);
+    }
     entry.token = undefined;
   }
 
@@ -236,32 +301,114 @@ export class CachingTokenSource implements TokenSource {
     }, Math.max(0, atMs - this.#nowMs()));
   }
 
-  /** Waits for an upstream slot; beyond `maxQueueMs` the request fails fast with 503 + Retry-After. */
-  async #awaitUpstreamSlot(): Promise<void> {
+  /**
+   * Waits for the rate budget; beyond `maxQueueMs` the request fails fast with 503 + Retry-After. The wait ends
+   * early when the acquisition's deadline passes.
+   */
+  async #awaitRateBudget(signal: AbortSignal): Promise<void> {
     const delay = this.#gate.reserve(this.#nowMs());
     if (delay === 0) return;
     if (delay > this.#policy.maxQueueMs) {
       this.#gate.release();
+      this.#metrics?.upstreamSuppressed?.('saturated');
       throw new UpstreamUnavailableError('Too many distinct token requests towards Entra ID at once; retry shortly', {
         retryAfterSeconds: Math.ceil(delay / 1000),
       });
     }
-    await new Promise<void>((resolve) => this.#scheduler.setTimeout(resolve, delay));
+    await this.#waitFor(delay, signal);
   }
 
-  /** Single flight: every caller for this entry shares one upstream call. */
+  #waitFor(delayMs: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#scheduler.clearTimeout(handle);
+        reject(signal.reason);
+      };
+      const handle = this.#scheduler.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, delayMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Takes one of the global upstream slots (queueing if all are busy); returns its idempotent release. */
+  async #acquireSlot(signal: AbortSignal): Promise<() => void> {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.#concurrency.release();
+    };
+    if (!this.#concurrency.tryAcquire()) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          this.#concurrency.withdraw(grant);
+          reject(signal.reason);
+        };
+        const grant = (): void => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#concurrency.enqueue(grant);
+      });
+    }
+    // A call abandoned at its deadline gives its slot back at once (the network client also drops the socket).
+    signal.addEventListener('abort', release, { once: true });
+    return release;
+  }
+
+  async #callUpstream(entry: Entry, signal: AbortSignal): Promise<IssuedToken> {
+    await this.#awaitRateBudget(signal);
+    const release = await this.#acquireSlot(signal);
+    try {
+      return await this.#inner.getToken({ identity: entry.identity, resource: entry.resource, signal });
+    } finally {
+      release();
+    }
+  }
+
+  /** An entry's remembered failure answers callers until its backoff ends; then a new attempt is made. */
+  #fetchOrRemembered(entry: Entry, now: number): Promise<IssuedToken> {
+    if (entry.inflight) return entry.inflight;
+    const failure = entry.failure;
+    if (failure !== undefined && now < failure.untilMs) {
+      this.#metrics?.upstreamSuppressed?.('backoff');
+      return Promise.reject(withRetryAfter(failure.error, Math.max(1, Math.ceil((failure.untilMs - now) / 1000))));
+    }
+    return this.#fetch(entry);
+  }
+
+  /**
+   * Single flight: every caller for this entry shares one upstream acquisition, bounded by one overall deadline
+   * (slot queueing, discovery, token call and body together) after which all of them get a 503 and the call is
+   * aborted.
+   */
   #fetch(entry: Entry): Promise<IssuedToken> {
     if (entry.inflight) return entry.inflight;
     const flight = (async () => {
+      const controller = new AbortController();
+      const deadlineMs = this.#policy.upstreamDeadlineMs;
+      let deadlineTimer: unknown;
+      const deadline = new Promise<never>((_resolve, reject) => {
+        deadlineTimer = this.#scheduler.setTimeout(() => {
+          const error = new UpstreamUnavailableError(
+            `Entra ID did not answer within ${deadlineMs / 1000} s for identity "${entry.identity.descriptor.name}" and no valid cached token exists; retry later`,
+          );
+          reject(error);
+          controller.abort(error);
+        }, deadlineMs);
+      });
       try {
-        await this.#awaitUpstreamSlot();
-        const token = await this.#inner.getToken({ identity: entry.identity, resource: entry.resource });
+        const token = await Promise.race([this.#callUpstream(entry, controller.signal), deadline]);
+        this.#checkUsable(entry, token);
         this.#store(entry, token);
         return token;
       } catch (error) {
-        this.#onFailure(entry, error);
-        throw error;
+        throw this.#onFailure(entry, error);
       } finally {
+        this.#scheduler.clearTimeout(deadlineTimer);
         entry.inflight = undefined;
       }
     })();
@@ -269,40 +416,76 @@ export class CachingTokenSource implements TokenSource {
     return flight;
   }
 
+  /** A token already expired or inside the refresh margin is neither cached nor served (it would loop). */
+  #checkUsable(entry: Entry, token: IssuedToken): void {
+    const now = this.#nowMs();
+    if (isUsableFreshToken(token.expiresOnSeconds * 1000, now, this.#policy)) return;
+    const name = entry.identity.descriptor.name;
+    this.#metrics?.unusableToken?.(name);
+    const remaining = Math.round(token.expiresOnSeconds - now / 1000);
+    throw new UpstreamUnavailableError(
+      `Entra ID issued a token for identity "${name}" that ${remaining <= 0 ? `expired ${-remaining} s ago` : `expires in ${remaining} s`}, ` +
+        `inside the ${this.#policy.minRemainingSeconds} s refresh margin; it is neither cached nor served. Check this machine's clock (NTP)`,
+    );
+  }
+
   #store(entry: Entry, token: IssuedToken): void {
     const now = this.#nowMs();
     entry.consecutiveFailures = 0;
+    entry.failure = undefined;
     // Evicted or invalidated while the call was in flight: hand the token to the waiting callers, cache nothing.
     if (this.#entries.get(entry.key) !== entry) return;
-    this.#superseded.delete(supersededKey(entry.identity.descriptor.name, entry.resource));
+    this.#superseded.delete(supersededKey(entry.identity, entry.resource));
     entry.token = token;
     entry.obtainedAtMs = now;
     this.#schedule(entry, planRefreshAt(now, token.expiresOnSeconds * 1000, this.#policy, this.#random), () => this.#onRefreshDue(entry));
   }
 
-  #onFailure(entry: Entry, error: unknown): void {
+  /**
+   * Records a failed acquisition: backoff (never sooner than Retry-After) before the entry asks upstream again, the
+   * error remembered for callers until then; a servable cached token keeps being served and is retried in the
+   * background. Returns the error the waiting callers get.
+   */
+  #onFailure(entry: Entry, error: unknown): unknown {
     entry.consecutiveFailures += 1;
-    if (this.#entries.get(entry.key) !== entry) return;
     const now = this.#nowMs();
-    if (!isServableDuringOutage(this.#expiresOnMs(entry), now, this.#policy)) {
-      // Nothing worth keeping: the next request fetches in the foreground and sees the error itself.
-      this.#cancelTimer(entry);
-      entry.nextAttemptMs = Number.POSITIVE_INFINITY;
-      entry.token = undefined;
-      return;
-    }
     const delay = backoffDelayMs(entry.consecutiveFailures, this.#policy, this.#random, retryAfterOf(error));
+    const answer = withRetryAfter(error, Math.max(1, Math.ceil(delay / 1000)));
+    entry.failure = { error: answer, untilMs: now + delay };
+    if (this.#entries.get(entry.key) !== entry) return answer;
+    const name = entry.identity.descriptor.name;
+    if (!isServableDuringOutage(this.#expiresOnMs(entry), now, this.#policy)) {
+      // Nothing worth refreshing: the next request after the backoff asks upstream in the foreground.
+      this.#cancelTimer(entry);
+      entry.nextAttemptMs = now + delay;
+      entry.token = undefined;
+      const bridge = this.#supersededToken(entry);
+      if (bridge !== undefined) {
+        this.#log?.warn(
+          {
+            identity: name,
+            rejected: error instanceof UpstreamRejectedError,
+            previousTokenExpiresOn: new Date(bridge.expiresOnSeconds * 1000).toISOString(),
+            retryInMs: delay,
+            error: messageOf(error),
+          },
+          'the new credential of this identity fails; serving tokens obtained with the previous credential until they near expiry',
+        );
+      }
+      return answer;
+    }
     this.#log?.warn(
-      { identity: entry.identity.descriptor.name, attempt: entry.consecutiveFailures, retryInMs: delay, error: error instanceof Error ? error.message : String(error) },
+      { identity: name, attempt: entry.consecutiveFailures, retryInMs: delay, error: messageOf(error) },
       'token refresh failed; serving the cached token and retrying',
     );
     this.#schedule(entry, now + delay, () => this.#onRefreshDue(entry));
+    return answer;
   }
 
   #onRefreshDue(entry: Entry): void {
     if (this.#entries.get(entry.key) !== entry) return;
     if (this.#nowMs() - entry.lastUsedMs > this.#policy.idleEvictSeconds * 1000) {
-      this.#evict(entry);
+      this.#evict(entry, 'idle');
       return;
     }
     this.#refreshInBackground(entry);

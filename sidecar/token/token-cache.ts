@@ -42,6 +42,14 @@ export interface CachePolicy {
   readonly maxEntries: number;
   /** An entry not requested for this long is dropped at its next refresh instead of being refreshed. */
   readonly idleEvictSeconds: number;
+  /** Most upstream calls in flight at once, all identities together; further calls queue (within the deadline). */
+  readonly maxConcurrentUpstream: number;
+  /**
+   * One overall deadline per upstream acquisition: queueing for a slot, discovery, the token call and its whole body.
+   * Every caller waiting on that acquisition is answered by then. Below the HTTP server's 15 s request timeout
+   * (sidecar/config.ts), so a caller always gets the sidecar's own clear 503 rather than a cut connection.
+   */
+  readonly upstreamDeadlineMs: number;
 }
 
 export const DEFAULT_CACHE_POLICY: CachePolicy = {
@@ -57,6 +65,8 @@ export const DEFAULT_CACHE_POLICY: CachePolicy = {
   maxQueueMs: 5_000,
   maxEntries: 1_000,
   idleEvictSeconds: 24 * 3600,
+  maxConcurrentUpstream: 8,
+  upstreamDeadlineMs: 10_000,
 };
 
 /** What the core needs to know about one cache entry. Times in ms. */
@@ -86,6 +96,15 @@ export function decideLookup(entry: EntryView | undefined, nowMs: number, policy
 /** Is a cached token still good enough to hand out when upstream just failed? */
 export function isServableDuringOutage(expiresOnMs: number | undefined, nowMs: number, policy: CachePolicy): boolean {
   return expiresOnMs !== undefined && expiresOnMs - nowMs > policy.safetyMarginSeconds * 1000;
+}
+
+/**
+ * May a token just received from upstream be cached and served? Not when it is already expired or expires within
+ * the {@link CachePolicy.minRemainingSeconds} floor: the apps' SDKs treat such a token as expired and come straight
+ * back, and refreshing it would loop. Usually the sign of a clock far off on this machine.
+ */
+export function isUsableFreshToken(expiresOnMs: number, nowMs: number, policy: CachePolicy): boolean {
+  return expiresOnMs - nowMs > policy.minRemainingSeconds * 1000;
 }
 
 /**
@@ -138,5 +157,53 @@ export class UpstreamRateGate {
   /** Gives a booked slot back (the caller did not use it). */
   release(): void {
     this.#theoreticalArrivalMs -= this.#intervalMs;
+  }
+}
+
+/**
+ * Global bound on concurrent upstream calls: `tryAcquire()` takes a slot when one is free; otherwise the caller
+ * queues with `enqueue(grant)` and is granted a slot, first come first served, by a later `release()`. No timers:
+ * the caller owns its deadline and withdraws with `withdraw(grant)`.
+ */
+export class ConcurrencyLimit {
+  readonly #max: number;
+  #active = 0;
+  readonly #waiting = new Set<() => void>();
+
+  constructor(max: number) {
+    this.#max = Math.max(1, Math.floor(max));
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get queued(): number {
+    return this.#waiting.size;
+  }
+
+  tryAcquire(): boolean {
+    if (this.#active >= this.#max) return false;
+    this.#active += 1;
+    return true;
+  }
+
+  enqueue(grant: () => void): void {
+    this.#waiting.add(grant);
+  }
+
+  withdraw(grant: () => void): void {
+    this.#waiting.delete(grant);
+  }
+
+  /** Frees a slot, handing it straight to the longest waiter if there is one. */
+  release(): void {
+    const next = this.#waiting.values().next();
+    if (next.done) {
+      this.#active = Math.max(0, this.#active - 1);
+      return;
+    }
+    this.#waiting.delete(next.value);
+    next.value();
   }
 }

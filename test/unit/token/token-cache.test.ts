@@ -132,6 +132,11 @@ interface Harness {
   cache: CachingTokenSource;
   lookups: string[];
   refreshes: string[];
+  evictions: string[];
+  suppressed: string[];
+  superseded: string[];
+  unusable: string[];
+  warnings: Array<{ fields: Record<string, unknown>; message: string }>;
 }
 
 function harness(policy: Partial<CachePolicy> = {}, random = 0): Harness {
@@ -139,15 +144,28 @@ function harness(policy: Partial<CachePolicy> = {}, random = 0): Harness {
   const upstream = new FakeUpstream(time);
   const lookups: string[] = [];
   const refreshes: string[] = [];
+  const evictions: string[] = [];
+  const suppressed: string[] = [];
+  const superseded: string[] = [];
+  const unusable: string[] = [];
+  const warnings: Harness['warnings'] = [];
   const cache = new CachingTokenSource({
     inner: upstream,
     nowMs: time.nowMs,
     scheduler: time.scheduler,
     random: () => random,
     policy,
-    metrics: { cacheLookup: (r) => lookups.push(r), cacheRefresh: (_i, r) => refreshes.push(r) },
+    metrics: {
+      cacheLookup: (r) => lookups.push(r),
+      cacheRefresh: (_i, r) => refreshes.push(r),
+      cacheEviction: (r) => evictions.push(r),
+      upstreamSuppressed: (r) => suppressed.push(r),
+      supersededTokenServed: (i) => superseded.push(i),
+      unusableToken: (i) => unusable.push(i),
+    },
+    log: { warn: (fields, message) => warnings.push({ fields, message }) },
   });
-  return { time, upstream, cache, lookups, refreshes };
+  return { time, upstream, cache, lookups, refreshes, evictions, suppressed, superseded, unusable, warnings };
 }
 
 const RESOURCE = 'https://management.azure.com/';
@@ -166,7 +184,7 @@ describe('CachingTokenSource', () => {
     assert.equal(h.lookups.filter((l) => l === 'miss').length, 500);
   });
 
-  it('a failed cold call is shared too, and the next request tries again', async () => {
+  it('a failed cold call is shared too; it is remembered during the backoff, then the next request tries again', async () => {
     const h = harness();
     h.upstream.hold = true;
     h.upstream.failure = new UpstreamRejectedError({ oauthError: 'invalid_client', aadsts: 'AADSTS7000215', hint: 'wrong secret' });
@@ -178,6 +196,11 @@ describe('CachingTokenSource', () => {
     assert.equal(h.upstream.calls.length, 1);
     h.upstream.failure = undefined;
     h.upstream.hold = false;
+    // Within the backoff (random 0: half of the initial 1 s) the same clear error comes back without an upstream call.
+    await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }), UpstreamRejectedError);
+    assert.equal(h.upstream.calls.length, 1);
+    assert.deepEqual(h.suppressed, ['backoff']);
+    await h.time.advance(P.backoffInitialMs);
     await h.cache.getToken({ identity: identity(), resource: RESOURCE });
     assert.equal(h.upstream.calls.length, 2);
   });
@@ -246,17 +269,48 @@ describe('CachingTokenSource', () => {
 
   it('waits for a fresh token instead of handing out one with < 5 minutes left', async () => {
     const h = harness();
-    h.upstream.lifetimeSeconds = 240; // Shorter than the floor: every token is "almost expired" from the start.
+    h.upstream.lifetimeSeconds = 600;
     const first = await h.cache.getToken({ identity: identity(), resource: RESOURCE });
-    await h.time.advance(10_000);
+    h.cache.close(); // no background refresh: the request itself meets the token at 4 minutes left
+    await h.time.advance(6 * MIN);
     const second = await h.cache.getToken({ identity: identity(), resource: RESOURCE });
     assert.notEqual(second.accessToken, first.accessToken);
     assert.equal(h.upstream.calls.length, 2);
     // ...but when upstream fails, the cached token (outside the safety margin) is better than an error.
     h.upstream.failure = new UpstreamUnavailableError('down');
-    await h.time.advance(10_000);
+    await h.time.advance(7 * MIN);
     assert.equal((await h.cache.getToken({ identity: identity(), resource: RESOURCE })).accessToken, second.accessToken);
   });
+
+  // Table: tokens upstream hands out already expired or inside the 5-minute refresh margin (a clock far off).
+  for (const tc of [
+    { name: 'already expired', lifetimeSeconds: -30 },
+    { name: 'expiring now', lifetimeSeconds: 0 },
+    { name: 'inside the refresh margin', lifetimeSeconds: 240 },
+  ]) {
+    it(`a token ${tc.name} is neither cached nor served, and starts no refresh loop`, async () => {
+      const h = harness();
+      h.upstream.lifetimeSeconds = tc.lifetimeSeconds;
+      await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }), (e: unknown) => {
+        assert.ok(e instanceof UpstreamUnavailableError);
+        assert.match(e.message, /refresh margin.*clock/);
+        assert.ok((e.retryAfterSeconds ?? 0) >= 1);
+        return true;
+      });
+      assert.equal(h.cache.entries().length, 0, 'nothing cached');
+      assert.deepEqual(h.unusable, ['app']);
+      // No traffic for ten minutes: no further upstream call at all.
+      await h.time.advance(10 * MIN);
+      assert.equal(h.upstream.calls.length, 1);
+      assert.equal(h.time.pendingTimers, 0);
+      // Traffic every 100 ms for a minute: calls follow the backoff (0.5, 1, 2, 4, 8, 16, 32 s), not the traffic.
+      for (let i = 0; i < 600; i++) {
+        await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }), UpstreamUnavailableError);
+        await h.time.advance(100);
+      }
+      assert.ok(h.upstream.calls.length <= 8, `${h.upstream.calls.length} upstream calls in a minute`);
+    });
+  }
 
   it('honours Retry-After before retrying a throttled refresh', async () => {
     const h = harness();
@@ -320,14 +374,31 @@ describe('CachingTokenSource', () => {
     h.cache.invalidateIdentity('a');
     const during = await h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE });
     assert.equal(during.accessToken, before.accessToken);
-    // Entra back: the new credential's token replaces the bridge.
+    // Entra back (after the entry's backoff): the new credential's token replaces the bridge.
     h.upstream.failure = undefined;
+    await h.time.advance(P.backoffInitialMs);
     const after = await h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE });
     assert.equal(after.accessToken, `token-${h.upstream.calls.length}-fp2`);
-    // A rejection of the new credential is never hidden behind the old token.
+  });
+
+  it('a rotated-in credential that Entra rejects: the previous credential\'s valid tokens keep serving, with a metric and a log line', async () => {
+    const h = harness();
+    const before = await h.cache.getToken({ identity: identity('a', 'fp1'), resource: RESOURCE });
     h.cache.invalidateIdentity('a');
     h.upstream.failure = new UpstreamRejectedError({ oauthError: 'invalid_client', aadsts: 'AADSTS7000215', hint: 'wrong secret' });
-    await assert.rejects(h.cache.getToken({ identity: identity('a', 'fp3'), resource: RESOURCE }), UpstreamRejectedError);
+    for (let i = 0; i < 50; i++) {
+      assert.equal((await h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE })).accessToken, before.accessToken);
+      await h.time.advance(1000);
+    }
+    assert.equal(h.superseded.length, 50);
+    assert.ok(h.upstream.calls.length <= 1 + 7, 'the failing credential is retried on the backoff, not per request');
+    assert.ok(h.warnings.some((w) => /new credential of this identity fails/.test(w.message) && w.fields.rejected === true));
+    // Another app under the same identity name never gets those tokens.
+    const moved: LoadedIdentity = { ...identity('a', 'fp3'), descriptor: { ...identity('a').descriptor, clientId: 'client-other' } };
+    await assert.rejects(h.cache.getToken({ identity: moved, resource: RESOURCE }), UpstreamRejectedError);
+    // Once the old token reaches the safety margin, the rejection surfaces.
+    await h.time.advance(60 * MIN);
+    await assert.rejects(h.cache.getToken({ identity: identity('a', 'fp2'), resource: RESOURCE }), UpstreamRejectedError);
   });
 
   it('never serves a token issued to another app, even with the same name and credential', async () => {
@@ -346,6 +417,23 @@ describe('CachingTokenSource', () => {
     await h.cache.getToken({ identity: identity(), resource: 'https://a/' });
     await h.cache.getToken({ identity: identity(), resource: 'https://d/' });
     assert.deepEqual(h.cache.entries().map((e) => e.resource).sort(), ['https://a/', 'https://c/', 'https://d/']);
+    assert.deepEqual(h.evictions, ['capacity']);
+  });
+
+  it('40 000 distinct resources keep at most maxEntries entries and timers; every eviction is counted', async () => {
+    const h = harness({ maxUpstreamPerSecond: 1e9 });
+    for (let i = 0; i < 40_000; i++) await h.cache.getToken({ identity: identity(), resource: `https://r${i}.example/` });
+    assert.equal(h.cache.entries().length, P.maxEntries);
+    assert.equal(h.time.pendingTimers, P.maxEntries);
+    assert.equal(h.evictions.length, 40_000 - P.maxEntries);
+  });
+
+  it('failing cold resources are bounded too (remembered failures live in the same LRU)', async () => {
+    const h = harness({ maxUpstreamPerSecond: 1e9, maxEntries: 100 });
+    h.upstream.failure = new UpstreamUnavailableError('down');
+    for (let i = 0; i < 5_000; i++) await h.cache.getToken({ identity: identity(), resource: `https://r${i}.example/` }).catch(() => undefined);
+    assert.equal(h.evictions.length, 4_900);
+    assert.equal(h.time.pendingTimers, 0);
   });
 
   it('stops refreshing entries nobody asked for in a day', async () => {
@@ -364,5 +452,105 @@ describe('CachingTokenSource', () => {
     assert.equal(h.time.pendingTimers, 0);
     await h.time.advance(2 * 3600_000);
     assert.equal(h.upstream.calls.length, 1);
+  });
+});
+
+describe('CachingTokenSource: upstream budget', () => {
+  for (const tc of [
+    { name: '429 with Retry-After 30', failure: () => new UpstreamUnavailableError('throttled', { retryAfterSeconds: 30 }), maxCalls: 1, minRetryAfter: 1 },
+    { name: '500 without Retry-After', failure: () => new UpstreamUnavailableError('server error'), maxCalls: 4, minRetryAfter: 1 },
+    { name: 'network error', failure: () => new UpstreamUnavailableError('unreachable'), maxCalls: 4, minRetryAfter: 1 },
+  ]) {
+    it(`${tc.name}: 1000 requests in 10 s cause at most ${tc.maxCalls} upstream call(s), each caller answered at once with Retry-After`, async () => {
+      const h = harness({}, 0.5);
+      h.upstream.failure = tc.failure();
+      for (let i = 0; i < 1000; i++) {
+        await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }), (e: unknown) => {
+          assert.ok(e instanceof UpstreamUnavailableError);
+          assert.ok((e.retryAfterSeconds ?? 0) >= tc.minRetryAfter, `Retry-After ${e.retryAfterSeconds}`);
+          return true;
+        });
+        await h.time.advance(10);
+      }
+      assert.ok(h.upstream.calls.length <= tc.maxCalls, `${h.upstream.calls.length} upstream calls`);
+      assert.ok(h.suppressed.filter((r) => r === 'backoff').length >= 1000 - tc.maxCalls);
+    });
+  }
+
+  it('obeys Retry-After for a cold resource: no call before it, one after it', async () => {
+    const h = harness();
+    h.upstream.failure = new UpstreamUnavailableError('throttled', { retryAfterSeconds: 30 });
+    await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }));
+    await h.time.advance(29_000);
+    await assert.rejects(h.cache.getToken({ identity: identity(), resource: RESOURCE }), (e: unknown) => (e as UpstreamUnavailableError).retryAfterSeconds === 1);
+    assert.equal(h.upstream.calls.length, 1);
+    h.upstream.failure = undefined;
+    await h.time.advance(1_000);
+    await h.cache.getToken({ identity: identity(), resource: RESOURCE });
+    assert.equal(h.upstream.calls.length, 2);
+  });
+
+  it('backs off exponentially with jitter, capped, and forgets the failures after a success', async () => {
+    const h = harness({}, 0.999);
+    h.upstream.failure = new UpstreamUnavailableError('server error');
+    const callTimes: number[] = [];
+    for (let t = 0; t < 10 * MIN; t += 100) {
+      const before = h.upstream.calls.length;
+      await h.cache.getToken({ identity: identity(), resource: RESOURCE }).catch(() => undefined);
+      if (h.upstream.calls.length > before) callTimes.push(h.time.nowMs());
+      await h.time.advance(100);
+    }
+    const gaps = callTimes.slice(1).map((t, i) => t - callTimes[i]!);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= gaps[i - 1]! || gaps[i]! >= P.backoffMaxMs / 2, `gaps ${gaps.join(',')}`);
+    assert.ok(gaps.every((g) => g <= P.backoffMaxMs + 100), `gaps ${gaps.join(',')}`);
+    assert.ok(callTimes.length <= 20, `${callTimes.length} calls in 10 minutes`);
+    h.upstream.failure = undefined;
+    await h.time.advance(P.backoffMaxMs);
+    await h.cache.getToken({ identity: identity(), resource: RESOURCE });
+    assert.equal((await h.cache.getToken({ identity: identity(), resource: RESOURCE })).accessToken, `token-${h.upstream.calls.length}-fp1`);
+  });
+
+  it('one overall deadline per acquisition: every waiting caller gets a 503 when it passes and the call is aborted', async () => {
+    const h = harness({ upstreamDeadlineMs: 10_000 });
+    h.upstream.hold = true;
+    const outcomes: string[] = [];
+    const pending = Array.from({ length: 50 }, () =>
+      h.cache.getToken({ identity: identity(), resource: RESOURCE }).then(
+        () => outcomes.push('token'),
+        (e: unknown) => outcomes.push(e instanceof UpstreamUnavailableError && /did not answer within 10 s/.test(e.message) ? 'deadline' : String(e)),
+      ),
+    );
+    await h.time.advance(9_999);
+    assert.equal(outcomes.length, 0);
+    await h.time.advance(1);
+    await Promise.all(pending);
+    assert.deepEqual(new Set(outcomes), new Set(['deadline']));
+    assert.equal(h.upstream.calls.length, 1);
+    assert.equal(h.upstream.calls[0]!.signal?.aborted, true, 'the network call was told to stop');
+    assert.deepEqual(h.cache.upstreamLoad(), { inFlight: 0, queued: 0 }, 'the abandoned call gave its slot back');
+  });
+
+  it('bounds concurrent upstream calls globally; queued calls are within the same deadline', async () => {
+    const h = harness({ maxConcurrentUpstream: 2, upstreamDeadlineMs: 10_000 });
+    h.upstream.hold = true;
+    const results = Array.from({ length: 5 }, (_, i) => h.cache.getToken({ identity: identity(), resource: `https://r${i}.example/` }).then(() => 'token', () => 'error'));
+    await settle();
+    assert.equal(h.upstream.calls.length, 2);
+    assert.deepEqual(h.cache.upstreamLoad(), { inFlight: 2, queued: 3 });
+    h.upstream.release();
+    await settle();
+    assert.equal(h.upstream.calls.length, 4);
+    h.upstream.hold = false;
+    h.upstream.release();
+    await settle();
+    assert.equal(h.upstream.calls.length, 5);
+    assert.deepEqual(await Promise.all(results), ['token', 'token', 'token', 'token', 'token']);
+    // A call that waits for a slot longer than the deadline is answered at the deadline.
+    h.upstream.hold = true;
+    const stuck = Promise.allSettled([0, 1].map((i) => h.cache.getToken({ identity: identity(), resource: `https://s${i}.example/` })));
+    const queued = h.cache.getToken({ identity: identity(), resource: 'https://queued.example/' }).then(() => 'token', (e: unknown) => String(e));
+    await h.time.advance(10_000);
+    assert.match(await queued, /did not answer within 10 s/);
+    await stuck;
   });
 });
