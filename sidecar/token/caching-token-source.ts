@@ -66,7 +66,7 @@ export interface CachingTokenSourceOptions {
 
 /** The last failure of an entry and until when it is answered from memory instead of a new upstream call. */
 interface RememberedFailure {
-  readonly error: unknown;
+  readonly error: Error;
   readonly untilMs: number;
 }
 
@@ -105,6 +105,10 @@ function retryAfterOf(error: unknown): number | undefined {
   return error instanceof SidecarError ? error.retryAfterSeconds : undefined;
 }
 
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -113,8 +117,8 @@ function messageOf(error: unknown): string {
  * The error a caller sees for a failed or remembered acquisition. A 503 carries when the sidecar will ask upstream
  * again (so an SDK's retry lands after it); a rejection (400) is the same error again: retrying cannot fix it.
  */
-function withRetryAfter(error: unknown, retryAfterSeconds: number): unknown {
-  if (!(error instanceof UpstreamUnavailableError)) return error;
+function withRetryAfter(error: unknown, retryAfterSeconds: number): Error {
+  if (!(error instanceof UpstreamUnavailableError)) return error instanceof Error ? error : new Error(String(error));
   if (error.retryAfterSeconds === retryAfterSeconds) return error;
   return new UpstreamUnavailableError(error.message, { cause: error.cause ?? error, retryAfterSeconds });
 }
@@ -322,7 +326,7 @@ export class CachingTokenSource implements TokenSource {
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         this.#scheduler.clearTimeout(handle);
-        reject(signal.reason);
+        reject(abortReason(signal));
       };
       const handle = this.#scheduler.setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
@@ -344,7 +348,7 @@ export class CachingTokenSource implements TokenSource {
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => {
           this.#concurrency.withdraw(grant);
-          reject(signal.reason);
+          reject(abortReason(signal));
         };
         const grant = (): void => {
           signal.removeEventListener('abort', onAbort);
@@ -446,7 +450,7 @@ export class CachingTokenSource implements TokenSource {
    * error remembered for callers until then; a servable cached token keeps being served and is retried in the
    * background. Returns the error the waiting callers get.
    */
-  #onFailure(entry: Entry, error: unknown): unknown {
+  #onFailure(entry: Entry, error: unknown): Error {
     entry.consecutiveFailures += 1;
     const now = this.#nowMs();
     const delay = backoffDelayMs(entry.consecutiveFailures, this.#policy, this.#random, retryAfterOf(error));

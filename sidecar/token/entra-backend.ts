@@ -46,7 +46,7 @@ export function createEntraBackend(options: EntraBackendOptions): EntraBackend {
     readFile: options.readFile,
     nowMs: options.nowMs,
     onUpstream: metrics ? (identity, outcome, seconds) => metrics.upstreamRequest(identity, outcome, seconds) : undefined,
-    log: options.log ? (level, message) => options.log?.warn({ source: 'msal', level }, message) : undefined,
+    log: options.log ? (_level, fields, message) => options.log?.warn(fields, message) : undefined,
   });
   const cache = new CachingTokenSource({
     inner: entra,

@@ -24,6 +24,8 @@ export interface UpstreamObservation {
   http?: { readonly status: number; readonly retryAfterSeconds: number | undefined; readonly body: EntraErrorBody | undefined } | undefined;
   /** Last transport failure (ECONNRESET, ECONNREFUSED, timeout, TLS). */
   transport?: { readonly code: string } | undefined;
+  /** The acquisition's abort signal (its overall deadline), read by the network client; not an observation. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface UpstreamFailureContext {

@@ -18,6 +18,7 @@ import { mapUpstreamFailure, type UpstreamObservation } from './entra-errors.ts'
 import { createHttpsNetworkClient, observations, observingNetworkClient } from './network-client.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
 import { decodeJwt } from 'jose';
+import { msalLogLine, type MsalLogLine } from './msal-log.ts';
 
 /** msal applications kept (one per identity and credential version); more identities than this is unusual. */
 const MAX_APPLICATIONS = 256;
@@ -34,7 +35,7 @@ export interface EntraTokenSourceOptions {
   /** Upstream metrics (`metrics.upstreamRequest`). */
   readonly onUpstream?: ((identity: string, outcome: UpstreamOutcome, durationSeconds: number) => void) | undefined;
   /** msal's own diagnostics (warnings and errors only; msal never logs PII with piiLoggingEnabled false). */
-  readonly log?: ((level: 'warn' | 'error', message: string) => void) | undefined;
+  readonly log?: ((level: 'warn' | 'error', fields: MsalLogLine['fields'], message: string) => void) | undefined;
 }
 
 /**
@@ -102,7 +103,9 @@ export class EntraTokenSource implements TokenSource {
           piiLoggingEnabled: false,
           logLevel: LogLevel.Warning,
           loggerCallback: (level, message) => {
-            if (log && level <= LogLevel.Warning) log(level === LogLevel.Error ? 'error' : 'warn', message);
+            if (!log || level > LogLevel.Warning) return;
+            const line = msalLogLine(level === LogLevel.Error ? 'error' : 'warning', message);
+            if (line) log(level === LogLevel.Error ? 'error' : 'warn', line.fields, line.message);
           },
         },
       },
@@ -120,7 +123,7 @@ export class EntraTokenSource implements TokenSource {
     const { identity, resource } = request;
     const descriptor = identity.descriptor;
     const started = this.#options.nowMs();
-    const observation: UpstreamObservation = {};
+    const observation: UpstreamObservation = { signal: request.signal };
     let app: ConfidentialClientApplication | undefined;
     let result: AuthenticationResult | null;
     try {

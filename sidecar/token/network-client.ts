@@ -12,7 +12,12 @@ import { request, type Agent } from 'node:https';
 import { AuthError, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
 import type { EntraErrorBody, UpstreamObservation } from './entra-errors.ts';
 
-/** Default per-request timeout: Entra answers in well under a second; 10 s leaves room for a slow TLS handshake. */
+/**
+ * Default per-request deadline, for the whole exchange (connect, TLS, request, the complete response body): Entra
+ * answers in well under a second; 10 s leaves room for a slow TLS handshake. A socket idle timeout alone would let a
+ * response that drips one byte a second hold the call for minutes. The token cache adds one deadline over the whole
+ * acquisition (`upstreamDeadlineMs`) and aborts the request through the acquisition's signal.
+ */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 10_000;
 /** Entra's answers are a few KiB; anything much larger is not Entra. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -57,11 +62,14 @@ function transportCodeOf(error: unknown): string {
 export function createHttpsNetworkClient(options: HttpsNetworkClientOptions = {}): INetworkModule {
   const timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const send = <T>(url: string, method: 'GET' | 'POST', requestOptions: NetworkRequestOptions | undefined, timeout?: number): Promise<NetworkResponse<T>> =>
-    new Promise((resolve, reject) => {
+    new Promise<NetworkResponse<T>>((resolve, reject) => {
       const headers: Record<string, string> = { ...(requestOptions?.headers ?? {}) };
       const body = method === 'POST' ? (requestOptions?.body ?? '') : undefined;
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-      const req = request(url, { method, headers, agent: options.agent, ca: options.ca, timeout: timeout ?? timeoutMs }, (res) => {
+      const limitMs = Math.min(timeout ?? timeoutMs, timeoutMs);
+      // The acquisition's signal (set by the token cache's deadline) ends the request wherever it is.
+      const signal = observations.getStore()?.signal;
+      const req = request(url, { method, headers, agent: options.agent, ca: options.ca, timeout: limitMs, signal }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -71,6 +79,7 @@ export function createHttpsNetworkClient(options: HttpsNetworkClientOptions = {}
         });
         res.on('error', reject);
         res.on('end', () => {
+          clearTimeout(deadline);
           const text = Buffer.concat(chunks).toString('utf8');
           let parsed: unknown;
           try {
@@ -85,8 +94,14 @@ export function createHttpsNetworkClient(options: HttpsNetworkClientOptions = {}
           resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: parsed as T });
         });
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+      const timedOut = (): void => {
+        req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' }));
+      };
+      // Overall deadline, body included (the socket `timeout` above only catches silence).
+      const deadline = setTimeout(timedOut, limitMs);
+      req.on('timeout', timedOut);
       req.on('error', reject);
+      req.on('close', () => clearTimeout(deadline));
       req.end(body);
     });
   return {

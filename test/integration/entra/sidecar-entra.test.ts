@@ -247,6 +247,13 @@ describe('entra mode against the test authority', () => {
     assert.match(sidecar.logs(), /cert-app.*tls\.crt is not a PEM certificate/);
   });
 
+  it('writes JSON log lines with one `level` key and no msal WARN line per upstream call', async () => {
+    const lines = sidecar.logs().split('\n').filter((l) => l.startsWith('{'));
+    assert.ok(lines.length > 0);
+    for (const line of lines) assert.equal(line.match(/"level":/g)?.length, 1, line);
+    assert.ok(!lines.some((l) => /No client info in response/.test(l)), 'msal\'s per-call client_info warning is dropped');
+  });
+
   it('never logs a secret, a key or a token', async () => {
     const logs = sidecar.logs();
     assert.ok(!/PRIVATE KEY-----(\\n|\s)*MI/.test(logs), 'no PEM key material in the logs');
