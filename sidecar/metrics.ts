@@ -26,6 +26,12 @@ export const UPSTREAM_OUTCOMES = [
 export type UpstreamOutcome = (typeof UPSTREAM_OUTCOMES)[number];
 
 export const CACHE_RESULTS = ['hit', 'miss'] as const;
+/** Why a token cache entry was dropped (`mi_anywhere_token_cache_evictions_total`). */
+export const EVICTION_REASONS = ['capacity', 'idle', 'rotation'] as const;
+export type EvictionReason = (typeof EVICTION_REASONS)[number];
+/** Why a request got an error without an upstream call (`mi_anywhere_upstream_suppressed_total`). */
+export const SUPPRESSION_REASONS = ['backoff', 'saturated'] as const;
+export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /**
  * Values of the `code` label of `mi_anywhere_token_requests_total`: {@link TOKEN_CODE_OK} when a token was
@@ -114,6 +120,7 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
   };
 
   let cachedTokens: () => readonly CachedTokenInfo[] = () => [];
+  let upstreamLoad: () => { readonly inFlight: number; readonly queued: number } = () => ({ inFlight: 0, queued: 0 });
 
   const buildInfo = new Gauge({
     name: 'mi_anywhere_build_info',
@@ -188,6 +195,46 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
       }
     },
   });
+  const cacheEvictions = new Counter({
+    name: 'mi_anywhere_token_cache_evictions_total',
+    help: 'Cache entries dropped, by reason: capacity (LRU bound reached), idle (not requested for a day), rotation (credential changed).',
+    labelNames: ['reason'] as const,
+    registers: [register],
+  });
+  const upstreamSuppressed = new Counter({
+    name: 'mi_anywhere_upstream_suppressed_total',
+    help: 'Token requests answered with an error without calling Entra ID: backoff (a recent failure is remembered until its retry time) or saturated (the upstream call budget is exhausted).',
+    labelNames: ['reason'] as const,
+    registers: [register],
+  });
+  const supersededServed = new Counter({
+    name: 'mi_anywhere_token_cache_superseded_served_total',
+    help: 'Tokens obtained with a replaced credential served because the rotated-in credential fails, by identity.',
+    labelNames: ['identity'] as const,
+    registers: [register],
+  });
+  const unusableTokens = new Counter({
+    name: 'mi_anywhere_upstream_unusable_tokens_total',
+    help: 'Tokens from Entra ID refused because they were already expired or inside the refresh margin (clock skew), by identity.',
+    labelNames: ['identity'] as const,
+    registers: [register],
+  });
+  new Gauge({
+    name: 'mi_anywhere_upstream_in_flight',
+    help: 'Upstream token acquisitions in progress (bounded by the global concurrency limit).',
+    registers: [register],
+    collect() {
+      this.set(upstreamLoad().inFlight);
+    },
+  });
+  new Gauge({
+    name: 'mi_anywhere_upstream_queued',
+    help: 'Upstream token acquisitions waiting for a free slot of the global concurrency limit.',
+    registers: [register],
+    collect() {
+      this.set(upstreamLoad().queued);
+    },
+  });
   const credentialExpiry = new Gauge({
     name: 'mi_anywhere_credential_expiry_timestamp_seconds',
     help: 'When an identity\'s credential expires (certificate notAfter, or client-secret expiry when known), unix seconds.',
@@ -213,6 +260,8 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
   });
 
   for (const result of CACHE_RESULTS) cacheLookups.inc({ result }, 0);
+  for (const reason of EVICTION_REASONS) cacheEvictions.inc({ reason }, 0);
+  for (const reason of SUPPRESSION_REASONS) upstreamSuppressed.inc({ reason }, 0);
   for (const dialect of DIALECTS) rateLimited.inc({ dialect }, 0);
 
   /**
@@ -228,6 +277,8 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
       identityLoads.inc({ identity, result }, 0);
       cacheRefreshes.inc({ identity, result }, 0);
     }
+    supersededServed.inc({ identity }, 0);
+    unusableTokens.inc({ identity }, 0);
     for (const outcome of UPSTREAM_OUTCOMES) upstreamRequests.inc({ identity, outcome }, 0);
   };
 
@@ -248,6 +299,24 @@ export function createSidecarMetrics(options: SidecarMetricsOptions) {
       precreateIdentitySeries(identity);
       upstreamRequests.inc({ identity, outcome });
       upstreamDuration.observe({ identity, outcome }, durationSeconds);
+    },
+    /** Registers the callback that reports upstream calls in flight and queued (for the upstream gauges). */
+    observeUpstream(load: () => { readonly inFlight: number; readonly queued: number }): void {
+      upstreamLoad = load;
+    },
+    cacheEviction(reason: EvictionReason): void {
+      cacheEvictions.inc({ reason });
+    },
+    upstreamSuppressed(reason: SuppressionReason): void {
+      upstreamSuppressed.inc({ reason });
+    },
+    supersededTokenServed(identity: string): void {
+      precreateIdentitySeries(identity);
+      supersededServed.inc({ identity });
+    },
+    unusableToken(identity: string): void {
+      precreateIdentitySeries(identity);
+      unusableTokens.inc({ identity });
     },
     cacheLookup(result: CacheResult): void {
       cacheLookups.inc({ result });

@@ -9,7 +9,7 @@
  * scheduler) and the promises. Clock, scheduler and random are injected so tests run on simulated time.
  */
 import type { LoadedIdentity } from '../identity/identity.ts';
-import type { CachedTokenInfo } from '../metrics.ts';
+import type { CachedTokenInfo, EvictionReason, SuppressionReason } from '../metrics.ts';
 import { SidecarError, UpstreamRejectedError, UpstreamUnavailableError } from '../errors.ts';
 import type { IssuedToken, TokenSource, TokenSourceRequest } from './token-source.ts';
 import {
@@ -34,10 +34,6 @@ export const systemScheduler: Scheduler = {
   setTimeout: (callback, delayMs) => setTimeout(callback, delayMs).unref(),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
-
-export type EvictionReason = 'capacity' | 'idle' | 'rotation';
-/** Why a request was answered with an error without a new upstream call. */
-export type SuppressionReason = 'backoff' | 'saturated';
 
 export interface CacheMetrics {
   cacheLookup(result: 'hit' | 'miss'): void;

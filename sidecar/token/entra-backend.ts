@@ -58,6 +58,7 @@ export function createEntraBackend(options: EntraBackendOptions): EntraBackend {
     log: options.log,
   });
   metrics?.observeCache(() => cache.entries());
+  metrics?.observeUpstream(() => cache.upstreamLoad());
 
   const publish = (identity: LoadedIdentity | undefined, name: string): void => {
     if (!metrics) return;
