@@ -110,6 +110,11 @@ export interface EnvBlockInput {
   readonly secretText: string;
   readonly defaultClientId: string | undefined;
   readonly arcEnabled: boolean;
+  /**
+   * Entra mode with a secret generated at start-up: printed once, as the `MI_ANYWHERE_IDENTITY_HEADER` line the
+   * profiles' `$MI_ANYWHERE_IDENTITY_HEADER` references resolve to (docs/security.md, "Endpoint secret on stdout").
+   */
+  readonly generatedSecret?: string | undefined;
 }
 
 /**
@@ -121,6 +126,12 @@ export function formatEnvBlock(input: EnvBlockInput): string {
     `# mi-anywhere ${input.mode === 'dev' ? '(dev mode: tokens from the built-in dev issuer, not accepted by Azure) ' : ''}` +
       'is serving. Give an app the lines of ONE profile; "default" serves every Azure SDK.',
   ];
+  if (input.generatedSecret !== undefined) {
+    lines.push(
+      `# endpoint secret, generated at start-up and printed only here; set ${SIDECAR_ENV.identityHeader} to choose it (it is then never printed)`,
+      `${SIDECAR_ENV.identityHeader}=${input.generatedSecret}`,
+    );
+  }
   const profiles: readonly Profile[] = PROFILES.filter((p) => p !== 'arc' || input.arcEnabled);
   for (const profile of profiles) {
     lines.push(`# profile ${profile}`);
@@ -368,11 +379,12 @@ async function main(): Promise<number> {
   for (const [name, l] of [['token', token], ['health', health], ['metrics', metricsListener]] as const) {
     logger.info({ listener: name, address: l.address, port: l.port }, 'listening');
   }
-  // The secret is printed only when nobody else knows it (dev mode, or generated here); a configured one is
-  // referenced by name so it does not land in log collectors.
-  const secretText = config.mode === 'dev' || config.identityHeader === undefined ? identityHeader : `$${SIDECAR_ENV.identityHeader}`;
+  // Dev mode prints the secret in each profile (dev tokens are worthless to Azure). Entra mode references it by name;
+  // a secret generated here (nobody else knows it) is printed once, on its own line (docs/security.md).
+  const secretText = config.mode === 'dev' ? identityHeader : `$${SIDECAR_ENV.identityHeader}`;
+  const generatedSecret = config.mode === 'entra' && config.identityHeader === undefined ? identityHeader : undefined;
   process.stdout.write(
-    formatEnvBlock({ mode: config.mode, baseUrl, secretText, defaultClientId: defaultIdentity?.descriptor.clientId, arcEnabled: arcKeys !== undefined }),
+    formatEnvBlock({ mode: config.mode, baseUrl, secretText, defaultClientId: defaultIdentity?.descriptor.clientId, arcEnabled: arcKeys !== undefined, generatedSecret }),
   );
   if (config.mode === 'entra') warmUp(tokenSource, defaultIdentity, () => readiness.tokenObtained(), logger);
   if (arcKeys !== undefined) {

@@ -30,6 +30,15 @@ describe('formatEnvBlock', () => {
     assert.equal(profiles.get('app-service')?.['IDENTITY_HEADER'], '$MI_ANYWHERE_IDENTITY_HEADER');
     assert.ok(!text.includes('dev mode'));
   });
+  it('entra mode prints a generated secret exactly once, on the line the profiles\' references resolve to', () => {
+    const secret = 'generated-secret-0123456789abcdef';
+    const text = formatEnvBlock({ ...input, mode: 'entra', arcEnabled: true, secretText: '$MI_ANYWHERE_IDENTITY_HEADER', generatedSecret: secret });
+    assert.equal(text.split(secret).length - 1, 1, text);
+    assert.ok(text.split('\n').includes(`MI_ANYWHERE_IDENTITY_HEADER=${secret}`));
+    const profiles = parseEnvBlock(text);
+    assert.equal(profiles.get('app-service')?.['IDENTITY_HEADER'], '$MI_ANYWHERE_IDENTITY_HEADER');
+    assert.equal(profiles.get('default')?.['MSI_SECRET'], '$MI_ANYWHERE_IDENTITY_HEADER');
+  });
 });
 
 describe('byCredentialKind', () => {
