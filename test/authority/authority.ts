@@ -93,6 +93,12 @@ export interface FaultSpec {
   readonly retryAfterSeconds?: number;
   /** Destroy the connection without an answer (the client sees ECONNRESET / "socket hang up"). */
   readonly reset?: boolean;
+  /**
+   * Answer at once with the status line and headers, then drip the body one byte per this many ms (a stalling proxy
+   * or a sick front end): an Entra-shaped error body with `status` (default 503). The drip stops when the client
+   * goes away or the authority stops.
+   */
+  readonly dripIntervalMs?: number;
   /** Only for the next N matching requests; default: until cleared. */
   readonly times?: number;
   /** Only for this client id (token endpoint). */
@@ -235,6 +241,23 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store, no-cache', ...headers });
   res.end(text);
+}
+
+/** Sends `body` one byte per `intervalMs` after the headers; stops when the connection closes. */
+function drip(res: ServerResponse, status: number, body: string, intervalMs: number): void {
+  const bytes = Buffer.from(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(bytes.length) });
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent >= bytes.length) {
+      clearInterval(timer);
+      res.end();
+      return;
+    }
+    res.write(bytes.subarray(sent, sent + 1));
+    sent += 1;
+  }, intervalMs);
+  res.on('close', () => clearInterval(timer));
 }
 
 export async function startTestAuthority(options: StartTestAuthorityOptions = {}): Promise<TestAuthority> {
@@ -573,6 +596,12 @@ export async function startTestAuthority(options: StartTestAuthorityOptions = {}
       if (f.remaining === 0) fault = undefined;
     }
     if (f.latencyMs) await new Promise((resolve) => setTimeout(resolve, f.latencyMs));
+    if (f.dripIntervalMs !== undefined) {
+      const status = f.status ?? 503;
+      record({ ...entry, status, fault: 'drip' });
+      drip(res, status, JSON.stringify(errorBody({ status, error: 'temporarily_unavailable', code: 90033, description: 'A transient error has occurred. Please try again.' })), f.dripIntervalMs);
+      return true;
+    }
     if (f.reset) {
       record({ ...entry, status: 0, fault: 'reset' });
       req.socket.destroy();

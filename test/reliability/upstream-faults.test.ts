@@ -170,7 +170,9 @@ describe('upstream faults: no crash, cached tokens keep flowing, clear errors, r
         assert.ok(isDialectError('imds', failed.body, 503), JSON.stringify(failed.body));
         assert.equal(failed.body['error'], 'temporarily_unavailable');
         assert.match(failed.body['error_description'] ?? '', fault.explains);
-        assert.equal(failed.retryAfter, fault.retryAfter ?? null);
+        // Retry-After: the upstream's own, or when the sidecar will ask again (its backoff), never absent.
+        if (fault.retryAfter !== undefined) assert.equal(failed.retryAfter, fault.retryAfter);
+        else assert.ok(Number(failed.retryAfter) >= 1, `Retry-After: ${failed.retryAfter}`);
         assert.ok(!JSON.stringify(failed.body).includes('reliability-client-secret-1'), 'never echoes the client secret');
       } finally {
         await fault.clear(ctx);
@@ -185,6 +187,57 @@ describe('upstream faults: no crash, cached tokens keep flowing, clear errors, r
       await health.text();
     });
   }
+
+  it('a response dripping one byte a second is cut at the deadline: every waiting caller gets a clear 503, cached tokens flow', async () => {
+    upstream.authority.setFault({ dripIntervalMs: 1000 });
+    try {
+      const resource = freshResource('drip');
+      const waiting = Array.from({ length: 5 }, () => token(entra.sidecar.tokenUrl, resource));
+      const cached = await token(entra.sidecar.tokenUrl, cachedResource);
+      assert.equal(cached.body['access_token'], cachedToken);
+      for (const answer of await Promise.all(waiting)) {
+        assert.equal(answer.status, 503, JSON.stringify(answer.body));
+        assert.match(answer.body['error_description'] ?? '', /^Entra ID did not answer within 10 s for identity "app" and no valid cached token exists; retry later$/);
+        assert.ok(Number(answer.retryAfter) >= 1);
+      }
+      assert.equal(upstream.authority.calls({ endpoint: 'token', clientId: app.clientId }).filter((c) => c.scope === `${resource}/.default`).length, 1);
+    } finally {
+      upstream.authority.setFault(undefined);
+    }
+  });
+
+  it('obeys Retry-After: 100 requests for an uncached resource during a 30 s throttle make one upstream call', async () => {
+    upstream.authority.setFault({ status: 429, retryAfterSeconds: 30 });
+    try {
+      const resource = freshResource('throttled');
+      for (let i = 0; i < 100; i++) {
+        const answer = await token(entra.sidecar.tokenUrl, resource);
+        assert.equal(answer.status, 503);
+        assert.ok(Number(answer.retryAfter) >= 1 && Number(answer.retryAfter) <= 30, `Retry-After ${answer.retryAfter}`);
+      }
+      assert.equal(upstream.authority.tokenCalls(app.clientId, `${resource}/.default`), 1);
+    } finally {
+      upstream.authority.setFault(undefined);
+    }
+  });
+
+  it('an already expired token from upstream is neither served nor cached, and starts no refresh loop', async () => {
+    upstream.authority.setTokenLifetime(-60);
+    try {
+      const resource = freshResource('expired');
+      const answer = await token(entra.sidecar.tokenUrl, resource);
+      assert.equal(answer.status, 503, JSON.stringify(answer.body));
+      assert.match(answer.body['error_description'] ?? '', /expired \d+ s ago, inside the 300 s refresh margin; it is neither cached nor served/);
+      for (let i = 0; i < 20; i++) assert.equal((await token(entra.sidecar.tokenUrl, resource)).status, 503);
+      // No traffic for two seconds: the old loop made about 24 calls a second; now nothing happens until asked.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      assert.ok(upstream.authority.tokenCalls(app.clientId, `${resource}/.default`) <= 2);
+      const metrics = await (await fetch(`${entra.sidecar.metricsUrl}/metrics`)).text();
+      assert.match(metrics, /^mi_anywhere_upstream_unusable_tokens_total\{identity="app"\} [1-9]/m);
+    } finally {
+      upstream.authority.setTokenLifetime(3600);
+    }
+  });
 
   it('counted every fault in its metrics and logged no secret', async () => {
     const metrics = await (await fetch(`${entra.sidecar.metricsUrl}/metrics`)).text();
