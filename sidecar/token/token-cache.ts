@@ -5,10 +5,10 @@
  *
  * Pure: no timers, no clock, no I/O. The stateful wrapper that applies these decisions is `caching-token-source.ts`.
  *
- * Rules (issue 3; HS-12; the same shape as azure-workload-identity's proxy cache and the EKS pod identity agent's
+ * Rules (the same shape as azure-workload-identity's proxy cache and the EKS pod identity agent's
  * refreshing cache):
  * - never hand out a token with less than {@link CachePolicy.minRemainingSeconds} left when a fresh one can be had
- *   (MSAL Python and msal-node treat a token with < 5 minutes left as expired, protocols.md §3.1, so the app would
+ *   (MSAL Python and msal-node treat a token with < 5 minutes left as expired, docs/protocols.md §3.1, so the app would
  *   come straight back);
  * - refresh in the background at half-life, or a few minutes before the 5-minute floor for short tokens, minus
  *   jitter so that many sidecars started together do not refresh in lock-step;

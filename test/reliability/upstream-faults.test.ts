@@ -1,5 +1,5 @@
 /**
- * Upstream faults (issue 8), end to end: the real sidecar in entra mode, the test authority behind a TCP forwarder.
+ * Upstream faults, end to end: the real sidecar in entra mode, the test authority behind a TCP forwarder.
  * For each fault — slow answers, 5xx, 429 with Retry-After, connection resets, a full outage (connection refused),
  * a TLS failure (traffic routed to a server whose CA the sidecar does not trust) — the sidecar does not crash,
  * keeps serving the token it already cached, answers a request it cannot serve with a clear 503 in the IMDS error
