@@ -181,17 +181,20 @@ export class CachingTokenSource implements TokenSource {
       }
       case 'fetch': {
         this.#metrics?.cacheLookup('miss');
-        try {
-          return await this.#fetchOrRemembered(entry, now);
-        } catch (error) {
-          const fallback = this.#supersededToken(entry);
-          if (fallback) {
-            this.#metrics?.supersededTokenServed?.(entry.identity.descriptor.name);
-            return fallback;
-          }
-          throw error;
-        }
+        return this.#fetchOrBridge(entry, now);
       }
+    }
+  }
+
+  /** Nothing servable cached: upstream (or its remembered failure); if that fails, a replaced credential's token. */
+  async #fetchOrBridge(entry: Entry, now: number): Promise<IssuedToken> {
+    try {
+      return await this.#fetchOrRemembered(entry, now);
+    } catch (error) {
+      const bridge = this.#supersededToken(entry);
+      if (bridge === undefined) throw error;
+      this.#metrics?.supersededTokenServed?.(entry.identity.descriptor.name);
+      return bridge;
     }
   }
 
@@ -206,15 +209,18 @@ export class CachingTokenSource implements TokenSource {
     for (const entry of [...this.#entries.values()]) {
       if (entry.identity.descriptor.name !== identityName) continue;
       if (keepFingerprint !== undefined && entry.identity.credentialFingerprint === keepFingerprint) continue;
-      if (isServableDuringOutage(this.#expiresOnMs(entry), this.#nowMs(), this.#policy)) {
-        this.#superseded.set(supersededKey(entry.identity, entry.resource), entry.token!);
-        while (this.#superseded.size > this.#policy.maxEntries) {
-          const oldest = this.#superseded.keys().next().value;
-          if (oldest === undefined) break;
-          this.#superseded.delete(oldest);
-        }
-      }
+      if (isServableDuringOutage(this.#expiresOnMs(entry), this.#nowMs(), this.#policy)) this.#setAside(entry);
       this.#evict(entry, 'rotation');
+    }
+  }
+
+  /** Keeps a replaced credential's token for the bridge; bounded like the cache (oldest dropped first). */
+  #setAside(entry: Entry): void {
+    this.#superseded.set(supersededKey(entry.identity, entry.resource), entry.token!);
+    while (this.#superseded.size > this.#policy.maxEntries) {
+      const oldest = this.#superseded.keys().next().value;
+      if (oldest === undefined) break;
+      this.#superseded.delete(oldest);
     }
   }
 
