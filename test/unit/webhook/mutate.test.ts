@@ -144,7 +144,7 @@ describe('reinvocation after others changed the pod', () => {
         const index = injected.spec.containers.length - 1;
         assert.ok(patch.length > 0);
         assert.ok(patch.every((op) => op.op === 'add' && op.path.startsWith(`/spec/containers/${index}/`)), JSON.stringify(patch));
-        const after = applyPatch(injected, patch) as any;
+        const after = applyPatch<any>(injected, patch);
         assert.equal(after.spec.containers[index].env.at(-1).name, 'USER_VAR', 'the user entry stays last');
       }),
       { numRuns: 200 },
