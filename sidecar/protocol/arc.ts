@@ -34,8 +34,11 @@ export const ARC_SELECTORS: Readonly<Record<string, SelectorKind>> = {
   mi_res_id: 'resourceId',
 };
 
-/** MSAL4J sends 2019-11-01, everyone else 2020-06-01 (protocols.md C13). */
-export const ARC_OLDEST_API_VERSION = '2019-11-01';
+/**
+ * Current MSAL4J sends 2019-11-01, the other current SDKs 2020-06-01; azidentity for Go up to 1.6
+ * sends 2019-08-15, the first api-version Azure Arc served (docs/compatibility.md, "Accepted api-versions").
+ */
+export const ARC_OLDEST_API_VERSION = '2019-08-15';
 
 /** Largest key file the SDKs read (msal-node, MSAL Go, MSAL.NET, MSAL Python, MSAL4J: 4096 bytes, §7 step 3). */
 export const ARC_KEY_MAX_BYTES = 4096;

@@ -10,6 +10,7 @@ const get = (query: string, headers: Record<string, string> = { metadata: 'true'
 describe('parseArcRequest', () => {
   const cases: { name: string; req: RequestLike; want: ArcRequest }[] = [
     { name: 'first request (no Authorization)', req: get(`api-version=2020-06-01&resource=${R}`), want: { dialect: 'arc', resource: 'https://management.azure.com/', selector: { kind: 'system' }, echo: undefined, presentedKey: undefined } },
+    { name: 'azidentity (Go) <= 1.6 api-version 2019-08-15', req: get(`api-version=2019-08-15&resource=${R}`), want: { dialect: 'arc', resource: 'https://management.azure.com/', selector: { kind: 'system' }, echo: undefined, presentedKey: undefined } },
     { name: 'MSAL4J api-version 2019-11-01', req: get(`api-version=2019-11-01&resource=${R}`), want: { dialect: 'arc', resource: 'https://management.azure.com/', selector: { kind: 'system' }, echo: undefined, presentedKey: undefined } },
     { name: 'second request with Basic key (raw, not base64)', req: get(`api-version=2020-06-01&resource=${R}`, { metadata: 'true', authorization: 'Basic abc==def' }), want: { dialect: 'arc', resource: 'https://management.azure.com/', selector: { kind: 'system' }, echo: undefined, presentedKey: 'abc==def' } },
     { name: 'client_id echoed as sent', req: get(`api-version=2020-06-01&resource=${R}&client_id=AbC`), want: { dialect: 'arc', resource: 'https://management.azure.com/', selector: { kind: 'clientId', value: 'AbC' }, echo: { key: 'client_id', value: 'AbC' }, presentedKey: undefined } },
@@ -21,7 +22,7 @@ describe('parseArcRequest', () => {
   const refused: { name: string; req: RequestLike; code: string; status: number }[] = [
     { name: 'missing Metadata', req: get(`api-version=2020-06-01&resource=${R}`, {}), code: 'SIDECAR_ERR_METADATA_HEADER', status: 400 },
     { name: 'X-Forwarded-For', req: get(`api-version=2020-06-01&resource=${R}`, { metadata: 'true', 'x-forwarded-for': 'x' }), code: 'SIDECAR_ERR_FORWARDED', status: 400 },
-    { name: 'old api-version', req: get(`api-version=2019-08-01&resource=${R}`), code: 'SIDECAR_ERR_BAD_REQUEST', status: 400 },
+    { name: 'api-version older than Arc (2019-08-01)', req: get(`api-version=2019-08-01&resource=${R}`), code: 'SIDECAR_ERR_BAD_REQUEST', status: 400 },
     { name: 'missing api-version', req: get(`resource=${R}`), code: 'SIDECAR_ERR_BAD_REQUEST', status: 400 },
     { name: 'non-Basic Authorization', req: get(`api-version=2020-06-01&resource=${R}`, { metadata: 'true', authorization: 'Bearer x' }), code: 'SIDECAR_ERR_UNAUTHORIZED', status: 401 },
     { name: 'two selectors', req: get(`api-version=2020-06-01&resource=${R}&client_id=a&msi_res_id=b`), code: 'SIDECAR_ERR_BAD_REQUEST', status: 400 },
