@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -34,8 +34,18 @@ import {
   type MatrixRun,
 } from './matrix.ts';
 import { runMatrix, toolchain, type SidecarEndpoint } from './run-matrix.ts';
+import { axisKey, OLDER_VERSIONS } from './versions.ts';
 
 const DOC = join(REPO_ROOT, 'docs', 'compatibility.md');
+/** Hand-written sections of the doc (version choice, accepted api-versions, client defects, .NET, run time). */
+const DOC_SECTIONS = join(import.meta.dirname, 'doc');
+
+function docSections(): string[] {
+  return readdirSync(DOC_SECTIONS)
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => readFileSync(join(DOC_SECTIONS, f), 'utf8'));
+}
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message.split('\n').slice(0, 6).join(' ') : String(err);
@@ -175,6 +185,7 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
         ...(arc.ok ? {} : { columnFailures: { arc: arc.reason } }),
         sidecars: { dev, entra },
         expectations: EXPECTATIONS,
+        axis: OLDER_VERSIONS,
         toolchain: toolchain(process.env['MI_ANYWHERE_CACHE'], node24()),
         // Driver processes are mostly waiting (JVM/CLI start-up is the CPU part); two per core keeps a 2-core
         // machine busy without starving the sidecar.
@@ -182,7 +193,7 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
         processTimeoutMs: 120_000,
         callTimeoutMs: 20_000,
       });
-      writeFileSync(DOC, renderMarkdown(run, EXPECTATIONS, FINDINGS));
+      writeFileSync(DOC, renderMarkdown(run, EXPECTATIONS, FINDINGS, { axis: OLDER_VERSIONS, sections: docSections() }));
     } catch (err) {
       runError = err;
     }
@@ -198,7 +209,9 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
   test('the matrix ran and docs/compatibility.md was regenerated', () => {
     assert.equal(runError, undefined, `matrix run failed: ${errorText(runError)}`);
     assert.ok(run);
-    const expectedCells = CLIENTS.reduce((n, c) => n + c.rows.length, 0) * COLUMNS.length;
+    const devColumns = COLUMNS.filter((c) => c.backend === 'dev').length;
+    const expectedCells =
+      CLIENTS.reduce((n, c) => n + c.rows.length, 0) * COLUMNS.length + OLDER_VERSIONS.reduce((n, cv) => n + cv.rows.length, 0) * devColumns;
     assert.equal(run.cells.size, expectedCells, 'every client × row × column has a cell');
     assert.ok(existsSync(DOC));
   });
@@ -217,6 +230,22 @@ describe('compatibility matrix: real Azure SDKs × injection profiles', () => {
         assert.deepEqual(bad, [], bad.join('\n'));
       });
     }
+  }
+
+  for (const cv of OLDER_VERSIONS) {
+    test(`version axis: ${cv.client} ${cv.version}`, () => {
+      assert.ok(run, `matrix run failed: ${errorText(runError)}`);
+      const bad: string[] = [];
+      for (const column of COLUMNS.filter((c) => c.backend === 'dev')) {
+        for (const row of cv.rows) {
+          const cell = run.cells.get(cellKey(axisKey(cv), row, column.id));
+          if (cell === undefined) bad.push(`${row}/${column.id}: no result`);
+          else if (cell.kind === 'fail') bad.push(`${row}/${column.id}: FAIL: ${cell.text ?? ''}`);
+          else if (cell.kind === 'unexpected-ok') bad.push(`${row}/${column.id}: ${cell.text ?? ''} — update test/compat/expectations.ts`);
+        }
+      }
+      assert.deepEqual(bad, [], bad.join('\n'));
+    });
   }
 
   test('the default injection profile serves every client', () => {

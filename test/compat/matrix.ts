@@ -5,6 +5,7 @@
  */
 import { PROFILES, type Profile } from '../../sidecar/contract.ts';
 import type { CredentialKind, DriverResult, SelectorKind } from './drivers/protocol.ts';
+import { AXIS_ROWS, axisKey, type ClientVersion } from './versions.ts';
 
 /** The identities every column serves (dev issuer built-ins; the test-authority column registers the same ids). */
 export const IDENTITIES = {
@@ -191,12 +192,20 @@ export interface Unsupported {
   readonly error: RegExp;
   /** The client goes elsewhere (169.254.169.254): no request of it may reach the sidecar. */
   readonly neverReachesSidecar?: true;
+  /**
+   * A defect of the client (it gets the token but mishandles the answer, as it would with real Azure): the cell is
+   * a "client defect" when the acceptance check fails with a text matching {@link error}.
+   */
+  readonly defect?: true;
 }
 
-/** Key: `<client>/<row>/<profile>`; `*` as row = every row of the client. Applies to both backends. */
+/**
+ * Key: `<client>/<row>/<profile>`, or `<client>@<version>/<row>/<profile>` for one release of the version axis
+ * (looked up first); `*` as row = every row of the client. Applies to both backends.
+ */
 export type ExpectationTable = ReadonlyMap<string, Unsupported>;
 
-export function expectation(table: ExpectationTable, client: ClientId, row: string, profile: Profile): Unsupported | undefined {
+export function expectation(table: ExpectationTable, client: string, row: string, profile: Profile): Unsupported | undefined {
   return table.get(`${client}/${row}/${profile}`) ?? table.get(`${client}/*/${profile}`);
 }
 
@@ -204,7 +213,7 @@ export function expectation(table: ExpectationTable, client: ClientId, row: stri
 // Cells
 // ---------------------------------------------------------------------------------------------------
 
-export type CellKind = 'ok' | 'unsupported' | 'fail' | 'unexpected-ok';
+export type CellKind = 'ok' | 'unsupported' | 'defect' | 'fail' | 'unexpected-ok';
 
 export interface Cell {
   readonly kind: CellKind;
@@ -220,14 +229,17 @@ export function classify(
   requestsSeen = 0,
 ): Cell {
   if (result === undefined) return { kind: 'fail', text: processError ?? 'the driver printed no result for this row' };
-  if (result.status === 'fail') return { kind: 'fail', text: result.error ?? 'failed', result };
+  if (result.status === 'fail') {
+    const error = result.error ?? 'failed';
+    return expected?.defect === true && expected.error.test(error) ? { kind: 'defect', text: error, result } : { kind: 'fail', text: error, result };
+  }
   if (result.status === 'ok') {
     return expected === undefined
       ? { kind: 'ok', result }
       : { kind: 'unexpected-ok', text: `expected "not supported" (${expected.why}) but the client got a valid token`, result };
   }
   const error = result.error ?? '';
-  if (expected === undefined) return { kind: 'fail', text: error, result };
+  if (expected === undefined || expected.defect === true) return { kind: 'fail', text: error, result };
   if (!expected.error.test(error)) {
     return { kind: 'fail', text: `refused, but not with the expected error ${String(expected.error)}: ${error}`, result };
   }
@@ -245,14 +257,14 @@ export interface MatrixRun {
   readonly columns: readonly Column[];
   /** Key: `<client>/<row>/<column id>`. */
   readonly cells: ReadonlyMap<string, Cell>;
-  /** Library versions per client, as the drivers reported them. */
-  readonly versions: ReadonlyMap<ClientId, Readonly<Record<string, string>>>;
+  /** Library versions per client (and `<client>@<version>` of the version axis), as the drivers reported them. */
+  readonly versions: ReadonlyMap<string, Readonly<Record<string, string>>>;
   /** Columns that could not run, with the reason (rendered as FAIL cells). */
   readonly generatedAt: string;
   readonly durationS: number;
 }
 
-export function cellKey(client: ClientId, row: string, column: string): string {
+export function cellKey(client: string, row: string, column: string): string {
   return `${client}/${row}/${column}`;
 }
 
@@ -276,7 +288,64 @@ export function profilesServingEveryClient(run: MatrixRun): Profile[] {
     .map((c) => c.profile);
 }
 
-export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings: readonly string[]): string {
+/** Hand-written parts of docs/compatibility.md (test/compat/doc/*.md) and the version axis that was run. */
+export interface DocExtras {
+  readonly axis: readonly ClientVersion[];
+  /** Markdown sections placed after the matrix (version choice, accepted api-versions, .NET, run time). */
+  readonly sections: readonly string[];
+}
+
+const AXIS_MARK: Record<CellKind, string> = { ok: '✓', unsupported: '–', defect: '⚠', fail: '✗', 'unexpected-ok': '✓!' };
+
+/** Profiles whose every cell of the version axis (older releases) is OK or refused by the client. */
+export function axisProfilesWithoutFailure(run: MatrixRun, axis: readonly ClientVersion[]): Profile[] {
+  return run.columns
+    .filter((c) => c.backend === 'dev')
+    .filter((c) => axis.every((cv) => cv.rows.every((r) => {
+      const kind = run.cells.get(cellKey(axisKey(cv), r, c.id))?.kind;
+      return kind === 'ok' || kind === 'unsupported';
+    })))
+    .map((c) => c.profile);
+}
+
+function renderAxis(run: MatrixRun, extras: DocExtras, notes: string[], note: (notes: string[], text: string) => string): string[] {
+  const lines: string[] = [];
+  const dev = run.columns.filter((c) => c.backend === 'dev');
+  const callNames: Record<ClientId, string> = {
+    'js-identity': 'system · client id · DefaultAzureCredential',
+    'js-msal': 'system · client id',
+    'py-identity': 'system · client id · DefaultAzureCredential',
+    'py-msal': 'system · client id',
+    az: '`az login --identity` · `--client-id` · `az account get-access-token`',
+    go: 'system · client id · DefaultAzureCredential',
+    java: 'system · client id · DefaultAzureCredential',
+  };
+  lines.push(`| client | release | calls (marks in this order) | ${dev.map((c) => c.title).join(' | ')} |`);
+  lines.push(`|---|---|---|${dev.map(() => '---').join('|')}|`);
+  for (const client of CLIENTS) {
+    const releases: Array<{ key: string; label: string }> = extras.axis
+      .filter((cv) => cv.client === client.id)
+      .map((cv) => ({ key: axisKey(cv), label: cv.version }));
+    const newest = run.versions.get(client.id);
+    const newestVersion = newest === undefined ? undefined : Object.entries(newest)[0]?.[1];
+    releases.push({ key: client.id, label: `${newestVersion ?? 'newest'} (newest)` });
+    for (const release of releases) {
+      const cells = dev.map((c) =>
+        AXIS_ROWS[client.id]
+          .map((row) => {
+            const cell = run.cells.get(cellKey(release.key, row, c.id));
+            if (cell === undefined) return '✗ (not run)';
+            return cell.kind === 'ok' ? AXIS_MARK.ok : `${AXIS_MARK[cell.kind]}${note(notes, cell.text ?? '')}`;
+          })
+          .join(' '),
+      );
+      lines.push(`| ${client.title} | ${release.label} | ${callNames[client.id]} | ${cells.join(' | ')} |`);
+    }
+  }
+  return lines;
+}
+
+export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings: readonly string[], extras: DocExtras = { axis: [], sections: [] }): string {
   const lines: string[] = [];
   // Identical texts share one note number.
   const note = (notes: string[], text: string): string => {
@@ -293,13 +362,15 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
         return cell.result?.armStep === undefined ? 'OK' : `OK ${note(notes, `after its token request, az login: ${cell.result.armStep}`)}`;
       case 'unsupported':
         return `not supported by the client ${note(notes, cell.text ?? '')}`;
+      case 'defect':
+        return `client defect ${note(notes, cell.text ?? '')}`;
       case 'unexpected-ok':
         return `OK, unexpected ${note(notes, cell.text ?? '')}`;
       case 'fail':
         return `**FAIL** ${note(notes, cell.text ?? '')}`;
     }
   };
-  const counts = { ok: 0, unsupported: 0, fail: 0, 'unexpected-ok': 0 };
+  const counts = { ok: 0, unsupported: 0, defect: 0, fail: 0, 'unexpected-ok': 0 };
   for (const cell of run.cells.values()) counts[cell.kind] += 1;
   const serving = profilesServingEveryClient(run);
 
@@ -323,7 +394,7 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
     'error text is quoted below. **FAIL** = anything else; the test run fails on every FAIL.',
   );
   lines.push('');
-  lines.push(`Run: ${run.generatedAt}, ${String(run.durationS)} s. Cells: ${String(counts.ok)} OK, ${String(counts.unsupported)} not supported by the client, ${String(counts.fail)} FAIL, ${String(counts['unexpected-ok'])} unexpected OK.`);
+  lines.push(`Run: ${run.generatedAt}, ${String(run.durationS)} s. Cells: ${String(counts.ok)} OK, ${String(counts.unsupported)} not supported by the client, ${String(counts.defect)} client defect, ${String(counts.fail)} FAIL, ${String(counts['unexpected-ok'])} unexpected OK.`);
   lines.push('');
   lines.push('## Default injection profile');
   lines.push('');
@@ -347,6 +418,27 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
     }
   }
   lines.push('');
+  if (extras.axis.length > 0) {
+    lines.push('## Version axis: older releases');
+    lines.push('');
+    lines.push(
+      'One row per release; each profile cell holds one mark per call, in the order the row names them (the newest',
+      'release\'s marks are the same cells as in the matrix above). Legend: **✓** OK (same acceptance as above: right',
+      '`aud` and `appid`, expiry = the token\'s `exp`, second call from the client\'s cache); **–** refused by the',
+      'client itself (its own text in the note); **⚠** client defect: the client got the token but mishandles the',
+      'answer in a way real Azure triggers too (see "Client defects" below); **✗** FAIL; **✓!** OK although the',
+      'expectation table says the client refuses it (fails the run until the table is updated). The version axis runs',
+      'against the dev issuer only: the token source does not change what a client sends.',
+    );
+    lines.push('');
+    lines.push(...renderAxis(run, extras, notes, note));
+    lines.push('');
+    const clean = axisProfilesWithoutFailure(run, extras.axis);
+    lines.push(
+      `Profiles in which no older release fails or shows a defect: ${clean.length === 0 ? 'none' : clean.map((p) => `\`${p}\``).join(', ')}.`,
+    );
+    lines.push('');
+  }
   lines.push('### Notes: the clients\' own texts');
   lines.push('');
   notes.forEach((n, i) => lines.push(`${String(i + 1)}. ${n}`));
@@ -375,9 +467,11 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
   lines.push('| client | libraries |');
   lines.push('|---|---|');
   for (const client of CLIENTS) {
-    const v = run.versions.get(client.id);
-    const text = v === undefined ? 'unknown (no result)' : Object.entries(v).map(([k, val]) => `${k} ${val}`).join(', ');
-    lines.push(`| ${client.title} | ${text} |`);
+    for (const key of [...extras.axis.filter((cv) => cv.client === client.id).map(axisKey), client.id]) {
+      const v = run.versions.get(key);
+      const text = v === undefined ? 'unknown (no result)' : Object.entries(v).map(([k, val]) => `${k} ${val}`).join(', ');
+      lines.push(`| ${client.title} | ${text} |`);
+    }
   }
   lines.push('');
   lines.push(
@@ -386,8 +480,14 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
     'Java: Netty\'s optional native transports are excluded in the pom, because their platform jars are not served by the',
     'registry reachable here (`Could not transfer artifact io.netty:netty-codec-native-quic:jar:linux-x86_64:4.2.19.Final`);',
     'Netty then uses its NIO transport.',
+    'Older releases (version axis): `test/compat/js/package.json` + lock (npm aliases), `test/compat/python/versions/*.txt`,',
+    '`test/compat/go/versions/*/go.mod` + `go.sum`, `test/compat/java/versions.txt`; the Debian CLI from apt.',
   );
   lines.push('');
+  for (const section of extras.sections) {
+    lines.push(section.trim());
+    lines.push('');
+  }
   return lines.join('\n');
 }
 

@@ -16,6 +16,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { profileEnv } from '../../sidecar/contract.ts';
 import { startCountingProxy } from './counting-proxy.ts';
+import { axisKey, type ClientVersion } from './versions.ts';
 import type { DriverInput, DriverResult } from './drivers/protocol.ts';
 import {
   CLIENTS,
@@ -57,7 +58,11 @@ interface Command {
 
 const SYSTEM_PATH = '/usr/local/bin:/usr/bin:/bin';
 
-function command(client: ClientId, tc: Toolchain): Command {
+/** The Debian-packaged Azure CLI runs on Debian's own Python, where `az` sits next to the interpreter. */
+const DEBIAN_PYTHON = '/usr/bin/python3';
+
+function command(client: ClientId, tc: Toolchain, version?: ClientVersion): Command {
+  if (version !== undefined) return versionCommand(client, tc, version);
   const python = join(tc.cache, 'python', 'venv', 'bin', 'python');
   const py = (script: string): Command => ({
     argv: [python, join(REPO, 'test', 'compat', 'python', script)],
@@ -96,6 +101,37 @@ function command(client: ClientId, tc: Toolchain): Command {
   }
 }
 
+/** An older release of the version axis: the same drivers, pointed at that release's install. */
+function versionCommand(client: ClientId, tc: Toolchain, cv: ClientVersion): Command {
+  const at = join(tc.cache, cv.install);
+  const script = { 'py-identity': 'driver_identity.py', 'py-msal': 'driver_msal.py', az: 'driver_az.py' } as const;
+  switch (client) {
+    case 'js-identity':
+    case 'js-msal': {
+      const base = command(client, tc);
+      return { ...base, needs: [...base.needs, join(at, 'package.json')] };
+    }
+    case 'py-identity':
+    case 'py-msal':
+    case 'az': {
+      const python = cv.install === 'debian' ? DEBIAN_PYTHON : join(at, 'bin', 'python');
+      const needs = cv.install === 'debian' ? [python, '/usr/bin/az'] : [python];
+      return { argv: [python, join(REPO, 'test', 'compat', 'python', script[client])], needs, path: SYSTEM_PATH };
+    }
+    case 'go':
+      return { argv: [at], needs: [at], path: SYSTEM_PATH };
+    case 'java': {
+      const cpFile = join(at, 'classpath.txt');
+      const cp = existsSync(cpFile) ? `${join(at, 'classes')}:${readFileSync(cpFile, 'utf8').trim()}` : '';
+      return {
+        argv: ['java', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-cp', cp, 'compat.Driver'],
+        needs: [cpFile, join(at, 'classes')],
+        path: SYSTEM_PATH,
+      };
+    }
+  }
+}
+
 export interface SidecarEndpoint {
   readonly tokenUrl: string;
   readonly identityHeader: string;
@@ -110,6 +146,8 @@ export interface RunOptions {
   readonly processTimeoutMs: number;
   readonly callTimeoutMs: number;
   readonly clients?: readonly ClientId[];
+  /** Older releases to run beside the newest (the version axis); their cells are keyed `<client>@<version>/...`. */
+  readonly axis?: readonly ClientVersion[];
   /** Columns that cannot run here, by column id, with the reason (their cells FAIL with it). */
   readonly columnFailures?: Readonly<Record<string, string>>;
   readonly onProgress?: (line: string) => void;
@@ -175,17 +213,26 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
 export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
   const started = Date.now();
   const cells = new Map<string, Cell>();
-  const versions = new Map<ClientId, Record<string, string>>();
+  const versions = new Map<string, Record<string, string>>();
   const clients = CLIENTS.filter((c) => options.clients === undefined || options.clients.includes(c.id));
-  const jobs: Array<{ client: Client; row: Row; column: Column }> = [];
+  const jobs: Array<{ client: Client; row: Row; column: Column; version?: ClientVersion }> = [];
   for (const column of options.columns) for (const client of clients) for (const row of client.rows) jobs.push({ client, row, column });
+  // The version axis runs the dev-issuer columns (the token source does not change what a client sends).
+  for (const version of options.axis ?? []) {
+    const client = CLIENTS.find((c) => c.id === version.client);
+    if (client === undefined || !clients.includes(client)) continue;
+    for (const column of options.columns.filter((c) => c.backend === 'dev')) {
+      for (const row of client.rows.filter((r) => version.rows.includes(r.id))) jobs.push({ client, row, column, version });
+    }
+  }
   // Slowest first (JVM and CLI start-up), so the tail of the run is short processes.
   const weight: Record<ClientId, number> = { az: 0, java: 1, 'py-identity': 2, 'py-msal': 3, 'js-identity': 4, 'js-msal': 5, go: 6 };
   jobs.sort((a, b) => weight[a.client.id] - weight[b.client.id]);
 
-  await pool(jobs, options.concurrency, async ({ client, row, column }) => {
+  await pool(jobs, options.concurrency, async ({ client, row, column, version }) => {
     const t0 = Date.now();
-    const key = cellKey(client.id, row.id, column.id);
+    const clientKey = version === undefined ? client.id : axisKey(version);
+    const key = cellKey(clientKey, row.id, column.id);
     const fail = (text: string): void => {
       cells.set(key, { kind: 'fail', text });
     };
@@ -199,7 +246,7 @@ export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
       fail(columnFailure);
       return;
     }
-    const cmd = command(client.id, options.toolchain);
+    const cmd = command(client.id, options.toolchain, version);
     const missing = cmd.needs.filter((f) => !existsSync(f));
     if (missing.length > 0) {
       fail(`not provisioned (missing ${missing.join(', ')}): run scripts/provision.sh`);
@@ -233,11 +280,16 @@ export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
           },
         ],
         ...(client.id === 'az' ? { azureConfigDir: join(home, '.azure'), tenantId: IDENTITIES.tenantId } : {}),
+        ...(version !== undefined && client.language === 'JavaScript' ? { jsPackageDir: join(options.toolchain.cache, version.install) } : {}),
+        ...(version?.clientCache === false ? { clientCache: false } : {}),
       };
       const outcome = await runProcess([...cmd.argv, JSON.stringify(input)], env, options.processTimeoutMs);
       const result = outcome.results.find((r) => r.variant === row.id);
-      if (result !== undefined && !versions.has(client.id)) versions.set(client.id, { ...result.versions });
-      let cell = classify(result, expectation(options.expectations, client.id, row.id, column.profile), outcome.error, proxy.requests().length);
+      if (result !== undefined && !versions.has(clientKey)) versions.set(clientKey, { ...result.versions });
+      const expected =
+        (version === undefined ? undefined : expectation(options.expectations, clientKey, row.id, column.profile)) ??
+        expectation(options.expectations, client.id, row.id, column.profile);
+      let cell = classify(result, expected, outcome.error, proxy.requests().length);
       if (cell.kind === 'fail') {
         // What reached the sidecar, for the diagnosis (paths with their query: resource and selectors, no secret).
         const seen = proxy.requests().slice(0, 4).map((r) => `${r.method} ${r.path} → ${String(r.status)}${r.appid ? ` appid ${r.appid}` : ''}`);

@@ -2,17 +2,13 @@
  * @azure/msal-node driver: ManagedIdentityApplication (system-assigned, userAssignedClientId,
  * userAssignedResourceId, userAssignedObjectId). Protocol: ./protocol.ts.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ManagedIdentityApplication, type ManagedIdentityIdParams } from '@azure/msal-node';
+import type * as MsalModule from '@azure/msal-node';
+import type { ManagedIdentityIdParams } from '@azure/msal-node';
+import { loadPackage } from './load-package.ts';
 import { driverMain, runTwoCalls } from './run-driver.ts';
 import type { DriverInput, Variant } from './protocol.ts';
 
-const root = join(import.meta.dirname, '..', '..', '..');
-const pkg = JSON.parse(readFileSync(join(root, 'node_modules', '@azure/msal-node', 'package.json'), 'utf8')) as {
-  version: string;
-};
-const versions = { '@azure/msal-node': pkg.version, node: process.versions.node };
+type Msal = typeof MsalModule;
 
 function idParams(variant: Variant): ManagedIdentityIdParams | undefined {
   const sel = variant.selector;
@@ -29,11 +25,12 @@ function idParams(variant: Variant): ManagedIdentityIdParams | undefined {
 
 async function runVariant(input: DriverInput, variant: Variant) {
   const params = idParams(variant);
+  const { module: msal, versions } = await loadPackage<Msal>('@azure/msal-node', input.jsPackageDir);
   return runTwoCalls(
     input,
     variant,
     versions,
-    () => new ManagedIdentityApplication(params === undefined ? {} : { managedIdentityIdParams: params }),
+    () => new msal.ManagedIdentityApplication(params === undefined ? {} : { managedIdentityIdParams: params }),
     async (app) => {
       const r = await app.acquireToken({ resource: input.resource });
       if (r.expiresOn === null) throw new Error('msal-node returned no expiresOn');

@@ -43,6 +43,16 @@ export interface DriverInput {
   /** Upper bound for one token call inside the driver (the harness also kills the whole process). */
   readonly callTimeoutMs: number;
   readonly variants: readonly Variant[];
+  /**
+   * JavaScript only: the package to load (an older release of the version axis, installed under an npm alias by
+   * scripts/provision.d/23-js-compat.sh); absent = the project's own node_modules (the newest release).
+   */
+  readonly jsPackageDir?: string | undefined;
+  /**
+   * false: this release keeps no token cache in its credential (every call reaches the endpoint), so the second-call
+   * rule is the CLIs' one: the same token and expiry, far in the future. Default true.
+   */
+  readonly clientCache?: boolean | undefined;
   /** Azure CLI only: an empty directory for AZURE_CONFIG_DIR. */
   readonly azureConfigDir?: string | undefined;
   /** Azure CLI only: tenant of the identities (for the seeded tenant-level account). */
@@ -116,6 +126,8 @@ export function acceptanceProblems(
   }
   const e1 = o.expiresOn1 ?? 0;
   const e2 = o.expiresOn2 ?? 0;
+  // NaN compares false with everything, so it would slip through every check below.
+  if (!Number.isFinite(e1) || !Number.isFinite(e2)) p.push(`the client reported no usable expiry (${String(e1)}, ${String(e2)})`);
   if (o.sameToken !== true || Math.abs(e1 - e2) > tolerance) p.push('second call returned a different token or expiry');
   if (e1 < nowS + 300) p.push(`expiry ${String(e1)} is not far in the future (now ${String(nowS)})`);
   if (Math.abs(e1 - (o.exp ?? 0)) > 120) p.push(`expiry ${String(e1)} differs from the token's exp ${String(o.exp)}`);

@@ -67,7 +67,10 @@ export async function runTwoCalls<C>(
       appid: typeof claims['appid'] === 'string' ? claims['appid'] : '',
       exp: typeof claims['exp'] === 'number' ? claims['exp'] : 0,
     };
-    const problems = acceptanceProblems(input.resource, variant.expectedAppId, observed, Math.floor(Date.now() / 1000), options);
+    const problems = acceptanceProblems(input.resource, variant.expectedAppId, observed, Math.floor(Date.now() / 1000), {
+      ...options,
+      ...(input.clientCache === false ? { processPerCall: true } : {}),
+    });
     return problems.length === 0
       ? { ...base, status: 'ok', observed }
       : { ...base, status: 'fail', observed, error: problems.join('; ') };

@@ -132,7 +132,11 @@ func credential(v variant) (azcore.TokenCredential, error) {
 		case "resource-id":
 			o.ID = azidentity.ResourceID(v.Selector.Value)
 		case "object-id":
-			o.ID = azidentity.ObjectID(v.Selector.Value)
+			id, err := objectID(v.Selector.Value)
+			if err != nil {
+				return nil, err
+			}
+			o.ID = id
 		default:
 			return nil, fmt.Errorf("driver: unknown selector kind %q", v.Selector.Kind)
 		}

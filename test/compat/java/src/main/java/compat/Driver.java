@@ -80,12 +80,22 @@ public final class Driver {
       String value = sel.get("value").asText();
       switch (sel.get("kind").asText()) {
         case "client-id": b.clientId(value); break;
-        case "resource-id": b.resourceId(value); break;
-        case "object-id": b.objectId(value); break;
+        // Called by name: resourceId/objectId are absent from older releases (the version axis builds this one
+        // source against each, see scripts/provision.d/22-java.sh, and runs only the client-id row there).
+        case "resource-id": selectBy(b, "resourceId", value); break;
+        case "object-id": selectBy(b, "objectId", value); break;
         default: throw new IllegalArgumentException("driver: unknown selector kind " + sel.get("kind"));
       }
     }
     return b.build();
+  }
+
+  private static void selectBy(ManagedIdentityCredentialBuilder b, String method, String value) {
+    try {
+      ManagedIdentityCredentialBuilder.class.getMethod(method, String.class).invoke(b, value);
+    } catch (ReflectiveOperationException e) {
+      throw new IllegalStateException("driver: this azure-identity release has no ManagedIdentityCredentialBuilder." + method, e);
+    }
   }
 
   private static String oneLine(Throwable e) {
