@@ -89,3 +89,75 @@ export const FINDINGS: readonly string[] = [
   'msal-node selects its managed-identity source once per process (static `ManagedIdentityClient.identitySource`): a user-assigned ManagedIdentityApplication created after a system-assigned one in `MSI_ENDPOINT` mode reuses the Cloud Shell source and silently gets the system identity\'s token instead of refusing. @azure/identity\'s credentials share msal-node\'s token cache within a process. The matrix therefore runs every cell in its own process.',
   'Go (azidentity 1.15.0) and msal-python\'s IMDS fallback reach 169.254.169.254, which is not the sidecar; on this machine an egress filter answers it at once with a plain-text 403 (`resolve_deny`), so those cells fail in well under a second (the Go driver also bounds retries and per-try time).',
 ];
+
+// ---------------------------------------------------------------------------------------------------
+// The version axis (test/compat/versions.ts): older releases, found by running them. Keys `<client>@<version>/...`;
+// an older release inherits nothing from the entries above.
+// ---------------------------------------------------------------------------------------------------
+
+const axis = (release: string, rows: readonly string[], profiles: readonly string[]): string[] =>
+  rows.flatMap((r) => profiles.map((p) => `${release}/${r}/${p}`));
+const AXIS_MI_ROWS = ['mi-system', 'mi-client-id', 'dac'] as const;
+const AZ_ROWS = ['login', 'login-client-id', 'get-access-token'] as const;
+
+add(['js-identity@2.1.0/*/app-service', 'js-identity@2.1.0/*/default', 'js-identity@2.1.0/*/msi-secret'], {
+  why: '@azure/identity 2.x reads `expires_on` of App Service 2019 and of App Service 2017 (`MSI_ENDPOINT`+`MSI_SECRET`) with `Date.parse`, which gives NaN for the epoch-seconds string real App Service 2019 and Azure ML send: the token arrives, its `expiresOnTimestamp` is NaN (see "Client defects").',
+  error: /no usable expiry/,
+  defect: true,
+});
+add(axis('py-msal@1.29.0', ['mi-system', 'mi-client-id'], ['msi-endpoint', 'pod-identity']), {
+  why: 'msal 1.29 has no `MSI_ENDPOINT` Cloud Shell source (as the newest) and does not read `AZURE_POD_IDENTITY_AUTHORITY_HOST` yet: both fall back to IMDS at the hard-coded 169.254.169.254 (here answered 403 by the egress filter, hence a JSON decoding error).',
+  error: /JSONDecodeError|Expecting value|169\.254\.169\.254|ConnectionError|Max retries|timed out/,
+  neverReachesSidecar: true,
+});
+for (const release of ['py-identity@1.10.0', 'py-identity@1.12.0', 'py-identity@1.15.0']) {
+  add([`${release}/mi-client-id/arc`], {
+    why: 'azure-identity for Python before msal took over Azure Arc refuses a user-assigned identity there before sending anything.',
+    error: /User assigned managed identities are not supported by Azure Arc/,
+  });
+}
+for (const release of ['java@1.5.5', 'java@1.8.0', 'java@1.12.0']) {
+  add([`${release}/mi-client-id/arc`], {
+    why: 'azure-identity for Java up to 1.12 refuses a user-assigned identity on Azure Arc before sending anything.',
+    error: /User assigned identity is not supported by the Azure Arc/,
+  });
+}
+for (const release of ['go@v1.1.0', 'go@v1.3.1', 'go@v1.5.2', 'go@v1.6.0']) {
+  add(axis(release, AXIS_MI_ROWS, ['pod-identity']), {
+    why: 'azidentity never reads `AZURE_POD_IDENTITY_AUTHORITY_HOST` (in any release): IMDS at 169.254.169.254, here answered 403 by the egress filter.',
+    error: /169\.254\.169\.254/,
+    neverReachesSidecar: true,
+  });
+  add([`${release}/mi-client-id/msi-endpoint`], {
+    why: 'azidentity up to 1.6 on Cloud Shell (`MSI_ENDPOINT`) logs "Cloud Shell doesn\'t support user-assigned managed identities" and sends the request without the id (it adds it to a copy of the query that is never used), so it gets the default identity — as on real Cloud Shell (see "Client defects").',
+    error: /appid "22222222-2222-4222-8222-222222222222", expected "44444444-4444-4444-8444-444444444444"/,
+    defect: true,
+  });
+}
+for (const release of ['go@v1.1.0', 'go@v1.3.1']) {
+  add([`${release}/mi-client-id/msi-secret`], {
+    why: 'azidentity before 1.4 has no Azure ML source: `MSI_ENDPOINT`+`MSI_SECRET` is Cloud Shell to it, which drops the user-assigned id (row above).',
+    error: /appid "22222222-2222-4222-8222-222222222222", expected "44444444-4444-4444-8444-444444444444"/,
+    defect: true,
+  });
+}
+for (const release of ['az@2.45.0 (Debian)', 'az@2.60.0']) {
+  add(axis(release, AZ_ROWS, ['app-service', 'pod-identity', 'arc']), {
+    why: 'The Azure CLI up to 2.60 (msrestazure `MSIAuthentication`) knows only `MSI_ENDPOINT`; without it, it calls IMDS at 169.254.169.254 and reports "Failed to connect to MSI".',
+    error: /Failed to connect to MSI/,
+    neverReachesSidecar: true,
+  });
+}
+add(['js-msal@2.7.0/mi-client-id/msi-endpoint', 'js-msal@2.7.0/mi-client-id/msi-secret'], {
+  why: 'msal-node 2.7 refuses a user-assigned identity on Cloud Shell; it has no Azure ML source yet, so `MSI_ENDPOINT`+`MSI_SECRET` is Cloud Shell to it too.',
+  error: /unable_to_create_cloud_shell/,
+});
+add(['js-msal@2.7.0/mi-client-id/arc'], {
+  why: 'msal-node 2.7 refuses a user-assigned identity on Azure Arc.',
+  error: /unable_to_create_azure_arc/,
+});
+add(['js-msal@2.7.0/*/app-service', 'js-msal@2.7.0/*/msi-endpoint', 'js-msal@2.7.0/*/msi-secret', 'js-msal@2.7.0/*/pod-identity', 'js-msal@2.7.0/*/arc', 'js-msal@2.7.0/*/default'], {
+  why: 'msal-node 2.7 stores the absolute `expires_on` (epoch seconds, as every Azure endpoint sends it) as a relative `expires_in` (`BaseManagedIdentitySource`: `expires_in: response.body.expires_on`): the token is cached as valid for about 56 more years and served after it has expired (see "Client defects").',
+  error: /differs from the token's exp/,
+  defect: true,
+});

@@ -220,6 +220,8 @@ export interface Cell {
   /** Client's error text (unsupported), failure reason (fail). */
   readonly text?: string | undefined;
   readonly result?: DriverResult | undefined;
+  /** The `api-version` values of the requests that reached the sidecar (for the api-version table). */
+  readonly apiVersions?: readonly string[] | undefined;
 }
 
 export function classify(
@@ -433,6 +435,28 @@ export function renderMarkdown(run: MatrixRun, table: ExpectationTable, findings
     lines.push('');
     lines.push(...renderAxis(run, extras, notes, note));
     lines.push('');
+    const dev = run.columns.filter((c) => c.backend === 'dev');
+    lines.push('### Which releases, and why');
+    lines.push('');
+    lines.push('| client | release | why |');
+    lines.push('|---|---|---|');
+    for (const cv of extras.axis) lines.push(`| ${CLIENTS.find((c) => c.id === cv.client)?.title ?? cv.client} | ${cv.version} | ${escapeCell(cv.why)} |`);
+    lines.push('');
+    lines.push('### api-versions each release sent (seen by the harness\'s proxy)');
+    lines.push('');
+    lines.push(`| client | release | ${dev.map((c) => c.title).join(' | ')} |`);
+    lines.push(`|---|---|${dev.map(() => '---').join('|')}|`);
+    for (const client of CLIENTS) {
+      for (const key of [...extras.axis.filter((cv) => cv.client === client.id).map(axisKey), client.id]) {
+        const cells = dev.map((c) => {
+          const seen = new Set<string>();
+          for (const row of AXIS_ROWS[client.id]) for (const v of run.cells.get(cellKey(key, row, c.id))?.apiVersions ?? []) seen.add(v);
+          return seen.size === 0 ? '—' : [...seen].sort().join(', ');
+        });
+        lines.push(`| ${client.title} | ${key === client.id ? 'newest' : key.slice(key.indexOf('@') + 1)} | ${cells.join(' | ')} |`);
+      }
+    }
+    lines.push('');
     const clean = axisProfilesWithoutFailure(run, extras.axis);
     lines.push(
       `Profiles in which no older release fails or shows a defect: ${clean.length === 0 ? 'none' : clean.map((p) => `\`${p}\``).join(', ')}.`,
@@ -499,8 +523,8 @@ const DEFAULT_PROFILE_RATIONALE = [
   '  JavaScript, msal-node, Python azure-identity and msal, the Azure CLI (MSAL-based), Go and Java all speak',
   '  App Service 2019 to the sidecar, and every user-assigned selector works there.',
   '- `MSI_ENDPOINT` + `MSI_SECRET` (+ `DEFAULT_IDENTITY_CLIENT_ID`): for clients that predate App Service 2019 or',
-  '  look only at `MSI_ENDPOINT` (the Debian-packaged Azure CLI 2.45 reads only this, see',
-  '  /work/shared/observed-clients.md §2; MSAL.NET requires `DEFAULT_IDENTITY_CLIENT_ID` on Azure ML). Current',
+  '  look only at `MSI_ENDPOINT` (the Debian-packaged Azure CLI 2.45, see the version axis; MSAL.NET requires',
+  '  `DEFAULT_IDENTITY_CLIENT_ID` on Azure ML). Current',
   '  clients never reach it because the App Service pair wins.',
   '- `AZURE_POD_IDENTITY_AUTHORITY_HOST`: for anything that falls through to IMDS (an app that ignores the',
   '  App Service variables). Go and clients without an IMDS override still go to 169.254.169.254; that address is',

@@ -286,16 +286,17 @@ export async function runMatrix(options: RunOptions): Promise<MatrixRun> {
       const outcome = await runProcess([...cmd.argv, JSON.stringify(input)], env, options.processTimeoutMs);
       const result = outcome.results.find((r) => r.variant === row.id);
       if (result !== undefined && !versions.has(clientKey)) versions.set(clientKey, { ...result.versions });
-      const expected =
-        (version === undefined ? undefined : expectation(options.expectations, clientKey, row.id, column.profile)) ??
-        expectation(options.expectations, client.id, row.id, column.profile);
+      // An older release has its own entries (`<client>@<version>/...`): what the newest refuses, an older one may
+      // serve, and the other way round.
+      const expected = expectation(options.expectations, clientKey, row.id, column.profile);
       let cell = classify(result, expected, outcome.error, proxy.requests().length);
       if (cell.kind === 'fail') {
         // What reached the sidecar, for the diagnosis (paths with their query: resource and selectors, no secret).
         const seen = proxy.requests().slice(0, 4).map((r) => `${r.method} ${r.path} → ${String(r.status)}${r.appid ? ` appid ${r.appid}` : ''}`);
         cell = { ...cell, text: `${cell.text ?? ''} — requests that reached the sidecar: ${seen.length === 0 ? 'none' : seen.join('; ')}` };
       }
-      cells.set(key, cell);
+      const apiVersions = [...new Set(proxy.requests().map((r) => new URLSearchParams(r.path.split('?')[1] ?? '').get('api-version') ?? '(none)'))];
+      cells.set(key, { ...cell, apiVersions });
       options.onProgress?.(`${key}: ${cell.kind} (${String(Date.now() - t0)} ms)`);
     } finally {
       await proxy.stop();

@@ -54,12 +54,12 @@ export const OLDER_VERSIONS: readonly ClientVersion[] = [
   v('py-msal', '1.29.0', 'python/venvs/msal-1.29', 'first msal-python with ManagedIdentityClient (2024-06)'),
   v('az', '2.45.0 (Debian)', 'debian', "Debian 12's packaged CLI (`apt-get install azure-cli`), msrestazure-based"),
   v('az', '2.60.0', 'python/venvs/cli-2.60', '2024-04, between Debian\'s and the newest'),
-  v('go', 'v1.1.0', 'bin/mi-anywhere-compat-go-v1.1.0', '2022-06, the first 1.x feature release after GA'),
+  v('go', 'v1.1.0', 'bin/mi-anywhere-compat-go-v1.1.0', '2022-06, the first 1.x feature release after GA; its credential keeps no token cache', { clientCache: false }),
   v('go', 'v1.3.1', 'bin/mi-anywhere-compat-go-v1.3.1', '2023-06 (last 1.3)'),
   v('go', 'v1.5.2', 'bin/mi-anywhere-compat-go-v1.5.2', '2024-04 (v1.5.0 is not served by the Go module proxy: `go list -m -versions` lists only v1.5.1 and v1.5.2)'),
   v('go', 'v1.6.0', 'bin/mi-anywhere-compat-go-v1.6.0', '2024-06, the last release with its own managed-identity code before MSAL Go'),
-  v('java', '1.5.5', 'java/v/1.5.5', '2022-08 (last 1.5)'),
-  v('java', '1.8.0', 'java/v/1.8.0', '2023-02'),
+  v('java', '1.5.5', 'java/v/1.5.5', 'last 1.5 (2022); its credential keeps no token cache', { clientCache: false }),
+  v('java', '1.8.0', 'java/v/1.8.0', '2023-02; its credential keeps no token cache', { clientCache: false }),
   v('java', '1.12.0', 'java/v/1.12.0', '2024-04, the first on MSAL4J\'s managed-identity sources'),
 ];
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -33,7 +33,12 @@ export interface Loaded<M> {
  * @param dir the version axis' package directory (the aliased package itself), or undefined for the project's own
  */
 export async function loadPackage<M>(name: string, dir: string | undefined): Promise<Loaded<M>> {
-  const entry = dir === undefined ? createRequire(join(ROOT, 'package.json')).resolve(name) : createRequire(join(dir, 'package.json')).resolve(dir);
+  // An aliased package is resolved by its alias from the install root (<root>/node_modules/<alias>), so that its
+  // package exports apply (msal-node 2.x has no `main`).
+  const entry =
+    dir === undefined
+      ? createRequire(join(ROOT, 'package.json')).resolve(name)
+      : createRequire(join(dirname(dirname(dir)), 'package.json')).resolve(basename(dir));
   const versions: Record<string, string> = { [name]: packageJsonOf(entry, name).version };
   if (name !== '@azure/msal-node') {
     const msal = createRequire(entry).resolve('@azure/msal-node');

@@ -11,10 +11,12 @@ call, so the command runs its real managed-identity token path (MSAL's ManagedId
 Every az command is a new process, so az's in-process MSAL cache cannot serve a second command: the second-call
 rule there is "same token, same expiry, far in the future" (the endpoint's own cache).
 """
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import compat_common
@@ -64,6 +66,9 @@ def login(spec, variant):
     before = compat_common.count(spec["counterUrl"])
     try:
         proc = az(spec, *args)
+        if sel and "unrecognized arguments: --" + sel["kind"] in proc.stderr:
+            # Before `--client-id` (2.69) a user-assigned identity was named with `--username` (Debian's 2.45 too).
+            proc = az(spec, *args[:-2], "--username", sel["value"])
     except subprocess.TimeoutExpired:
         return dict(result, status="fail", error="az login did not finish within %d s" % AZ_TIMEOUT)
     tokens = [r for r in compat_common.requests_log(spec["counterUrl"]) if r.get("aud")][before:]
@@ -77,7 +82,9 @@ def login(spec, variant):
         problems.append('aud "%s", expected "%s"' % (t["aud"], ARM_RESOURCE))
     if t["appid"] != variant["expectedAppId"]:
         problems.append('appid "%s", expected "%s"' % (t["appid"], variant["expectedAppId"]))
-    if proc.returncode != 0 and "management.azure.com" not in proc.stderr:
+    # The ARM host is unreachable here; newer CLIs name it, older ones (msrestazure) print only the resolver error.
+    arm_step = any(s in proc.stderr for s in ("management.azure.com", "Name or service not known", "Failed to resolve"))
+    if proc.returncode != 0 and not arm_step:
         problems.append("az login failed after its token request, but not at the ARM step: " + err)
     result.update(status="fail" if problems else "ok", observed=o, armStep=err if proc.returncode else "succeeded")
     if problems:
@@ -94,7 +101,11 @@ def get_access_token(spec, variant):
         if proc.returncode != 0:
             raise RuntimeError(tail(proc.stderr))
         out = json.loads(proc.stdout)
-        return out["accessToken"], int(out["expires_on"])
+        if "expires_on" in out:
+            return out["accessToken"], int(out["expires_on"])
+        # Older CLIs print only `expiresOn`, local time without a zone.
+        when = datetime.datetime.strptime(out["expiresOn"], "%Y-%m-%d %H:%M:%S.%f")
+        return out["accessToken"], int(time.mktime(when.timetuple()))
 
     result = compat_common.run_two_calls(spec, variant, lambda: None, get, expiry_tolerance=2)
     if result.get("observed"):
