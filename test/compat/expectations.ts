@@ -78,7 +78,6 @@ add(
   },
 );
 
-export const EXPECTATIONS: ExpectationTable = new Map(entries);
 
 /** Behaviour of the real SDKs that differs from the notes, or that the harness has to accommodate (rendered into docs/compatibility.md). */
 export const FINDINGS: readonly string[] = [
@@ -161,3 +160,9 @@ add(['js-msal@2.7.0/*/app-service', 'js-msal@2.7.0/*/msi-endpoint', 'js-msal@2.7
   error: /differs from the token's exp/,
   defect: true,
 });
+add(['py-msal@1.29.0/mi-client-id/arc'], {
+  why: 'msal-python 1.29 accepts only the system-assigned identity on Azure Arc (the newest sends the selector).',
+  error: /Azure Arc supports only system-assigned managed identity/,
+});
+
+export const EXPECTATIONS: ExpectationTable = new Map(entries);

@@ -56,7 +56,12 @@ public final class Driver {
 
   private static ObjectNode versions() {
     ObjectNode v = JSON.createObjectNode();
-    v.put("azure-identity", jarVersion("azure-identity.properties", "version"));
+    String identity = jarVersion("azure-identity.properties", "version");
+    // Older releases carry no azure-identity.properties; their jar manifest has the version.
+    if ("unknown".equals(identity) && ManagedIdentityCredentialBuilder.class.getPackage().getImplementationVersion() != null) {
+      identity = ManagedIdentityCredentialBuilder.class.getPackage().getImplementationVersion();
+    }
+    v.put("azure-identity", identity);
     v.put("azure-core", jarVersion("azure-core.properties", "version"));
     Package msal = com.microsoft.aad.msal4j.ConfidentialClientApplication.class.getPackage();
     v.put("msal4j", msal.getImplementationVersion() != null ? msal.getImplementationVersion() : "unknown");
