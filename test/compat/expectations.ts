@@ -135,7 +135,7 @@ for (const release of ['go@v1.1.0', 'go@v1.3.1', 'go@v1.5.2', 'go@v1.6.0']) {
 }
 for (const release of ['go@v1.1.0', 'go@v1.3.1']) {
   add([`${release}/mi-client-id/msi-secret`], {
-    why: 'azidentity before 1.4 has no Azure ML source: `MSI_ENDPOINT`+`MSI_SECRET` is Cloud Shell to it, which drops the user-assigned id (row above).',
+    why: 'azidentity 1.1 and 1.3 have no Azure ML source (1.5 has): `MSI_ENDPOINT`+`MSI_SECRET` is Cloud Shell to them, which drops the user-assigned id (row above).',
     error: /appid "22222222-2222-4222-8222-222222222222", expected "44444444-4444-4444-8444-444444444444"/,
     defect: true,
   });

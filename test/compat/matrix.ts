@@ -297,6 +297,17 @@ export interface DocExtras {
   readonly sections: readonly string[];
 }
 
+/** The library whose version names a release in the version axis (the drivers report several). */
+const MAIN_LIBRARY: Record<ClientId, string> = {
+  'js-identity': '@azure/identity',
+  'js-msal': '@azure/msal-node',
+  'py-identity': 'azure-identity',
+  'py-msal': 'msal',
+  az: 'azure-cli',
+  go: 'azidentity',
+  java: 'azure-identity',
+};
+
 const AXIS_MARK: Record<CellKind, string> = { ok: '✓', unsupported: '–', defect: '⚠', fail: '✗', 'unexpected-ok': '✓!' };
 
 /** Profiles whose every cell of the version axis (older releases) is OK or refused by the client. */
@@ -328,8 +339,7 @@ function renderAxis(run: MatrixRun, extras: DocExtras, notes: string[], note: (n
     const releases: Array<{ key: string; label: string }> = extras.axis
       .filter((cv) => cv.client === client.id)
       .map((cv) => ({ key: axisKey(cv), label: cv.version }));
-    const newest = run.versions.get(client.id);
-    const newestVersion = newest === undefined ? undefined : Object.entries(newest)[0]?.[1];
+    const newestVersion = run.versions.get(client.id)?.[MAIN_LIBRARY[client.id]];
     releases.push({ key: client.id, label: `${newestVersion ?? 'newest'} (newest)` });
     for (const release of releases) {
       const cells = dev.map((c) =>
