@@ -36,7 +36,8 @@ export const ARC_SELECTORS: Readonly<Record<string, SelectorKind>> = {
 
 /**
  * Current MSAL4J sends 2019-11-01, the other current SDKs 2020-06-01; azidentity for Go up to 1.6
- * sends 2019-08-15, the first api-version Azure Arc served (docs/compatibility.md, "Accepted api-versions").
+ * sends 2019-08-15, the first api-version Azure Arc served (docs/protocols.md C13; docs/compatibility.md, "Accepted
+ * api-versions").
  */
 export const ARC_OLDEST_API_VERSION = '2019-08-15';
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { acceptanceProblems, type DriverResult, type Observed } from './drivers/protocol.ts';
 import { EXPECTATIONS, FINDINGS } from './expectations.ts';
+import { axisKey, OLDER_VERSIONS } from './versions.ts';
 import {
   CLIENTS,
   COLUMNS,
@@ -64,14 +65,30 @@ describe('expectation table', () => {
     assert.equal(expectation(EXPECTATIONS, 'go', 'dac', 'default'), undefined);
   });
   it('every key names a known client, row (or *) and profile; in the default profile only limitation rows are listed', () => {
-    for (const key of EXPECTATIONS.keys()) {
-      const [client, row, profile] = key.split('/');
+    for (const [key, u] of EXPECTATIONS) {
+      const [release, row, profile] = key.split('/');
+      // `<client>@<version>` keys belong to a release of the version axis and only name its rows.
+      const [client, version] = (release ?? '').split('@');
       const c = CLIENTS.find((x) => x.id === client);
       assert.ok(c, key);
-      assert.ok(row === '*' || c.rows.some((r) => r.id === row), key);
+      const axisRows = version === undefined ? undefined : OLDER_VERSIONS.find((cv) => axisKey(cv) === release)?.rows;
+      if (version !== undefined) assert.ok(axisRows, `${key}: no such release in test/compat/versions.ts`);
+      assert.ok(row === '*' || (axisRows ?? c.rows.map((r) => r.id)).includes(row ?? ''), key);
       assert.ok(COLUMNS.some((col) => col.profile === profile), key);
-      if (profile === 'default') assert.ok(c.rows.find((r) => r.id === row)?.limitation, `${key}: the default profile must serve every client`);
+      // In the default profile a client may show a defect of its own (it got the token), never refuse.
+      if (profile === 'default' && u.defect !== true) {
+        assert.ok(c.rows.find((r) => r.id === row)?.limitation, `${key}: the default profile must serve every client`);
+      }
     }
+  });
+  it('a client defect is its own cell kind, only where the table says so and only with the expected text', () => {
+    const defect = { why: 'w', error: /no usable expiry/, defect: true as const };
+    const failed = { variant: 'v', status: 'fail' as const, error: 'the client reported no usable expiry (NaN, NaN)', versions: {} };
+    assert.equal(classify(failed, defect).kind, 'defect');
+    assert.equal(classify(failed, undefined).kind, 'fail');
+    assert.equal(classify({ ...failed, error: 'appid "x", expected "y"' }, defect).kind, 'fail');
+    assert.equal(classify({ ...failed, status: 'unsupported' }, defect).kind, 'fail');
+    assert.equal(classify({ variant: 'v', status: 'ok', versions: {} }, defect).kind, 'unexpected-ok');
   });
 });
 
@@ -93,6 +110,8 @@ describe('acceptanceProblems (the rules every driver applies)', () => {
     { name: 'second call went to the endpoint', o: { requests2: 1 }, problem: /not served from the client's cache/ },
     { name: 'a CLI may call again if the token is the same', o: { requests2: 1 }, options: { processPerCall: true } },
     { name: 'expiry "now" (broken caching)', o: { expiresOn1: now, expiresOn2: now }, problem: /not far in the future/ },
+    // @azure/identity 2.x: Date.parse of an epoch string; NaN compares false with everything.
+    { name: 'expiry NaN', o: { expiresOn1: Number.NaN, expiresOn2: Number.NaN }, problem: /no usable expiry/ },
     { name: 'expiry not the token exp', o: { exp: now + 3600 }, problem: /differs from the token's exp/ },
     { name: 'second expiry moved', o: { expiresOn2: now + 86_401 }, problem: /different token or expiry/ },
     { name: 'second expiry moved within tolerance', o: { expiresOn2: now + 86_401 }, options: { expiryToleranceS: 2 } },
