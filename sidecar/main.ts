@@ -1,7 +1,7 @@
 /**
  * Composition root of the sidecar: the only module that touches `process.*` (besides `config.ts`, which reads the
  * environment), listens on sockets and handles signals. It loads the configuration and identities, builds the
- * token source, wires the HTTP app to three listeners, prints the environment apps need, and drains on SIGTERM.
+ * token source, wires the HTTP app to three listeners, prints the environment apps need, and drains on SIGTERM, SIGINT and SIGHUP.
  *
  * Run: `node sidecar/main.ts --dev` (`npm start`), `node sidecar/main.ts` (entra mode), `node sidecar/main.ts --probe`.
  *
@@ -14,7 +14,7 @@ import { request as httpRequest, type ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
-import { describeConfig, loadProcessConfig, type Config } from './config.ts';
+import { describeConfig, isLoopbackAddress, loadProcessConfig, type Config } from './config.ts';
 import { PROFILES, profileEnv, SIDECAR_ENV, type Profile } from './contract.ts';
 import { ConfigError, CredentialUnavailableError } from './errors.ts';
 import { createArcKeyStore, removeStaleKeyFiles, type ArcKeyStore } from './http/arc-keys.ts';
@@ -246,7 +246,30 @@ function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, 
   attempt();
 }
 
-async function main(): Promise<number> {
+/**
+ * Log lines go to stdout asynchronously (the access line is on every request's path, docs/performance.md); what is
+ * still buffered when the process ends is written before it exits.
+ */
+async function mainWithLogs(): Promise<number> {
+  const destination = pino.destination({ dest: 1, sync: false });
+  try {
+    return await main(destination);
+  } finally {
+    destination.flushSync();
+  }
+}
+
+/**
+ * Host names the token listener answers for besides loopback names (DNS-rebinding defence, docs/security.md): the
+ * configured ones, the advertised host, and a specific (non-wildcard) bind address.
+ */
+function allowedHosts(config: Config, baseUrl: string, boundAddress: string): string[] {
+  const hosts = [...config.allowedHosts, new URL(baseUrl).hostname.replace(/^\[|\]$/g, '')];
+  if (boundAddress !== '0.0.0.0' && boundAddress !== '::') hosts.push(boundAddress);
+  return hosts;
+}
+
+async function main(destination: ReturnType<typeof pino.destination>): Promise<number> {
   // Before the configuration: `--version` answers on any machine, whatever the environment holds.
   if (process.argv.includes('--version')) {
     process.stdout.write(`mi-anywhere sidecar ${pkg.version}\n`);
@@ -264,7 +287,7 @@ async function main(): Promise<number> {
   }
   if (config.probe) return probe(config);
 
-  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
+  const logger = createLogger({ level: config.logLevel, destination });
   logger.info({ config: describeConfig(config), version: pkg.version }, 'starting');
   if (config.mode === 'dev') {
     logger.warn('DEV MODE: tokens come from the built-in dev issuer; Azure does not accept them. Never use dev mode for real workloads.');
@@ -367,6 +390,8 @@ async function main(): Promise<number> {
     identityHeader,
     limits: config.limits,
     rateLimitPerSecond: config.rateLimitPerSecond,
+    allowedHosts: allowedHosts(config, baseUrl, token.address),
+    remote: !isLoopbackAddress(token.address),
     nowMs,
     logger,
     metrics,
@@ -407,13 +432,13 @@ async function main(): Promise<number> {
           resolve(0);
         });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // SIGHUP (a closed terminal, some supervisors) drains like SIGTERM: no request cut off, no Arc key left behind.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stop(signal));
   });
 }
 
 if (import.meta.main) {
-  main().then(
+  mainWithLogs().then(
     (code) => process.exit(code),
     (error: unknown) => {
       process.stderr.write(`mi-anywhere sidecar: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
