@@ -9,6 +9,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { SecureVersion } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
@@ -224,6 +225,12 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
     createAdmissionApp(options, limit),
   );
   server.on('tlsClientError', (error) => options.logger.debug({ err: error }, 'TLS handshake failed'));
+  // Malformed requests and timed-out clients (header or request timeout): nothing useful can be answered mid-request.
+  // Without this listener Node tries a bare 4xx and, on a TLS socket, the connection is left open.
+  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    options.logger.debug({ err: error.code ?? error.message }, 'admission connection cut');
+    socket.destroy();
+  });
 
   return {
     server,
