@@ -61,7 +61,7 @@ import {
   type DialectSteps,
   type Exchange,
 } from './dialects.ts';
-import { browserHeaderIn, createHostPolicy, headerBytes, proxyHeaderIn } from './guards.ts';
+import { browserHeaderIn, createHostPolicy, headerBytes, proxyHeaderIn, type HostPolicy } from './guards.ts';
 import type { Readiness } from './readiness.ts';
 import { createTokenBucket } from './rate-limit.ts';
 
@@ -90,6 +90,11 @@ export interface SidecarAppDeps {
   /** Current time in milliseconds. */
   readonly nowMs: () => number;
   readonly logger: Logger;
+  /**
+   * Where the per-request access line goes (default: `logger`). main.ts passes a logger on a buffered asynchronous
+   * destination: the line is on every request's path, and one write per request cost more CPU than the line itself.
+   */
+  readonly accessLogger?: Logger | undefined;
   readonly metrics: SidecarMetrics;
   /** Registry the metrics were created on (served by the metrics listener). */
   readonly register: Registry;
@@ -114,11 +119,25 @@ export interface SidecarApp {
   readonly clientError: (error: Error & { code?: string }, socket: Duplex) => void;
 }
 
-function send(res: ServerResponse, response: RenderedResponse, closeConnection = false): void {
+/**
+ * Header lines of a rendered response as the flat `[name, value, ...]` list `writeHead` takes without building a
+ * header map, content-length included; computed once per response object (token answers are memoised, so a cached
+ * token's headers are built once per second).
+ */
+const flatHeaders = new WeakMap<RenderedResponse, readonly string[]>();
+function headerLines(response: RenderedResponse): readonly string[] {
+  let lines = flatHeaders.get(response);
+  if (lines === undefined) {
+    lines = [...Object.entries(response.headers).flat(), 'content-length', String(Buffer.byteLength(response.body))];
+    flatHeaders.set(response, lines);
+  }
+  return lines;
+}
+
+/** Writes a rendered response; `extra` header lines (request id, connection) come after the response's own. */
+function send(res: ServerResponse, response: RenderedResponse, extra: readonly string[] = []): void {
   if (res.headersSent) return;
-  const headers: Record<string, string | number> = { ...response.headers, 'content-length': Buffer.byteLength(response.body) };
-  if (closeConnection) headers['connection'] = 'close';
-  res.writeHead(response.status, headers);
+  res.writeHead(response.status, extra.length === 0 ? (headerLines(response) as string[]) : [...headerLines(response), ...extra]);
   res.end(response.body);
 }
 
@@ -174,18 +193,17 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   // The per-request access line below is built from fixed, non-secret keys, so no redaction path can ever match it;
   // running pino's redaction on it anyway cost ~10 µs per request (docs/performance.md). Every other line (config,
   // errors, upstream failures) stays redacted.
-  const accessLog = logger.child({}, { redact: [] });
+  const accessLog = (deps.accessLogger ?? logger).child({}, { redact: [] });
   const newRequestId = deps.newRequestId ?? randomUUID;
   const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
   const remote = deps.remote === true;
-  const hosts = createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote });
+  const hosts = memoiseHosts(createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote }));
   const renderTokenFor = createTokenRenderer();
 
   /** Writes the answer, then the access line and the metrics observation (token listener only). */
   function respond(res: Response, response: RenderedResponse, error?: SidecarError): void {
     const exchange = exchangeOf(res);
-    res.setHeader(REQUEST_ID_HEADER, exchange.reqId);
-    send(res, response, exchange.close);
+    send(res, response, exchange.close ? [REQUEST_ID_HEADER, exchange.reqId, 'connection', 'close'] : [REQUEST_ID_HEADER, exchange.reqId]);
     if (!exchange.logged) return;
     const durationMs = deps.nowMs() - exchange.startedMs;
     // One line per token request: never the token, never a header secret; the resource only as its audience.
@@ -354,6 +372,28 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
         return;
       }
       writeRaw(socket, new BadRequestError('Malformed HTTP request'), 'Bad Request');
+    },
+  };
+}
+
+/**
+ * The Host verdict per distinct header value (bounded: a client sending random Host values only fills the memo,
+ * which is then cleared). Every request carries the same few values; parsing each one costs more than the lookup.
+ */
+function memoiseHosts(policy: HostPolicy): HostPolicy {
+  const MAX = 256;
+  const verdicts = [new Map<string, boolean>(), new Map<string, boolean>()] as const;
+  return {
+    allows(host, absoluteForm) {
+      if (host === undefined) return policy.allows(host, absoluteForm);
+      const memo = verdicts[absoluteForm ? 1 : 0];
+      let verdict = memo.get(host);
+      if (verdict === undefined) {
+        verdict = policy.allows(host, absoluteForm);
+        if (memo.size >= MAX) memo.clear();
+        memo.set(host, verdict);
+      }
+      return verdict;
     },
   };
 }
