@@ -248,15 +248,17 @@ function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, 
 
 /** How often buffered access lines are written even when less than the buffer's worth has accumulated. */
 const ACCESS_LOG_FLUSH_MS = 1_000;
+/** Access lines are written in chunks of this size (about 60 lines); a hard kill loses at most this much. */
+const ACCESS_LOG_BUFFER_BYTES = 16 * 1024;
 
 /**
  * Two stdout destinations: start-up, warning and error lines synchronously (in order, never lost), and the
- * per-request access lines through a buffered asynchronous one (one write per 4 KB instead of one per request: the
+ * per-request access lines through a buffered asynchronous one (one write per 16 KB instead of one per request: the
  * line is on every request's path, docs/performance.md), flushed every second and before the process exits.
  */
 async function mainWithLogs(): Promise<number> {
   const destination = pino.destination({ dest: 1, sync: true });
-  const accessDestination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const accessDestination = pino.destination({ dest: 1, sync: false, minLength: ACCESS_LOG_BUFFER_BYTES });
   const flusher = setInterval(() => accessDestination.flush(), ACCESS_LOG_FLUSH_MS);
   flusher.unref();
   try {

@@ -199,6 +199,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   const remote = deps.remote === true;
   const hosts = memoiseHosts(createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote }));
   const renderTokenFor = createTokenRenderer();
+  const routeOf = memoise(routeTarget, 256);
 
   /** Writes the answer, then the access line and the metrics observation (token listener only). */
   function respond(res: Response, response: RenderedResponse, error?: SidecarError): void {
@@ -277,7 +278,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
     res.locals['exchange'] = exchange;
     const raw = req.url;
     if (Buffer.byteLength(raw) > limits.maxUrlBytes) throw new UriTooLongError(limits.maxUrlBytes);
-    const { route, path, query } = routeTarget(raw);
+    const { route, path, query } = routeOf(raw);
     if (route.kind === 'not-a-proxy') throw new NotAProxyError();
     exchange.query = query;
     exchange.absoluteForm = !raw.startsWith('/');
@@ -395,6 +396,23 @@ function memoiseHosts(policy: HostPolicy): HostPolicy {
       }
       return verdict;
     },
+  };
+}
+
+/**
+ * A pure function of one string, memoised (bounded: cleared when full). Clients repeat the same few request targets,
+ * and routing one (normalising the path, splitting the query) costs more than the lookup.
+ */
+function memoise<T>(fn: (key: string) => T, max: number): (key: string) => T {
+  const memo = new Map<string, T>();
+  return (key) => {
+    let value = memo.get(key);
+    if (value === undefined) {
+      value = fn(key);
+      if (memo.size >= max) memo.clear();
+      memo.set(key, value);
+    }
+    return value;
   };
 }
 
