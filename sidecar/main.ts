@@ -349,12 +349,12 @@ async function main(destination: DestinationStream, accessDestination: Destinati
       listen({
         ...common,
         listener: config.token,
-        onRequest: (req, res) => (app ? app.token(req, res) : notYet(req, res)),
+        onRequest: (req, res) => (app ? void app.token(req, res) : notYet(req, res)),
         onConnect: (req, socket) => app?.connect(req, socket) ?? socket.destroy(),
         onClientError: (error, socket) => app?.clientError(error, socket) ?? socket.destroy(),
       }),
-      listen({ ...common, listener: config.health, onRequest: (req, res) => (app ? app.health(req, res) : notYet(req, res)) }),
-      listen({ ...common, listener: config.metrics, onRequest: (req, res) => (app ? app.metrics(req, res) : notYet(req, res)) }),
+      listen({ ...common, listener: config.health, onRequest: (req, res) => (app ? void app.health(req, res) : notYet(req, res)) }),
+      listen({ ...common, listener: config.metrics, onRequest: (req, res) => (app ? void app.metrics(req, res) : notYet(req, res)) }),
     ]);
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
