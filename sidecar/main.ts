@@ -17,6 +17,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { describeConfig, isLoopbackAddress, loadProcessConfig, type Config } from './config.ts';
 import { PROFILES, profileEnv, SIDECAR_ENV, type Profile } from './contract.ts';
 import { ConfigError, CredentialUnavailableError } from './errors.ts';
+import { createAccessLog } from './http/access-log.ts';
 import { createArcKeyStore, removeStaleKeyFiles, type ArcKeyStore } from './http/arc-keys.ts';
 import { createSidecarApp, type SidecarApp } from './http/app.ts';
 import { createReadiness } from './http/readiness.ts';
@@ -246,6 +247,9 @@ function warmUp(tokenSource: TokenSource, identity: LoadedIdentity | undefined, 
   attempt();
 }
 
+/** The `program` binding of every log line (sidecar/log.ts), repeated by the hand-written access line. */
+const LOG_PROGRAM = 'mi-anywhere-sidecar';
+
 /** How often buffered access lines are written even when less than the buffer's worth has accumulated. */
 const ACCESS_LOG_FLUSH_MS = 1_000;
 /**
@@ -407,7 +411,7 @@ async function main(destination: DestinationStream, accessDestination: Destinati
     remote: !isLoopbackAddress(token.address),
     nowMs,
     logger,
-    accessLogger: createLogger({ level: config.logLevel, destination: accessDestination }),
+    accessLog: createAccessLog({ enabled: logger.isLevelEnabled('info'), program: LOG_PROGRAM, destination: accessDestination, nowMs }),
     metrics,
     register,
     readiness,

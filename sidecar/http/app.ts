@@ -49,6 +49,7 @@ import { renderError, renderToken } from '../protocol/render.ts';
 import { routeTarget } from '../protocol/route.ts';
 import type { DevIssuer } from '../token/dev-issuer.ts';
 import type { IssuedToken, TokenSource } from '../token/token-source.ts';
+import { ACCESS_LINE_MESSAGE, type AccessLog } from './access-log.ts';
 import type { ArcKeyStore } from './arc-keys.ts';
 import {
   appServiceRouter,
@@ -91,10 +92,10 @@ export interface SidecarAppDeps {
   readonly nowMs: () => number;
   readonly logger: Logger;
   /**
-   * Where the per-request access line goes (default: `logger`). main.ts passes a logger on a buffered asynchronous
-   * destination: the line is on every request's path, and one write per request cost more CPU than the line itself.
+   * Writes the per-request access line (default: `logger.info`). main.ts passes `access-log.ts` on a buffered
+   * asynchronous destination: the line is on every request's path (docs/performance.md).
    */
-  readonly accessLogger?: Logger | undefined;
+  readonly accessLog?: AccessLog | undefined;
   readonly metrics: SidecarMetrics;
   /** Registry the metrics were created on (served by the metrics listener). */
   readonly register: Registry;
@@ -190,10 +191,7 @@ function createTokenRenderer(): (dialect: Dialect, token: IssuedToken, nowSecond
 
 export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   const { limits, logger, metrics } = deps;
-  // The per-request access line below is built from fixed, non-secret keys, so no redaction path can ever match it;
-  // running pino's redaction on it anyway cost ~10 µs per request (docs/performance.md). Every other line (config,
-  // errors, upstream failures) stays redacted.
-  const accessLog = (deps.accessLogger ?? logger).child({}, { redact: [] });
+  const accessLog = deps.accessLog ?? pinoAccessLog(logger);
   const newRequestId = deps.newRequestId ?? randomUUID;
   const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
   const remote = deps.remote === true;
@@ -208,19 +206,16 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
     if (!exchange.logged) return;
     const durationMs = deps.nowMs() - exchange.startedMs;
     // One line per token request: never the token, never a header secret; the resource only as its audience.
-    accessLog.info(
-      {
-        reqId: exchange.reqId,
-        dialect: exchange.dialect,
-        identity: exchange.identity,
-        audience: exchange.resource === '' ? undefined : audienceOf(exchange.resource),
-        status: response.status,
-        durationMs,
-        errorCode: error?.code,
-        error: error && error.expose ? error.message : undefined,
-      },
-      'token request',
-    );
+    accessLog({
+      reqId: exchange.reqId,
+      dialect: exchange.dialect,
+      identity: exchange.identity,
+      audience: exchange.resource === '' ? undefined : audienceOf(exchange.resource),
+      status: response.status,
+      durationMs,
+      errorCode: error?.code,
+      error: error && error.expose ? error.message : undefined,
+    });
     // `code` (docs/metrics.md): ok | challenge | the SidecarError code, so dashboards tell an unknown identity from a
     // rejected credential (both 400) and the Arc challenge from a wrong key (both 401).
     const code = error ? error.code : exchange.challenge ? TOKEN_CODE_CHALLENGE : TOKEN_CODE_OK;
@@ -414,6 +409,15 @@ function memoise<T>(fn: (key: string) => T, max: number): (key: string) => T {
     }
     return value;
   };
+}
+
+/**
+ * The access line through the pino logger. The line is built from fixed, non-secret keys, so no redaction path can
+ * ever match it; running pino's redaction on it anyway cost ~10 µs per request (docs/performance.md).
+ */
+function pinoAccessLog(logger: Logger): AccessLog {
+  const child = logger.child({}, { redact: [] });
+  return (line) => child.info(line, ACCESS_LINE_MESSAGE);
 }
 
 /** `x-real-ip` → `X-Real-IP` for messages (the wire spelling people search for). */
