@@ -240,29 +240,17 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
       throw new RateLimitedError(taken.retryAfterSeconds);
     },
     async issue(request, identity, res) {
-      // The abort signal (the caller went away) is made only when the token source asks for it: a cached answer never
-      // does, and an AbortController plus a close listener per request was measurable on that path.
-      let abort: AbortController | undefined;
+      const abort = new AbortController();
       const onClose = (): void => {
-        if (!res.writableFinished) abort?.abort();
+        if (!res.writableFinished) abort.abort();
       };
-      const tokenRequest = {
-        identity,
-        resource: request.resource,
-        get signal(): AbortSignal {
-          if (abort === undefined) {
-            abort = new AbortController();
-            res.once('close', onClose);
-          }
-          return abort.signal;
-        },
-      };
+      res.once('close', onClose);
       try {
-        const token = await deps.tokenSource.getToken(tokenRequest);
+        const token = await deps.tokenSource.getToken({ identity, resource: request.resource, signal: abort.signal });
         if (identity.descriptor.isDefault) deps.readiness.tokenObtained();
         return renderTokenFor(request.dialect, token, deps.nowMs() / 1000, request.echo);
       } finally {
-        if (abort !== undefined) res.off('close', onClose);
+        res.off('close', onClose);
       }
     },
     respond: (res, response) => respond(res, response),
