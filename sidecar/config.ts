@@ -63,6 +63,8 @@ export interface Config {
   readonly metrics: ListenerConfig;
   /** Base URL apps use to reach the token listener, when fixed by configuration (else derived after listening). */
   readonly advertiseUrl: string | undefined;
+  /** Extra host names the token listener answers for (`MI_ANYWHERE_ALLOWED_HOSTS`), lower case. */
+  readonly allowedHosts: readonly string[];
   /** Directory with one subdirectory per identity; optional in dev mode. */
   readonly identityDir: string | undefined;
   /** Identity served to requests without a selector; undefined = the only identity (or `dev-system` in dev mode). */
@@ -154,6 +156,13 @@ const schema = z.object({
   [SIDECAR_ENV.metricsAddress]: address.default(DEFAULTS.metricsAddress),
   [SIDECAR_ENV.metricsPort]: port.default(DEFAULT_METRICS_PORT),
   [SIDECAR_ENV.advertiseUrl]: httpUrl.optional(),
+  [SIDECAR_ENV.allowedHosts]: z
+    .string()
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
+    .refine((hosts) => hosts.every((h) => /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^[0-9a-f:]+$/.test(h)), {
+      error: 'must be a comma-separated list of host names or IP addresses (no ports, no wildcards)',
+    })
+    .default([]),
   [SIDECAR_ENV.identityDir]: nonEmpty.optional(),
   [SIDECAR_ENV.defaultIdentity]: nonEmpty
     .refine((v) => !v.includes('/') && !v.startsWith('.'), { error: 'must be a directory name (no "/", not starting with ".")' })
@@ -274,6 +283,7 @@ export function loadConfig(env: Env, argv: readonly string[]): Config {
     health: { address: v[SIDECAR_ENV.healthAddress], port: v[SIDECAR_ENV.healthPort] },
     metrics: { address: v[SIDECAR_ENV.metricsAddress], port: v[SIDECAR_ENV.metricsPort] },
     advertiseUrl: v[SIDECAR_ENV.advertiseUrl],
+    allowedHosts: v[SIDECAR_ENV.allowedHosts],
     identityDir,
     defaultIdentity: v[SIDECAR_ENV.defaultIdentity],
     identityHeader: v[SIDECAR_ENV.identityHeader],

@@ -156,6 +156,11 @@ export const SIDECAR_ENV = {
    * `http://<token address>:<port>`; set it when apps use another name (compose service name, pod IP).
    */
   advertiseUrl: 'MI_ANYWHERE_ADVERTISE_URL',
+  /**
+   * Comma-separated host names the token listener answers for besides loopback names and the advertised host (compose
+   * service names); any other `Host` is refused (DNS-rebinding defence, docs/security.md).
+   */
+  allowedHosts: 'MI_ANYWHERE_ALLOWED_HOSTS',
   /** Entra authority host, e.g. https://login.microsoftonline.com (sovereign clouds and test authorities too). */
   authorityHost: 'MI_ANYWHERE_AUTHORITY_HOST',
   /** Projected service-account token for federated identities (re-read on every exchange). */

@@ -61,13 +61,25 @@ export class MissingMetadataHeaderError extends SidecarError {
 
 /** A request carried `X-Forwarded-For` or came through a proxy hop (SSRF defence copied from real IMDS). */
 export class ForwardedRequestError extends SidecarError {
-  constructor() {
+  /** @param header the proxy-hop header found (default: the one real IMDS names) */
+  constructor(header = 'X-Forwarded-For') {
+    const also = header.toLowerCase() === 'x-forwarded-for' ? '' : ` (like X-Forwarded-For: every proxy header is refused alike)`;
     super({
       code: 'SIDECAR_ERR_FORWARDED',
       httpStatus: 400,
       oauthError: 'invalid_request',
-      message: 'Requests carrying X-Forwarded-For are refused: the identity endpoint must be called directly, not through a proxy',
+      message: `Requests carrying ${header}${also} are refused: the identity endpoint must be called directly, not through a proxy`,
     });
+  }
+}
+
+/**
+ * A request naming a `Host` the sidecar does not know, or carrying a browser's `Origin`: the DNS-rebinding defence
+ * (docs/security.md).
+ */
+export class HostNotAllowedError extends SidecarError {
+  constructor(message: string) {
+    super({ code: 'SIDECAR_ERR_HOST_NOT_ALLOWED', httpStatus: 403, oauthError: 'access_denied', message });
   }
 }
 

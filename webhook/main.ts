@@ -2,7 +2,7 @@
  * The webhook's composition root: reads the configuration once, builds the logger, metrics and Kubernetes
  * client, decides the sidecar form from the API server version, obtains a serving certificate (mounted files or
  * self-managed), starts the three listeners (admission HTTPS, health, metrics), keeps the certificate fresh, and
- * shuts down gracefully on SIGTERM/SIGINT. The only file of the webhook that touches `process`.
+ * shuts down gracefully on SIGTERM/SIGINT/SIGHUP. The only file of the webhook that touches `process`.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +18,7 @@ import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
 import { kubernetesCertificateStore, reconcileCertificates, wantedNames } from './cert/self-managed.ts';
 import { loadProcessConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
+import { closeGracefully, startListening } from '../sidecar/http/server.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -56,16 +57,6 @@ function boundAddress(server: Server | HttpsServer): { address: string; port: nu
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function listen(server: Server | HttpsServer, port: number, address: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 /** Where the serving certificate comes from: the first one (awaited before listening) and later changes. */
 interface CertificateSource {
@@ -168,8 +159,8 @@ async function main(): Promise<number> {
   let ready = false;
   const health = createHealthServer(() => ready);
   const metricsServer = createMetricsServer(register, logger);
-  await listen(health, config.health.port, config.health.address);
-  await listen(metricsServer, config.metrics.port, config.metrics.address);
+  await startListening(health, config.health);
+  await startListening(metricsServer, config.metrics);
 
   const native = await decideNative(config, kubeConfig, logger);
   const nowSeconds = (): number => performance.now() / 1000;
@@ -199,31 +190,22 @@ async function main(): Promise<number> {
     metrics.certificateExpiry(certificate.notAfterSeconds);
     logger.info({ notAfter: new Date(certificate.notAfterSeconds * 1000).toISOString() }, 'serving certificate reloaded');
   });
-  await listen(admission.server, config.webhook.port, config.webhook.address);
+  await startListening(admission.server, config.webhook);
   ready = true;
   // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
   logger.info({ webhook: boundAddress(admission.server), health: boundAddress(health), metrics: boundAddress(metricsServer), nativeSidecar: native }, 'listening');
 
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       logger.info({ signal }, 'shutting down');
       ready = false;
       certificates.stop();
-      const force = setTimeout(() => {
-        admission.server.closeAllConnections();
-        resolve(0);
-      }, SHUTDOWN_GRACE_MS);
-      force.unref();
-      admission.server.close(() => {
-        clearTimeout(force);
-        health.close();
-        metricsServer.close();
-        resolve(0);
-      });
-      admission.server.closeIdleConnections();
+      void closeGracefully([admission.server, health, metricsServer], SHUTDOWN_GRACE_MS).then(() => resolve(0));
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => shutdown(signal));
   });
 }
 

@@ -1,23 +1,35 @@
 /**
- * The HTTP edge of the sidecar: request listeners for the token, health and metrics listeners, built from injected
- * dependencies (`createSidecarApp`). It routes, enforces size limits and the rate limit, calls the pure dialect
- * parsers, resolves the identity, asks the token source, renders, logs one line per token request and records
- * metrics. Every failure goes through one place ({@link SidecarApp.token}'s catch → `renderError`).
+ * The HTTP edge of the sidecar: three express applications (token, health, metrics) built from injected
+ * dependencies (`createSidecarApp`), plus the two server-level listeners express cannot see (CONNECT and
+ * `clientError`, installed by `server.ts`).
  *
- * node:http rather than Express: the token listener must see absolute-form targets and CONNECT (proxy users,
- * observed-clients.md §1.3) and normalise paths itself (protocols.md §6); a router would add nothing here.
+ * The token application is a chain of middleware in front of one router per dialect (`dialects.ts`):
+ * 1. target: URL size, absolute-form targets (only the IMDS token URL of 169.254.169.254 is answered; the sidecar
+ *    is not a proxy), path normalisation (case, doubled and trailing slashes; `protocol/route.ts`); `req.url` is
+ *    rewritten to the normalised path, so the routers match exact paths;
+ * 2. guards: header size, Host allow-list and browser `Origin` (DNS rebinding), proxy-hop headers, and on a
+ *    listener reachable beyond loopback the secret-carrying dialects only (`guards.ts`);
+ * 3. the dialect routers (parse → identity → rate limit → issue);
+ * 4. 404 for everything else, and one error middleware that renders every failure in the dialect's own shape with
+ *    its stable `x-mi-anywhere-error` code.
+ * Every token request gets one access line and one metrics observation, success or failure, written by
+ * {@link SidecarApp.token}'s `respond`.
  *
  * No process.*, no listening: main.ts owns sockets and signals; tests call these listeners on port-0 servers.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import type { Limits } from '../config.ts';
 import { PATHS } from '../contract.ts';
 import {
+  BadRequestError,
   DialectDisabledError,
+  ForwardedRequestError,
   HeadersTooLargeError,
+  HostNotAllowedError,
   IdentityNotFoundError,
   InternalError,
   MethodNotAllowedError,
@@ -25,25 +37,32 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   RateLimitedError,
-  UnauthorizedError,
   UriTooLongError,
   toSidecarError,
-  BadRequestError,
   type SidecarError,
 } from '../errors.ts';
 import { findIdentity, type IdentitySelector, type LoadedIdentity } from '../identity/identity.ts';
 import type { Logger } from '../log.ts';
 import { NO_IDENTITY, TOKEN_CODE_CHALLENGE, TOKEN_CODE_OK, audienceOf, type Dialect, type SidecarMetrics } from '../metrics.ts';
-import { parseAppServiceRequest } from '../protocol/app-service.ts';
-import { parseArcRequest, renderArcChallenge } from '../protocol/arc.ts';
-import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type RequestLike, type SelectorEcho, type TokenRequest } from '../protocol/common.ts';
-import { parseImdsRequest } from '../protocol/imds.ts';
-import { parseMsiEndpointRequest } from '../protocol/msi-endpoint.ts';
+import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type SelectorEcho } from '../protocol/common.ts';
 import { renderError, renderToken } from '../protocol/render.ts';
 import { routeTarget } from '../protocol/route.ts';
 import type { DevIssuer } from '../token/dev-issuer.ts';
-import type { TokenSource } from '../token/token-source.ts';
+import type { IssuedToken, TokenSource } from '../token/token-source.ts';
+import { ACCESS_LINE_MESSAGE, type AccessLog } from './access-log.ts';
 import type { ArcKeyStore } from './arc-keys.ts';
+import {
+  appServiceRouter,
+  arcRouter,
+  devIssuerRouter,
+  exchangeOf,
+  fromBodyParserError,
+  imdsRouter,
+  msiEndpointRouter,
+  type DialectSteps,
+  type Exchange,
+} from './dialects.ts';
+import { browserHeaderIn, createHostPolicy, headerBytes, proxyHeaderIn, type HostPolicy } from './guards.ts';
 import type { Readiness } from './readiness.ts';
 import { createTokenBucket } from './rate-limit.ts';
 
@@ -59,9 +78,24 @@ export interface SidecarAppDeps {
   readonly limits: Limits;
   /** Token requests per second before 429; 0 = unlimited. */
   readonly rateLimitPerSecond: number;
+  /**
+   * Host names (besides loopback names and addresses) the token listener answers for: the advertised host, the
+   * bind address, `MI_ANYWHERE_ALLOWED_HOSTS`. Default: none.
+   */
+  readonly allowedHosts?: readonly string[] | undefined;
+  /**
+   * The token listener is reachable beyond loopback (bound to a non-loopback address): only requests that carry the
+   * shared secret (App Service, MSI_ENDPOINT with `secret`) and name a known Host are served.
+   */
+  readonly remote?: boolean | undefined;
   /** Current time in milliseconds. */
   readonly nowMs: () => number;
   readonly logger: Logger;
+  /**
+   * Writes the per-request access line (default: `logger.info`). main.ts passes `access-log.ts` on a buffered
+   * asynchronous destination: the line is on every request's path (docs/performance.md).
+   */
+  readonly accessLog?: AccessLog | undefined;
   readonly metrics: SidecarMetrics;
   /** Registry the metrics were created on (served by the metrics listener). */
   readonly register: Registry;
@@ -74,60 +108,37 @@ export interface SidecarAppDeps {
 }
 
 export interface SidecarApp {
-  /** `request` listener of the token listener. */
-  readonly token: (req: IncomingMessage, res: ServerResponse) => void;
+  /** `request` listener of the token listener (an express application). */
+  readonly token: Express;
   /** `request` listener of the health listener (`/healthz`, `/readyz`). */
-  readonly health: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly health: Express;
   /** `request` listener of the metrics listener (`/metrics`). */
-  readonly metrics: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly metrics: Express;
   /** `connect` listener of the token listener: CONNECT is refused (the sidecar is not a proxy). */
   readonly connect: (req: IncomingMessage, socket: Duplex) => void;
   /** `clientError` listener: malformed or oversized requests the HTTP parser rejected, answered in IMDS shape. */
   readonly clientError: (error: Error & { code?: string }, socket: Duplex) => void;
 }
 
-/** What a handled token request produced, for the log line and metrics. */
-interface Outcome {
-  dialect: Dialect;
-  identity: string;
-  resource: string;
-  response: RenderedResponse;
-  error?: SidecarError;
-  /** The answer is the Azure Arc 401 challenge: the protocol's first leg, counted apart from failures. */
-  challenge?: boolean;
-}
-
-function headerBytes(req: IncomingMessage): number {
-  let total = 0;
-  for (const part of req.rawHeaders) total += Buffer.byteLength(part) + 2;
-  return total;
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError('Request body', limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) throw new PayloadTooLargeError('Request body', limit);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    // A client that closes before sending its whole body is the client's problem, not an internal error (found by
-    // test/fuzz/sidecar-http.test.ts: truncated Cloud Shell bodies were logged as "unexpected error").
-    if ((error as { code?: unknown }).code === 'ECONNRESET') throw new BadRequestError('The client closed the connection before sending the whole request body');
-    throw error;
+/**
+ * Header lines of a rendered response as the flat `[name, value, ...]` list `writeHead` takes without building a
+ * header map, content-length included; computed once per response object (token answers are memoised, so a cached
+ * token's headers are built once per second).
+ */
+const flatHeaders = new WeakMap<RenderedResponse, readonly string[]>();
+function headerLines(response: RenderedResponse): readonly string[] {
+  let lines = flatHeaders.get(response);
+  if (lines === undefined) {
+    lines = [...Object.entries(response.headers).flat(), 'content-length', String(Buffer.byteLength(response.body))];
+    flatHeaders.set(response, lines);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return lines;
 }
 
-function send(res: ServerResponse, response: RenderedResponse, closeConnection = false): void {
+/** Writes a rendered response; `extra` header lines (request id, connection) come after the response's own. */
+function send(res: ServerResponse, response: RenderedResponse, extra: readonly string[] = []): void {
   if (res.headersSent) return;
-  const headers: Record<string, string | number> = { ...response.headers, 'content-length': Buffer.byteLength(response.body) };
-  if (closeConnection) headers['connection'] = 'close';
-  res.writeHead(response.status, headers);
+  res.writeHead(response.status, extra.length === 0 ? (headerLines(response) as string[]) : [...headerLines(response), ...extra]);
   res.end(response.body);
 }
 
@@ -144,188 +155,183 @@ function describeSelector(selector: IdentitySelector): string {
   }
 }
 
+/** A fresh express application with the settings every listener shares (no banner, no ETag, no query parsing). */
+function bareApp(): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  // The dialect parsers read the raw query themselves (duplicates and raw resources matter, docs/protocols.md).
+  app.set('query parser', false);
+  return app;
+}
+
+/**
+ * Token bodies rendered once per token and whole second: every non-Arc dialect answers the same bytes for the same
+ * token, and only `expires_in` changes, once a second. Keyed by the token object the cache hands out (a WeakMap, so
+ * an evicted token takes its rendering with it).
+ */
+function createTokenRenderer(): (dialect: Dialect, token: IssuedToken, nowSeconds: number, echo?: SelectorEcho) => RenderedResponse {
+  const rendered = new WeakMap<IssuedToken, { second: number; byDialect: Map<Dialect, RenderedResponse> }>();
+  return (dialect, token, nowSeconds, echo) => {
+    if (echo !== undefined) return renderToken(dialect, token, nowSeconds, echo);
+    const second = Math.floor(nowSeconds);
+    let entry = rendered.get(token);
+    if (entry === undefined || entry.second !== second) {
+      entry = { second, byDialect: new Map() };
+      rendered.set(token, entry);
+    }
+    let response = entry.byDialect.get(dialect);
+    if (response === undefined) {
+      response = renderToken(dialect, token, nowSeconds);
+      entry.byDialect.set(dialect, response);
+    }
+    return response;
+  };
+}
+
 export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   const { limits, logger, metrics } = deps;
-  // The per-request access line below is built from fixed, non-secret keys, so no redaction path can ever match it;
-  // running pino's redaction on it anyway cost ~10 µs of the ~36 µs of CPU a cached token request takes
-  // (docs/performance.md, bench/compare.ts). Every other line (config, errors, upstream failures) stays redacted.
-  const accessLog = logger.child({}, { redact: [] });
+  const accessLog = deps.accessLog ?? pinoAccessLog(logger);
   const newRequestId = deps.newRequestId ?? randomUUID;
   const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
+  const remote = deps.remote === true;
+  const hosts = memoiseHosts(createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote }));
+  const renderTokenFor = createTokenRenderer();
+  const routeOf = memoise(routeTarget, 256);
 
-  function resolveIdentity(selector: IdentitySelector): LoadedIdentity {
-    const identity = findIdentity(deps.identities(), selector);
-    if (identity === undefined) throw new IdentityNotFoundError(describeSelector(selector));
-    return identity;
-  }
-
-  async function issue(request: TokenRequest, identity: LoadedIdentity, signal: AbortSignal, echo?: SelectorEcho): Promise<RenderedResponse> {
-    const token = await deps.tokenSource.getToken({ identity, resource: request.resource, signal });
-    if (identity.descriptor.isDefault) deps.readiness.tokenObtained();
-    return renderToken(request.dialect, token, deps.nowMs() / 1000, echo);
-  }
-
-  /** Handles one routed token request; throws SidecarErrors for the single catch in {@link handleToken}. */
-  async function serveToken(req: IncomingMessage, outcome: Outcome, query: string, signal: AbortSignal): Promise<RenderedResponse> {
-    if (headerBytes(req) > limits.maxHeaderBytes) throw new HeadersTooLargeError(limits.maxHeaderBytes);
-    const taken = bucket.take(deps.nowMs());
-    if (!taken.allowed) {
-      metrics.rateLimited(outcome.dialect);
-      throw new RateLimitedError(taken.retryAfterSeconds);
-    }
-    let body: string | undefined;
-    if (outcome.dialect === 'cloud-shell') body = await readBody(req, limits.maxBodyBytes);
-    else req.resume();
-    const like: RequestLike = { method: req.method ?? 'GET', query, headers: req.headers, body };
-    const ctx = { identityHeader: deps.identityHeader, secret: deps.identityHeader };
-    switch (outcome.dialect) {
-      case 'imds': {
-        const request = parseImdsRequest(like);
-        outcome.resource = request.resource;
-        const identity = resolveIdentity(request.selector);
-        outcome.identity = identity.descriptor.name;
-        return issue(request, identity, signal);
-      }
-      case 'app-service':
-      case 'msi-endpoint':
-      case 'cloud-shell': {
-        const request = outcome.dialect === 'app-service' ? parseAppServiceRequest(like, ctx) : parseMsiEndpointRequest(like, ctx);
-        outcome.resource = request.resource;
-        const identity = resolveIdentity(request.selector);
-        outcome.identity = identity.descriptor.name;
-        return issue(request, identity, signal);
-      }
-      case 'arc': {
-        const request = parseArcRequest(like);
-        outcome.resource = request.resource;
-        if (deps.arcKeys === undefined) {
-          throw new DialectDisabledError('The Azure Arc endpoint is disabled: the sidecar was started without MI_ANYWHERE_ARC_KEY_DIR');
-        }
-        // Unknown identities fail before a key file is written.
-        const identity = resolveIdentity(request.selector);
-        outcome.identity = identity.descriptor.name;
-        if (request.presentedKey === undefined) {
-          outcome.challenge = true;
-          return renderArcChallenge(await deps.arcKeys.issue());
-        }
-        if (!(await deps.arcKeys.redeem(request.presentedKey))) {
-          throw new UnauthorizedError('Authorization does not match a current key file; repeat the request without Authorization for a new challenge');
-        }
-        return issue(request, identity, signal, request.echo);
-      }
-      case 'unknown':
-        throw new NotFoundError();
-    }
-  }
-
-  function serveDevDocument(req: IncomingMessage, kind: 'dev-discovery' | 'dev-jwks'): RenderedResponse {
-    if (deps.devIssuer === undefined) throw new NotFoundError();
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(req.method ?? '', ['GET']);
-    const doc = kind === 'dev-discovery' ? deps.devIssuer.discovery() : deps.devIssuer.jwks();
-    // Public documents: a resource emulator may cache them (keys live as long as the process).
-    return { ...renderJsonOk(doc), headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'public, max-age=300' } };
-  }
-
-  async function handleToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const startedMs = deps.nowMs();
-    const reqId = newRequestId();
-    const outcome: Outcome = { dialect: 'unknown', identity: NO_IDENTITY, resource: '', response: { status: 500, headers: {}, body: '' } };
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
+  /** Writes the answer, then the access line and the metrics observation (token listener only). */
+  function respond(res: Response, response: RenderedResponse, error?: SidecarError): void {
+    const exchange = exchangeOf(res);
+    send(res, response, exchange.close ? [REQUEST_ID_HEADER, exchange.reqId, 'connection', 'close'] : [REQUEST_ID_HEADER, exchange.reqId]);
+    if (!exchange.logged) return;
+    const durationMs = deps.nowMs() - exchange.startedMs;
+    // One line per token request: never the token, never a header secret; the resource only as its audience.
+    accessLog({
+      reqId: exchange.reqId,
+      dialect: exchange.dialect,
+      identity: exchange.identity,
+      audience: exchange.resource === '' ? undefined : audienceOf(exchange.resource),
+      status: response.status,
+      durationMs,
+      errorCode: error?.code,
+      error: error && error.expose ? error.message : undefined,
     });
-    let closeConnection = false;
-    let logged = true;
-    try {
-      const target = req.url ?? '/';
-      if (Buffer.byteLength(target) > limits.maxUrlBytes) throw new UriTooLongError(limits.maxUrlBytes);
-      const { route, query } = routeTarget(target);
-      switch (route.kind) {
-        case 'not-found':
-          throw new NotFoundError();
-        case 'not-a-proxy':
-          throw new NotAProxyError();
-        case 'dev-discovery':
-        case 'dev-jwks':
-          logged = false;
-          outcome.response = serveDevDocument(req, route.kind);
-          break;
-        case 'token':
-          outcome.dialect = route.dialect === 'msi-endpoint' && req.method === 'POST' ? 'cloud-shell' : route.dialect;
-          outcome.response = await serveToken(req, outcome, query, abort.signal);
-          break;
-      }
-    } catch (thrown) {
-      const error = toSidecarError(thrown);
-      outcome.error = error;
-      if (error instanceof InternalError) logger.error({ reqId, err: error.cause }, 'unexpected error while serving a token request');
-      // The body may be unread (oversized, or a request we refused early): do not reuse the connection.
-      closeConnection = error instanceof PayloadTooLargeError || error instanceof HeadersTooLargeError || error instanceof UriTooLongError;
-      outcome.response = renderError(outcome.dialect, error, reqId);
-    }
-    res.setHeader(REQUEST_ID_HEADER, reqId);
-    send(res, outcome.response, closeConnection);
-    if (!logged) return;
-    const durationMs = deps.nowMs() - startedMs;
-    const status = outcome.response.status;
-    // One line per token request (HS-8): never the token, never a header secret; the resource only as its audience.
-    accessLog.info(
-      {
-        reqId,
-        dialect: outcome.dialect,
-        identity: outcome.identity,
-        audience: outcome.resource === '' ? undefined : audienceOf(outcome.resource),
-        status,
-        durationMs,
-        errorCode: outcome.error?.code,
-        error: outcome.error && outcome.error.expose ? outcome.error.message : undefined,
-      },
-      'token request',
-    );
     // `code` (docs/metrics.md): ok | challenge | the SidecarError code, so dashboards tell an unknown identity from a
     // rejected credential (both 400) and the Arc challenge from a wrong key (both 401).
-    const code = outcome.error ? outcome.error.code : outcome.challenge ? TOKEN_CODE_CHALLENGE : TOKEN_CODE_OK;
-    metrics.tokenRequest({ dialect: outcome.dialect, identity: outcome.identity, resource: outcome.resource, code }, durationMs / 1000);
+    const code = error ? error.code : exchange.challenge ? TOKEN_CODE_CHALLENGE : TOKEN_CODE_OK;
+    metrics.tokenRequest({ dialect: exchange.dialect, identity: exchange.identity, resource: exchange.resource, code }, durationMs / 1000);
   }
 
-  function handleHealth(req: IncomingMessage, res: ServerResponse): void {
-    req.resume();
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, { status: 405, headers: { 'content-type': JSON_CONTENT_TYPE, allow: 'GET, HEAD' }, body: '{"status":"method not allowed"}' });
-      return;
-    }
-    if (path === PATHS.liveness) {
-      send(res, renderJsonOk({ status: 'ok' }));
-      return;
-    }
-    if (path === PATHS.readiness) {
-      const status = deps.readiness.status();
-      const body = JSON.stringify(status.ready ? { status: 'ready' } : { status: 'not ready', reasons: status.reasons });
-      send(res, { status: status.ready ? 200 : 503, headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'no-store' }, body });
-      return;
-    }
-    send(res, { status: 404, headers: { 'content-type': JSON_CONTENT_TYPE }, body: '{"status":"not found"}' });
+  const steps: DialectSteps = {
+    identityHeader: deps.identityHeader,
+    maxBodyBytes: limits.maxBodyBytes,
+    arcKeys: deps.arcKeys,
+    devIssuer: deps.devIssuer,
+    resolve(request, exchange) {
+      const identity = findIdentity(deps.identities(), request.selector);
+      if (identity === undefined) throw new IdentityNotFoundError(describeSelector(request.selector));
+      exchange.identity = identity.descriptor.name;
+      return identity;
+    },
+    takeRate(exchange) {
+      const taken = bucket.take(deps.nowMs());
+      if (taken.allowed) return;
+      metrics.rateLimited(exchange.dialect);
+      throw new RateLimitedError(taken.retryAfterSeconds);
+    },
+    async issue(request, identity, res) {
+      const abort = new AbortController();
+      const onClose = (): void => {
+        if (!res.writableFinished) abort.abort();
+      };
+      res.once('close', onClose);
+      try {
+        const token = await deps.tokenSource.getToken({ identity, resource: request.resource, signal: abort.signal });
+        if (identity.descriptor.isDefault) deps.readiness.tokenObtained();
+        return renderTokenFor(request.dialect, token, deps.nowMs() / 1000, request.echo);
+      } finally {
+        res.off('close', onClose);
+      }
+    },
+    respond: (res, response) => respond(res, response),
+  };
+
+  /** Middleware 1: the exchange record, URL size, absolute form and path normalisation. */
+  function target(req: Request, res: Response, next: NextFunction): void {
+    const exchange: Exchange = {
+      reqId: newRequestId(),
+      startedMs: deps.nowMs(),
+      dialect: 'unknown',
+      query: '',
+      absoluteForm: false,
+      identity: NO_IDENTITY,
+      resource: '',
+      challenge: false,
+      logged: true,
+      close: false,
+    };
+    res.locals['exchange'] = exchange;
+    const raw = req.url;
+    if (Buffer.byteLength(raw) > limits.maxUrlBytes) throw new UriTooLongError(limits.maxUrlBytes);
+    const { route, path, query } = routeOf(raw);
+    if (route.kind === 'not-a-proxy') throw new NotAProxyError();
+    exchange.query = query;
+    exchange.absoluteForm = !raw.startsWith('/');
+    if (route.kind === 'token') exchange.dialect = route.dialect === 'msi-endpoint' && req.method === 'POST' ? 'cloud-shell' : route.dialect;
+    // Unroutable targets (`*`, `http://...` for other paths) get a path no router has.
+    req.url = path === '' ? '/\0' : path;
+    next();
   }
 
-  async function handleMetrics(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.resume();
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== PATHS.metrics) {
-      send(res, { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'not found\n' });
+  /** Middleware 2: what every token request must satisfy before its dialect parser runs. */
+  function guards(req: Request, res: Response, next: NextFunction): void {
+    const exchange = exchangeOf(res);
+    if (exchange.dialect === 'unknown') {
+      next();
       return;
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, { status: 405, headers: { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' }, body: 'method not allowed\n' });
-      return;
+    if (headerBytes(req.rawHeaders) > limits.maxHeaderBytes) throw new HeadersTooLargeError(limits.maxHeaderBytes);
+    const browser = browserHeaderIn(req.headers);
+    if (browser !== undefined) {
+      throw new HostNotAllowedError(`Requests from a web browser (${browser === 'origin' ? 'Origin' : 'Sec-Fetch-Site'} header) are refused: tokens are for the workload, not for web pages`);
     }
-    try {
-      send(res, { status: 200, headers: { 'content-type': deps.register.contentType }, body: await deps.register.metrics() });
-    } catch (error) {
-      logger.error({ err: error }, 'metrics collection failed');
-      send(res, { status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'metrics collection failed\n' });
+    if (!hosts.allows(req.headers.host, exchange.absoluteForm)) {
+      throw new HostNotAllowedError(
+        req.headers.host === undefined || req.headers.host === ''
+          ? 'A Host header is required on this listener'
+          : `Host ${JSON.stringify(req.headers.host.slice(0, 100))} is not a name of this sidecar; call it by a loopback address or a name in MI_ANYWHERE_ALLOWED_HOSTS`,
+      );
     }
+    const proxy = proxyHeaderIn(req.headers);
+    if (proxy !== undefined) throw new ForwardedRequestError(canonicalHeaderName(proxy));
+    if (remote) requireSecretDialect(req, exchange.dialect);
+    next();
   }
+
+  /** 404 for every target no router took. */
+  function notFound(_req: Request, _res: Response, next: NextFunction): void {
+    next(new NotFoundError());
+  }
+
+  /** The single place a failure of the token listener becomes an answer. */
+  function renderFailure(thrown: unknown, _req: Request, res: Response, next: NextFunction): void {
+    const exchange = exchangeOf(res) as Exchange | undefined;
+    if (exchange === undefined || res.headersSent) {
+      next(thrown);
+      return;
+    }
+    const error = toSidecarError(fromBodyParserError(thrown, limits.maxBodyBytes));
+    if (error instanceof InternalError) logger.error({ reqId: exchange.reqId, err: error.cause }, 'unexpected error while serving a token request');
+    // The body may be unread (oversized, or a request refused early): do not reuse the connection.
+    exchange.close = error instanceof PayloadTooLargeError || error instanceof HeadersTooLargeError || error instanceof UriTooLongError;
+    respond(res, renderError(exchange.dialect, error, exchange.reqId), error);
+  }
+
+  const token = bareApp();
+  token.use(target, guards);
+  token.use(imdsRouter(steps), appServiceRouter(steps), msiEndpointRouter(steps), arcRouter(steps), devIssuerRouter(steps));
+  token.use(notFound);
+  token.use(renderFailure);
 
   /** Writes a rendered IMDS-shape error directly on a socket (no ServerResponse exists for these). */
   function writeRaw(socket: Duplex, error: SidecarError, reason: string): void {
@@ -337,9 +343,9 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   }
 
   return {
-    token: (req, res) => void handleToken(req, res),
-    health: handleHealth,
-    metrics: (req, res) => void handleMetrics(req, res),
+    token,
+    health: createHealthApp(deps.readiness),
+    metrics: createMetricsApp(deps.register, logger),
     connect: (req, socket) => {
       logger.info({ dialect: 'unknown', status: 405, method: 'CONNECT' }, 'token request');
       metrics.tokenRequest({ dialect: 'unknown', identity: NO_IDENTITY, resource: '', code: new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']).code }, 0);
@@ -356,6 +362,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
         writeRaw(socket, new HeadersTooLargeError(limits.maxHeaderBytes), 'Request Header Fields Too Large');
         return;
       }
+      // Header or request timeout (a slow client): nothing useful can be sent mid-request; cut it.
       if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
         socket.destroy();
         return;
@@ -363,4 +370,115 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
       writeRaw(socket, new BadRequestError('Malformed HTTP request'), 'Bad Request');
     },
   };
+}
+
+/**
+ * The Host verdict per distinct header value (bounded: a client sending random Host values only fills the memo,
+ * which is then cleared). Every request carries the same few values; parsing each one costs more than the lookup.
+ */
+function memoiseHosts(policy: HostPolicy): HostPolicy {
+  const MAX = 256;
+  const verdicts = [new Map<string, boolean>(), new Map<string, boolean>()] as const;
+  return {
+    allows(host, absoluteForm) {
+      if (host === undefined) return policy.allows(host, absoluteForm);
+      const memo = verdicts[absoluteForm ? 1 : 0];
+      let verdict = memo.get(host);
+      if (verdict === undefined) {
+        verdict = policy.allows(host, absoluteForm);
+        if (memo.size >= MAX) memo.clear();
+        memo.set(host, verdict);
+      }
+      return verdict;
+    },
+  };
+}
+
+/**
+ * A pure function of one string, memoised (bounded: cleared when full). Clients repeat the same few request targets,
+ * and routing one (normalising the path, splitting the query) costs more than the lookup.
+ */
+function memoise<T>(fn: (key: string) => T, max: number): (key: string) => T {
+  const memo = new Map<string, T>();
+  return (key) => {
+    let value = memo.get(key);
+    if (value === undefined) {
+      value = fn(key);
+      if (memo.size >= max) memo.clear();
+      memo.set(key, value);
+    }
+    return value;
+  };
+}
+
+/**
+ * The access line through the pino logger. The line is built from fixed, non-secret keys, so no redaction path can
+ * ever match it; running pino's redaction on it anyway cost ~10 µs per request (docs/performance.md).
+ */
+function pinoAccessLog(logger: Logger): AccessLog {
+  const child = logger.child({}, { redact: [] });
+  return (line) => child.info(line, ACCESS_LINE_MESSAGE);
+}
+
+/** `x-real-ip` → `X-Real-IP` for messages (the wire spelling people search for). */
+function canonicalHeaderName(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase()).replace(/-Ip$/, '-IP');
+}
+
+/**
+ * On a listener reachable beyond loopback, a token must be asked for with the shared secret: App Service always
+ * carries it; MSI_ENDPOINT must carry `secret`. IMDS, Arc and Cloud Shell without a secret rely on being reachable
+ * only locally (`Metadata: true` is no secret), so they are refused there.
+ */
+function requireSecretDialect(req: Request, dialect: Dialect): void {
+  if (dialect === 'app-service') return;
+  if ((dialect === 'msi-endpoint' || dialect === 'cloud-shell') && req.headers['secret'] !== undefined) return;
+  throw new DialectDisabledError(
+    `This token listener is reachable beyond loopback, so it serves only requests carrying the shared secret: use IDENTITY_ENDPOINT + IDENTITY_HEADER ` +
+      `(App Service) or MSI_ENDPOINT + MSI_SECRET; ${dialect === 'imds' ? 'IMDS' : dialect === 'arc' ? 'Azure Arc' : 'MSI_ENDPOINT without secret'} is served on loopback only`,
+  );
+}
+
+/** `/healthz` (alive) and `/readyz` (ready: default identity loaded, and in entra mode a first token obtained). */
+function createHealthApp(readiness: Readiness): Express {
+  const app = bareApp();
+  app.use((req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, { status: 405, headers: { 'content-type': JSON_CONTENT_TYPE, allow: 'GET, HEAD' }, body: '{"status":"method not allowed"}' });
+      return;
+    }
+    next();
+  });
+  app.get(PATHS.liveness, (_req, res) => send(res, renderJsonOk({ status: 'ok' })));
+  app.get(PATHS.readiness, (_req, res) => {
+    const status = readiness.status();
+    const body = JSON.stringify(status.ready ? { status: 'ready' } : { status: 'not ready', reasons: status.reasons });
+    send(res, { status: status.ready ? 200 : 503, headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'no-store' }, body });
+  });
+  app.use((_req, res) => send(res, { status: 404, headers: { 'content-type': JSON_CONTENT_TYPE }, body: '{"status":"not found"}' }));
+  return app;
+}
+
+/** `/metrics` in the registry's own content type. */
+function createMetricsApp(register: Registry, logger: Logger): Express {
+  const app = bareApp();
+  const text = (status: number, body: string, extra: Record<string, string> = {}): RenderedResponse => ({
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', ...extra },
+    body,
+  });
+  app.all(PATHS.metrics, async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, text(405, 'method not allowed\n', { allow: 'GET, HEAD' }));
+      return;
+    }
+    try {
+      send(res, { status: 200, headers: { 'content-type': register.contentType }, body: await register.metrics() });
+    } catch (error) {
+      logger.error({ err: error }, 'metrics collection failed');
+      send(res, text(500, 'metrics collection failed\n'));
+    }
+  });
+  app.use((_req, res) => send(res, text(404, 'not found\n')));
+  return app;
 }

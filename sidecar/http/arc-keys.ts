@@ -32,13 +32,13 @@ export interface ArcKeyStoreOptions {
    */
   readonly fileMode: number;
   readonly nowMs: () => number;
-  /** Random file name stem; must not contain `=` or `/` (the realm is split on `=` by three SDKs, §7). */
+  /** Random part of the file name (after {@link KEY_FILE_PREFIX}); `[A-Za-z0-9_-]` only (three SDKs split the realm on `=`). */
   readonly randomName: () => string;
   /** Random key contents (≤ 4096 bytes, no trailing newline: clients send the raw file, §7 step 4). */
   readonly randomKey: () => string;
   /** How long a challenge stays redeemable. The SDKs read the file immediately; 60 s absorbs slow starts. */
   readonly ttlMs?: number;
-  /** Pending challenges at most; beyond that new challenges get 429 (bounds files written by a misbehaving client). */
+  /** Pending challenges (key files) at most; beyond that the oldest is dropped (bounds files a flood can make us write). */
   readonly maxPending?: number;
   readonly onError?: (message: string, error: unknown) => void;
 }
@@ -55,65 +55,112 @@ export interface ArcKeyStore {
   pendingCount(): number;
 }
 
+/** Every key file this module writes is named `mi-anywhere-<random>.key`; start-up cleanup removes only those. */
+export const KEY_FILE_PREFIX = 'mi-anywhere-';
+const OWN_KEY_FILE = /^mi-anywhere-[A-Za-z0-9_-]+\.key$/;
+
 interface Pending {
   readonly path: string;
   readonly key: string;
   readonly expiresAtMs: number;
+  /** The file is on disk (false while it is being written). */
+  written: boolean;
 }
 
+/**
+ * The pending-key limit holds under any concurrency: a slot is reserved synchronously, before any file I/O, and
+ * files still being deleted count against the limit, so at no moment are there more than `maxPending` key files.
+ * When the store is full, the oldest pending challenge is dropped (its file deleted) to make room: a flood of
+ * challenges cannot lock legitimate Arc clients out, it can only displace challenges older than the last
+ * `maxPending` ones (a legitimate client redeems its key within milliseconds). Only when every slot is still being
+ * written is the challenge refused (429, Retry-After 1).
+ */
 export function createArcKeyStore(options: ArcKeyStoreOptions): ArcKeyStore {
   const ttlMs = options.ttlMs ?? 60_000;
   const maxPending = options.maxPending ?? 64;
   const realmDir = options.realmDir ?? ARC_TOKENS_DIR;
   const pending = new Map<string, Pending>();
+  /** Deletions in flight (their files still exist). */
+  let deleting = 0;
+  let deleted: Array<() => void> = [];
 
-  async function remove(name: string): Promise<void> {
+  /** Forgets a key at once (synchronously) and deletes its file; resolves when the file is gone. */
+  function remove(name: string): Promise<void> {
     const entry = pending.get(name);
-    if (entry === undefined) return;
+    if (entry === undefined) return Promise.resolve();
     pending.delete(name);
-    try {
-      await options.fs.unlink(entry.path);
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== 'ENOENT') options.onError?.('could not delete an Arc key file', error);
-    }
+    deleting += 1;
+    return options.fs.unlink(entry.path).then(
+      () => undefined,
+      (error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'ENOENT') options.onError?.('could not delete an Arc key file', error);
+      },
+    ).finally(() => {
+      deleting -= 1;
+      const waiting = deleted;
+      deleted = [];
+      for (const wake of waiting) wake();
+    });
+  }
+
+  function removeExpired(): Promise<void>[] {
+    const now = options.nowMs();
+    const removals: Promise<void>[] = [];
+    for (const [name, entry] of pending) if (entry.expiresAtMs <= now && entry.written) removals.push(remove(name));
+    return removals;
   }
 
   async function sweep(): Promise<void> {
-    const now = options.nowMs();
-    for (const [name, entry] of [...pending]) if (entry.expiresAtMs <= now) await remove(name);
+    await Promise.all(removeExpired());
+  }
+
+  /** Waits until a slot is free (dropping the oldest written key when full) and reserves it synchronously. */
+  async function reserve(name: string, path: string, key: string): Promise<Pending> {
+    void removeExpired();
+    while (pending.size + deleting >= maxPending) {
+      const oldest = [...pending].find(([, entry]) => entry.written);
+      if (oldest === undefined && deleting === 0) throw new RateLimitedError(1);
+      if (oldest !== undefined) void remove(oldest[0]);
+      await new Promise<void>((resolve) => deleted.push(resolve));
+    }
+    const entry: Pending = { path, key, expiresAtMs: options.nowMs() + ttlMs, written: false };
+    pending.set(name, entry);
+    return entry;
   }
 
   return {
     async issue(): Promise<string> {
-      await sweep();
-      if (pending.size >= maxPending) throw new RateLimitedError(Math.ceil(ttlMs / 1000));
-      const name = `${options.randomName()}.key`;
+      const name = `${KEY_FILE_PREFIX}${options.randomName()}.key`;
       const realm = arcRealm(realmDir, name);
       const key = options.randomKey();
       if (Buffer.byteLength(key) > ARC_KEY_MAX_BYTES) throw new Error('Arc key longer than the SDKs accept');
       const path = posix.join(options.keyDir, name);
+      const entry = await reserve(name, path, key);
       try {
         await options.fs.writeFile(path, key, { mode: options.fileMode, flag: 'wx' });
-        pending.set(name, { path, key, expiresAtMs: options.nowMs() + ttlMs });
+        entry.written = true;
         await options.fs.chmod(path, options.fileMode);
       } catch (error) {
-        await remove(name);
+        if (entry.written) await remove(name);
+        else pending.delete(name);
         throw new ArcKeyDirectoryError(options.keyDir, error);
       }
+      // Dropped to make room while being written: the file must not outlive its entry.
+      if (pending.get(name) !== entry) await options.fs.unlink(path).catch(() => undefined);
       return realm;
     },
     async redeem(presented: string): Promise<boolean> {
       await sweep();
       let match: string | undefined;
       // Compare against every pending key (constant-time each) rather than stopping at the first hit.
-      for (const [name, entry] of pending) if (secretsEqual(presented, entry.key)) match = name;
+      for (const [name, entry] of pending) if (entry.written && secretsEqual(presented, entry.key)) match = name;
       if (match === undefined) return false;
       await remove(match);
       return true;
     },
     sweep,
     async close(): Promise<void> {
-      for (const name of [...pending.keys()]) await remove(name);
+      await Promise.all([...pending.keys()].map((name) => remove(name)));
     },
     pendingCount: () => pending.size,
   };
@@ -122,7 +169,8 @@ export function createArcKeyStore(options: ArcKeyStoreOptions): ArcKeyStore {
 /**
  * Deletes key files left in `keyDir` by an earlier run (a restarted sidecar container keeps the pod's shared volume).
  * They can never be redeemed (pending keys live in memory), so they are only readable leftovers. Only names this
- * module creates are touched. Returns how many were removed.
+ * module creates (`mi-anywhere-<random>.key`) are touched: the directory is shared with the app, whose own files
+ * stay. Returns how many were removed.
  */
 export async function removeStaleKeyFiles(
   fs: Pick<ArcKeyFs, 'unlink'> & { readdir(path: string): Promise<string[]> },
@@ -130,7 +178,7 @@ export async function removeStaleKeyFiles(
 ): Promise<number> {
   let removed = 0;
   for (const name of await fs.readdir(keyDir)) {
-    if (!/^[A-Za-z0-9_-]+\.key$/.test(name)) continue;
+    if (!OWN_KEY_FILE.test(name)) continue;
     try {
       await fs.unlink(posix.join(keyDir, name));
       removed += 1;

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
-import { DEFAULT_LIMITS, type Limits } from '../../sidecar/config.ts';
+import { DEFAULT_LIMITS, type Limits, type Timeouts } from '../../sidecar/config.ts';
 import { PROFILES, type Profile } from '../../sidecar/contract.ts';
 import { createArcKeyStore, type ArcKeyFs } from '../../sidecar/http/arc-keys.ts';
 import { createSidecarApp, type SidecarApp } from '../../sidecar/http/app.ts';
@@ -269,6 +269,12 @@ export interface InProcessOptions {
   /** Arc key directory as the sidecar writes it; default: an in-memory fs (see `arcFs`). */
   readonly arcFs?: ArcKeyFs;
   readonly arcEnabled?: boolean;
+  /** Host names answered besides loopback names (as main.ts passes MI_ANYWHERE_ALLOWED_HOSTS). */
+  readonly allowedHosts?: readonly string[];
+  /** Behave as a token listener bound beyond loopback (secret-carrying dialects only). */
+  readonly remote?: boolean;
+  /** Server timeouts (default: the documented 10 s headers / 15 s request). */
+  readonly timeouts?: Timeouts;
 }
 
 export interface InProcessSidecar extends RunningSidecar {
@@ -302,7 +308,7 @@ export async function startInProcessSidecar(options: InProcessOptions = {}): Pro
   const identityHeader = options.identityHeader ?? randomBytes(16).toString('hex');
   registerSecret('in-process sidecar identity header', identityHeader);
   const limits = options.limits ?? DEFAULT_LIMITS;
-  const timeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 5_000, shutdownGraceMs: 1_000 };
+  const timeouts = options.timeouts ?? { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 5_000, shutdownGraceMs: 1_000 };
   const arcFs = options.arcFs ?? createMemoryArcFs();
   let counter = 0;
   const arcKeys =
@@ -331,6 +337,8 @@ export async function startInProcessSidecar(options: InProcessOptions = {}): Pro
     identityHeader,
     limits,
     rateLimitPerSecond: options.rateLimitPerSecond ?? 0,
+    allowedHosts: options.allowedHosts,
+    remote: options.remote,
     nowMs: clock.nowMs,
     logger,
     metrics,

@@ -1,7 +1,8 @@
 /**
  * Graceful shutdown (issue 8, HS-10): on SIGTERM the real sidecar stops accepting connections, lets requests in
  * flight finish — a token request waiting on a slow Entra still gets its token — closes idle keep-alive
- * connections at once (so it does not wait out their timeout), deletes pending Arc key files, and exits 0.
+ * connections at once (so it does not wait out their timeout), deletes pending Arc key files, and exits 0. SIGINT and
+ * SIGHUP do the same.
  *
  * "In flight" is observed, not assumed: the test authority sits behind a TCP forwarder that reports when the
  * sidecar's token request reached it.
@@ -9,9 +10,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, Agent } from 'node:http';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RegisteredApp } from '../authority/authority.ts';
-import { PATHS } from '../../sidecar/contract.ts';
+import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
+import { startSidecar } from '../helpers/sidecar.ts';
 import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from './upstream.ts';
 
 function tokenUrl(base: string, resource: string): string {
@@ -121,6 +126,27 @@ describe('graceful shutdown on SIGTERM', () => {
       assert.equal(await exit, 0);
     } finally {
       await entra.cleanup();
+    }
+  });
+});
+
+describe('SIGHUP is handled like SIGTERM', () => {
+  it('drains, deletes the pending Arc key files and exits 0 (not killed by the default SIGHUP action)', async () => {
+    const keyDir = mkdtempSync(join(tmpdir(), 'mi-anywhere-sighup-'));
+    const sidecar = await startSidecar({ env: { [SIDECAR_ENV.arcKeyDir]: keyDir } });
+    try {
+      const challenge = await fetch(`${sidecar.tokenUrl}${PATHS.arc}?api-version=2020-06-01&resource=https%3A%2F%2Fvault.azure.net`, { headers: { Metadata: 'true' } });
+      assert.equal(challenge.status, 401);
+      await challenge.text();
+      assert.equal(readdirSync(keyDir).length, 1, 'a challenge is pending');
+      const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => sidecar.child.once('exit', (code, signal) => resolve({ code, signal })));
+      sidecar.child.kill('SIGHUP');
+      assert.deepEqual(await exit, { code: 0, signal: null });
+      assert.deepEqual(readdirSync(keyDir), [], 'pending key files deleted');
+      assert.match(sidecar.logs(), /"signal":"SIGHUP","msg":"shutting down: draining connections"/);
+    } finally {
+      await sidecar.stop();
+      rmSync(keyDir, { recursive: true, force: true });
     }
   });
 });

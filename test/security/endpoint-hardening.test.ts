@@ -18,7 +18,6 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { isLoopbackAddress, loadConfig } from '../../sidecar/config.ts';
 import { ARC_TOKENS_DIR, PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
-import { RateLimitedError } from '../../sidecar/errors.ts';
 import { createArcKeyStore } from '../../sidecar/http/arc-keys.ts';
 import { secretsEqual } from '../../sidecar/protocol/common.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
@@ -262,7 +261,7 @@ describe('Azure Arc key files on the real filesystem', () => {
     now = 0;
     const victim = join(dir, 'victim.txt');
     writeFileSync(victim, 'precious');
-    symlinkSync(victim, join(dir, 'planted.key'));
+    symlinkSync(victim, join(dir, 'mi-anywhere-planted.key'));
     names = ['planted'];
     const s = store();
     // The O_EXCL refusal surfaces as the sidecar's typed error, with the filesystem's reason kept as the cause.
@@ -274,14 +273,27 @@ describe('Azure Arc key files on the real filesystem', () => {
     assert.equal(s.pendingCount(), 0);
   });
 
-  it('bounds the files a misbehaving client can make it write (429 beyond maxPending) and deletes all on shutdown', async () => {
+  it('bounds the files a misbehaving client can make it write (the oldest challenge is dropped beyond maxPending) and deletes all on shutdown', async () => {
     now = 0;
     names = [];
     const s = store({ maxPending: 3 });
-    const realms = [await s.issue(), await s.issue(), await s.issue()];
-    await assert.rejects(s.issue(), RateLimitedError);
+    const realms = [await s.issue(), await s.issue(), await s.issue(), await s.issue()];
+    assert.equal(existsSync(fileOf(realms[0]!)), false, 'the oldest key file is deleted to make room');
+    assert.deepEqual(realms.slice(1).map((r) => existsSync(fileOf(r))), [true, true, true]);
     await s.close();
     for (const realm of realms) assert.equal(existsSync(fileOf(realm)), false);
+  });
+
+  it('1000 concurrent challenges on the real filesystem never leave more than maxPending key files', async () => {
+    now = 0;
+    names = [];
+    const earlier = new Set(readdirSync(dir));
+    const ours = (): string[] => readdirSync(dir).filter((f) => !earlier.has(f));
+    const s = store({ maxPending: 16 });
+    await Promise.allSettled(Array.from({ length: 1000 }, () => s.issue()));
+    assert.ok(ours().length <= 16, `${ours().length} key files`);
+    await s.close();
+    assert.deepEqual(ours(), []);
   });
 
   it('the real program writes the key file with mode 0640, accepts its contents once, and deletes it', async () => {

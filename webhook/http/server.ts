@@ -1,16 +1,20 @@
 /**
- * The webhook's listeners: the HTTPS admission endpoint (TLS with a replaceable certificate, body limit,
- * content-type check, timeouts) and the plain-HTTP health and metrics endpoints on their own ports.
+ * The webhook's listeners: express applications for the HTTPS admission endpoint (body limit, content-type check)
+ * and the plain-HTTP health and metrics endpoints on their own ports. Server-level concerns stay on the node:https
+ * / node:http servers: TLS and certificate swapping, timeouts (`sidecar/http/server.ts`, shared by both programs).
  *
  * Every request to the admission listener is answered with an AdmissionReview (HS-7): malformed JSON,
  * wrong content type, an oversized body or a missing uid all produce an errored review carrying the reason,
  * never a crash, a dropped connection or a bare 500. The verdict itself comes from the pure handler.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { SecureVersion } from 'node:tls';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { WEBHOOK_PATHS } from '../../sidecar/contract.ts';
+import { timeoutOptions } from '../../sidecar/http/server.ts';
 import type { HandleResult } from '../admission/handler.ts';
 import { errored, salvageUid } from '../admission/review.ts';
 import type { AdmissionReviewResponse } from '../admission/types.ts';
@@ -24,6 +28,12 @@ import type { WebhookMetrics } from '../metrics.ts';
  * for large pods without letting a client make us buffer arbitrary amounts.
  */
 export const MAX_REVIEW_BYTES = 7 * 1024 * 1024;
+
+/** Headers arrive at once from the API server; a client slower than this is cut (docs/security.md). */
+export const ADMISSION_HEADERS_TIMEOUT_MS = 10_000;
+
+/** Health and metrics listeners: kubelet and Prometheus send small requests at once. */
+const PROBE_TIMEOUTS = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 65_000, shutdownGraceMs: 0 };
 
 export interface Certificate {
   /** PEM chain. */
@@ -42,19 +52,9 @@ export interface AdmissionServerOptions {
   /** Monotonic seconds, for the duration histogram. */
   readonly nowSeconds: () => number;
   readonly requestTimeoutSeconds: number;
+  /** Header timeout (default {@link ADMISSION_HEADERS_TIMEOUT_MS}; tests inject small values). */
+  readonly headersTimeoutMs?: number;
   readonly maxBodyBytes?: number;
-}
-
-export interface AdmissionServer {
-  readonly server: HttpsServer;
-  /** Swaps the serving certificate for new connections; existing connections keep theirs. */
-  updateCertificate(certificate: Certificate): void;
-}
-
-/** One request in flight: where to answer and when it started (monotonic seconds). */
-interface Exchange {
-  readonly res: ServerResponse;
-  readonly started: number;
 }
 
 interface SendOptions {
@@ -64,7 +64,22 @@ interface SendOptions {
   readonly close?: boolean;
 }
 
+export interface AdmissionServer {
+  readonly server: HttpsServer;
+  /** Swaps the serving certificate for new connections; existing connections keep theirs. */
+  updateCertificate(certificate: Certificate): void;
+}
+
+/** What one admission request became, for the metric and the log line (kept on `res.locals`). */
+interface Exchange {
+  /** Monotonic seconds at arrival. */
+  readonly started: number;
+  /** The uid read from the body, once it parsed (echoed by every later failure). */
+  uid: string;
+}
+
 function send(res: ServerResponse, httpStatus: number, review: AdmissionReviewResponse, close = false): void {
+  if (res.headersSent) return;
   const body = JSON.stringify(review);
   res.writeHead(httpStatus, {
     'content-type': 'application/json',
@@ -74,57 +89,46 @@ function send(res: ServerResponse, httpStatus: number, review: AdmissionReviewRe
   res.end(body);
 }
 
-/** Reads the whole body up to `limit` bytes; resolves undefined when the limit was exceeded. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      resolve(undefined);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        // Stop buffering; the rest is discarded while the answer is sent and the connection closed.
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 
 /** An errored review for a handler that threw (uid salvaged from the body when possible). */
-function handleFailure(body: unknown): HandleResult {
+function handleFailure(body: unknown, error: unknown): HandleResult {
   const uid = salvageUid(body);
-  const error = new InternalError();
-  return { review: errored(uid, error), outcome: 'error', reason: error.code, uid, namespace: undefined, name: undefined, operation: undefined, patch: [], error: undefined };
+  const internal = new InternalError();
+  return { review: errored(uid, internal), outcome: 'error', reason: internal.code, uid, namespace: undefined, name: undefined, operation: undefined, patch: [], error };
 }
 
-export function createAdmissionServer(options: AdmissionServerOptions): AdmissionServer {
-  const limit = options.maxBodyBytes ?? MAX_REVIEW_BYTES;
-  const tlsOptions = { minVersion: options.minVersion };
-  const server = createHttpsServer({ ...tlsOptions, cert: options.certificate.cert, key: options.certificate.key });
-  // The API server holds a request at most timeoutSeconds (<= 30 s); headers arrive at once from it.
-  server.requestTimeout = options.requestTimeoutSeconds * 1000;
-  server.headersTimeout = Math.min(10_000, server.requestTimeout);
-  // Go's HTTP client (the API server) keeps idle connections for 90 s; staying open 60 s saves TLS handshakes.
-  server.keepAliveTimeout = 60_000;
+/** A webhook error with an HTTP status of its own (wrong path or method: the review rides on a 404/405). */
+function routingError(httpStatus: 404 | 405, message: string): WebhookError {
+  return new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus, message });
+}
 
+/**
+ * Errors of express's body reader as the webhook's own: 413 stays "too large"; anything else it refuses is an
+ * unreadable review (400), never a 500.
+ */
+function fromBodyParserError(error: unknown, limit: number): WebhookError {
+  if (error instanceof WebhookError) return error;
+  const e = error as { type?: unknown; status?: unknown };
+  if (e?.type === 'entity.too.large') return new PayloadTooLargeError(limit);
+  if (typeof e?.type === 'string' && typeof e.status === 'number' && e.status < 500) return new BadReviewError('the request body could not be read');
+  return new InternalError({ cause: error });
+}
+
+const exchangeOf = (res: Response): Exchange => res.locals['exchange'] as Exchange;
+
+/**
+ * The admission application: `POST /mutate` with a JSON body of at most `limit` bytes, read by express.raw and
+ * parsed here (an empty body is "not valid JSON", not `{}`), decided by the pure handler. Every other path,
+ * method, content type, size or parse failure becomes an errored AdmissionReview through one error middleware.
+ */
+function createAdmissionApp(options: AdmissionServerOptions, limit: number): Express {
   /** Writes the answer, then records it (metric + one log line). */
-  const finish = (exchange: Exchange, result: Pick<HandleResult, 'outcome' | 'review'> & Partial<HandleResult>, how: SendOptions = {}): void => {
-    send(exchange.res, how.httpStatus ?? 200, result.review, how.close ?? false);
-    options.metrics.admission(result.outcome, options.nowSeconds() - exchange.started);
+  const finish = (res: Response, result: Pick<HandleResult, 'outcome' | 'review'> & Partial<HandleResult>, how: SendOptions = {}): void => {
+    send(res, how.httpStatus ?? 200, result.review, how.close ?? false);
+    options.metrics.admission(result.outcome, options.nowSeconds() - exchangeOf(res).started);
     const fields = {
       uid: result.uid ?? result.review.response.uid,
       namespace: result.namespace,
@@ -142,55 +146,91 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
     }
   };
 
-  const fail = (exchange: Exchange, error: WebhookError, how: SendOptions = {}): void => {
-    finish(exchange, { review: errored('', error), outcome: 'error', reason: error.message }, how);
-  };
-
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const exchange: Exchange = { res, started: options.nowSeconds() };
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== WEBHOOK_PATHS.mutate) {
-      fail(exchange, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 404, message: `no admission endpoint at ${JSON.stringify(path)}; use ${WEBHOOK_PATHS.mutate}` }), { httpStatus: 404 });
-      return;
-    }
-    if (req.method !== 'POST') {
-      fail(exchange, new WebhookError({ code: 'WEBHOOK_ERR_BAD_REVIEW', httpStatus: 405, message: `method ${req.method ?? ''} not allowed; the API server POSTs AdmissionReviews` }), { httpStatus: 405 });
-      return;
-    }
-    if (!isJson(req.headers['content-type'])) {
-      req.resume();
-      fail(exchange, new UnsupportedMediaTypeError(req.headers['content-type']));
-      return;
-    }
-    readBody(req, limit).then(
-      (body) => {
-        if (body === undefined) {
-          fail(exchange, new PayloadTooLargeError(limit), { close: true });
-          return;
-        }
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          fail(exchange, new BadReviewError('body is not valid JSON'));
-          return;
-        }
-        let result: HandleResult;
-        try {
-          result = options.handle(parsed);
-        } catch (error) {
-          // handleReview never throws by design; this guard keeps a future bug from becoming a crash or a bare 500.
-          result = { ...handleFailure(parsed), error };
-        }
-        finish(exchange, result);
-      },
-      (error: unknown) => {
-        options.logger.warn({ err: error }, 'reading an admission request failed');
-        res.destroy();
-      },
-    );
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', false);
+  app.use((_req, res, next) => {
+    res.locals['exchange'] = { started: options.nowSeconds(), uid: '' } satisfies Exchange;
+    next();
   });
+  app.post(
+    WEBHOOK_PATHS.mutate,
+    (req, _res, next) => {
+      if (!isJson(req.headers['content-type'])) throw new UnsupportedMediaTypeError(req.headers['content-type']);
+      // Refused at once, unread (body-parser would read a declared-oversized body first).
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError(limit);
+      next();
+    },
+    express.raw({ type: () => true, limit, inflate: false }),
+    (req, res) => {
+      const raw = (req as { body?: unknown }).body;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : '');
+      } catch {
+        throw new BadReviewError('body is not valid JSON');
+      }
+      exchangeOf(res).uid = salvageUid(parsed);
+      let result: HandleResult;
+      try {
+        result = options.handle(parsed);
+      } catch (error) {
+        // handleReview never throws by design; this guard keeps a future bug from becoming a crash or a bare 500.
+        result = handleFailure(parsed, error);
+      }
+      finish(res, result);
+    },
+  );
+  app.all(WEBHOOK_PATHS.mutate, (req) => {
+    throw routingError(405, `method ${req.method} not allowed; the API server POSTs AdmissionReviews`);
+  });
+  app.use((req) => {
+    const path = (req.originalUrl ?? '').split('?')[0] ?? '';
+    throw routingError(404, `no admission endpoint at ${JSON.stringify(path)}; use ${WEBHOOK_PATHS.mutate}`);
+  });
+  // The single place a failure becomes an answer: always an AdmissionReview, echoing the uid once it was read.
+  app.use((thrown: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(thrown);
+      return;
+    }
+    const error = fromBodyParserError(thrown, limit);
+    const httpStatus = error.httpStatus === 404 || error.httpStatus === 405 ? error.httpStatus : 200;
+    const uid = exchangeOf(res).uid;
+    const unexpected = error instanceof InternalError ? { error: thrown } : {};
+    finish(res, { review: errored(uid, error), outcome: 'error', reason: unexpected.error === undefined ? error.message : error.code, ...unexpected }, {
+      httpStatus,
+      close: error instanceof PayloadTooLargeError,
+    });
+  });
+  return app;
+}
+
+export function createAdmissionServer(options: AdmissionServerOptions): AdmissionServer {
+  const limit = options.maxBodyBytes ?? MAX_REVIEW_BYTES;
+  const tlsOptions = { minVersion: options.minVersion };
+  const requestTimeoutMs = options.requestTimeoutSeconds * 1000;
+  // The API server holds a request at most timeoutSeconds (<= 30 s); headers arrive at once from it.
+  const headersTimeoutMs = Math.min(options.headersTimeoutMs ?? ADMISSION_HEADERS_TIMEOUT_MS, requestTimeoutMs);
+  const server = createHttpsServer(
+    {
+      ...tlsOptions,
+      cert: options.certificate.cert,
+      key: options.certificate.key,
+      // Go's HTTP client (the API server) keeps idle connections for 90 s; staying open 60 s saves TLS handshakes.
+      ...timeoutOptions({ headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs: 60_000, shutdownGraceMs: 0 }),
+    },
+    createAdmissionApp(options, limit),
+  );
   server.on('tlsClientError', (error) => options.logger.debug({ err: error }, 'TLS handshake failed'));
+  // Malformed requests and timed-out clients (header or request timeout): nothing useful can be answered mid-request.
+  // Without this listener Node tries a bare 4xx and, on a TLS socket, the connection is left open.
+  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    options.logger.debug({ err: error.code ?? error.message }, 'admission connection cut');
+    socket.destroy();
+  });
 
   return {
     server,
@@ -202,33 +242,38 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
 
 /** `/healthz` (alive: the process answers) and `/readyz` (ready: a certificate is loaded and listening). */
 export function createHealthServer(ready: () => boolean): HttpServer {
-  return createHttpServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
-    if (path === WEBHOOK_PATHS.liveness) {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-    } else if (path === WEBHOOK_PATHS.readiness) {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready' : 'not ready');
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-    }
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.get(WEBHOOK_PATHS.liveness, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   });
+  app.get(WEBHOOK_PATHS.readiness, (_req, res) => {
+    const ok = ready();
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready' : 'not ready');
+  });
+  app.use((_req, res) => {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  });
+  return createHttpServer({ ...timeoutOptions(PROBE_TIMEOUTS) }, app);
 }
 
 /** `/metrics` in the registry's own content type, on its own port. */
 export function createMetricsServer(register: Registry, logger: Logger): HttpServer {
-  return createHttpServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== WEBHOOK_PATHS.metrics) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.get(WEBHOOK_PATHS.metrics, async (_req, res) => {
+    try {
+      const text = await register.metrics();
+      res.writeHead(200, { 'content-type': register.contentType }).end(text);
+    } catch (error) {
+      logger.error({ err: error }, 'collecting metrics failed');
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable');
     }
-    register.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
-      (error: unknown) => {
-        logger.error({ err: error }, 'collecting metrics failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable');
-      },
-    );
   });
+  app.use((_req, res) => {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  });
+  return createHttpServer({ ...timeoutOptions(PROBE_TIMEOUTS) }, app);
 }

@@ -152,7 +152,8 @@ describe('sidecar process', () => {
   it('Arc: key file in MI_ANYWHERE_ARC_KEY_DIR with mode 0640, realm under /var/opt/azcmagent/tokens, deleted after use', async () => {
     const keyDir = join(temp, 'arc-keys');
     mkdirSync(keyDir, { recursive: true });
-    writeFileSync(join(keyDir, 'left-by-a-crash.key'), 'stale');
+    writeFileSync(join(keyDir, 'mi-anywhere-left-by-a-crash.key'), 'stale');
+    writeFileSync(join(keyDir, 'the-apps-own.key'), 'not ours');
     const sc = await startSidecar({ env: { MI_ANYWHERE_ARC_KEY_DIR: keyDir } });
     try {
       assert.deepEqual(sc.profiles.get('arc'), { IDENTITY_ENDPOINT: `${sc.tokenUrl}/arc/metadata/identity/oauth2/token`, IMDS_ENDPOINT: sc.tokenUrl });
@@ -161,7 +162,7 @@ describe('sidecar process', () => {
       assert.equal(first.status, 401);
       await first.body?.cancel();
       const realm = first.headers.get('www-authenticate') ?? '';
-      const match = /^Basic realm=\/var\/opt\/azcmagent\/tokens\/([0-9a-f-]+\.key)$/.exec(realm);
+      const match = /^Basic realm=\/var\/opt\/azcmagent\/tokens\/(mi-anywhere-[0-9a-f-]+\.key)$/.exec(realm);
       assert.ok(match, realm);
       const file = join(keyDir, match[1] ?? '');
       assert.equal(statSync(file).mode & 0o777, 0o640);
@@ -171,7 +172,8 @@ describe('sidecar process', () => {
       assert.equal(second.status, 200);
       assert.equal(((await second.json()) as { client_id: string }).client_id, '22222222-2222-4222-8222-222222222222');
       assert.equal(existsSync(file), false);
-      assert.equal(existsSync(join(keyDir, 'left-by-a-crash.key')), false, 'stale key files removed at start');
+      assert.equal(existsSync(join(keyDir, 'mi-anywhere-left-by-a-crash.key')), false, 'stale key files removed at start');
+      assert.equal(existsSync(join(keyDir, 'the-apps-own.key')), true, 'files the sidecar did not write are left alone');
     } finally {
       await sc.stop();
     }

@@ -7,14 +7,15 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import type { Server } from 'node:http';
 import { request, type Server as HttpsServer } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { handleReview } from '../../../webhook/admission/handler.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
-import { createAdmissionServer, createHealthServer, createMetricsServer, MAX_REVIEW_BYTES, type AdmissionServer } from '../../../webhook/http/server.ts';
+import { ADMISSION_HEADERS_TIMEOUT_MS, createAdmissionServer, createHealthServer, createMetricsServer, MAX_REVIEW_BYTES, type AdmissionServer } from '../../../webhook/http/server.ts';
+import { connectionsCheckingInterval } from '../../../sidecar/http/server.ts';
 import { createLogger } from '../../../webhook/log.ts';
 import { createWebhookMetrics } from '../../../webhook/metrics.ts';
 import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../unit/webhook/fixtures.ts';
@@ -240,4 +241,59 @@ describe('health and metrics listeners', () => {
       await close(metricsServer);
     }
   });
+});
+
+describe('the admission listener against slow or hostile clients', () => {
+  let pki: StoredCertificates;
+  let admission: AdmissionServer;
+  let port: number;
+  before(async () => {
+    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    admission = createAdmissionServer({
+      certificate: { cert: pki.cert, key: pki.key },
+      minVersion: 'TLSv1.3',
+      handle: (body: unknown) => handleReview(body, fixtureDeps('label-minimal')),
+      logger: createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+      metrics: createWebhookMetrics({ register: new Registry(), version: 'test' }),
+      nowSeconds: () => performance.now() / 1000,
+      requestTimeoutSeconds: 1,
+      // Injected small: the production value is ADMISSION_HEADERS_TIMEOUT_MS (10 s).
+      headersTimeoutMs: 300,
+    });
+    port = await listen(admission.server);
+  });
+  after(() => close(admission.server));
+
+  // The bound is the failure mode: Node checks timeouts every 30 s by default, so without the derived check interval
+  // the connection would still be open when the test gives up.
+  it('headers that never finish are cut after the header timeout', { timeout: 15_000 }, async () => {
+    await new Promise<void>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca: pki.caBundle, servername: 'localhost' }, () => socket.write('POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Ty'));
+      socket.on('close', () => resolve());
+      socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+    });
+  });
+
+  it('the production header timeout is 10 s and checked at least every second', () => {
+    assert.equal(ADMISSION_HEADERS_TIMEOUT_MS, 10_000);
+    assert.ok(connectionsCheckingInterval({ headersTimeoutMs: ADMISSION_HEADERS_TIMEOUT_MS, requestTimeoutMs: 30_000 }) <= 1_000);
+  });
+
+  const deep = (depth: number): string => `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"deep-1","kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","metadata":{"name":"p","annotations":${'['.repeat(depth)}${']'.repeat(depth)}}}}}`;
+  for (const depth of [1_000, 100_000]) {
+    it(`JSON nested ${depth} deep: an AdmissionReview echoing the uid, never an HTTP 500`, async () => {
+      const answer = await new Promise<{ status: number; body: Json }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca: pki.caBundle, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(deep(depth));
+      });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.kind, 'AdmissionReview');
+      assert.equal(answer.body.response.uid, 'deep-1');
+    });
+  }
 });

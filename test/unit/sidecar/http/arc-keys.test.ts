@@ -25,8 +25,8 @@ describe('Arc key store', () => {
   it('writes the key file where the sidecar sees it and returns the realm the app sees', async () => {
     const { fs, store } = setup();
     const realm = await store.issue();
-    assert.equal(realm, '/var/opt/azcmagent/tokens/name-1.key');
-    assert.deepEqual(fs.files.get('/shared/arc/name-1.key'), { data: 'key-1', mode: 0o640 });
+    assert.equal(realm, '/var/opt/azcmagent/tokens/mi-anywhere-name-1.key');
+    assert.deepEqual(fs.files.get('/shared/arc/mi-anywhere-name-1.key'), { data: 'key-1', mode: 0o640 });
   });
   it('a key is redeemed once and its file deleted', async () => {
     const { fs, store } = setup();
@@ -55,7 +55,7 @@ describe('Arc key store', () => {
     await store.issue();
     advance(30_000);
     await store.sweep();
-    assert.deepEqual([...fs.files.keys()], ['/shared/arc/name-2.key']);
+    assert.deepEqual([...fs.files.keys()], ['/shared/arc/mi-anywhere-name-2.key']);
   });
   it('a key file that cannot be written is a clear error naming the directory, and leaves nothing pending', async () => {
     const fs = createMemoryArcFs();
@@ -77,11 +77,51 @@ describe('Arc key store', () => {
     });
     assert.equal(store.pendingCount(), 0);
   });
-  it('bounds pending challenges with 429', async () => {
-    const { store } = setup({ maxPending: 2 });
+  it('bounds pending key files by dropping the oldest challenge (a flood cannot lock clients out)', async () => {
+    const { fs, store } = setup({ maxPending: 2 });
     await store.issue();
     await store.issue();
-    await assert.rejects(store.issue(), (e: unknown) => e instanceof SidecarError && e.httpStatus === 429 && e.retryAfterSeconds === 60);
+    await store.issue();
+    assert.deepEqual([...fs.files.keys()].sort(), ['/shared/arc/mi-anywhere-name-2.key', '/shared/arc/mi-anywhere-name-3.key']);
+    assert.equal(await store.redeem('key-1'), false, 'the dropped challenge is no longer redeemable');
+    assert.equal(await store.redeem('key-3'), true, 'the newest challenge is');
+  });
+  it('holds the limit under any concurrency: 1000 simultaneous challenges leave at most maxPending files, at every moment', async () => {
+    const memory = createMemoryArcFs();
+    let most = 0;
+    let n = 0;
+    const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const store = createArcKeyStore({
+      // Slow, interleaving I/O, as a real disk under load: every operation yields to the others first.
+      fs: {
+        writeFile: async (path, data, options) => {
+          await tick();
+          await memory.writeFile(path, data, options);
+          most = Math.max(most, memory.files.size);
+        },
+        chmod: async (path, mode) => {
+          await tick();
+          await memory.chmod(path, mode);
+        },
+        unlink: async (path) => {
+          await tick();
+          await memory.unlink(path);
+        },
+      },
+      keyDir: '/shared/arc',
+      fileMode: 0o640,
+      nowMs: () => 0,
+      randomName: () => `name-${++n}`,
+      randomKey: () => `key-${n}`,
+      maxPending: 64,
+    });
+    const results = await Promise.allSettled(Array.from({ length: 1000 }, () => store.issue()));
+    assert.ok(most <= 64, `${most} key files at once`);
+    assert.ok(memory.files.size <= 64, `${memory.files.size} key files left`);
+    assert.equal(store.pendingCount(), memory.files.size);
+    const refused = results.filter((r) => r.status === 'rejected');
+    for (const r of refused) assert.equal((r.reason as SidecarError).httpStatus, 429);
+    assert.ok(results.length - refused.length >= 64, `${results.length - refused.length} challenges answered`);
   });
   it('close deletes every pending file', async () => {
     const { fs, store } = setup();
@@ -94,12 +134,13 @@ describe('Arc key store', () => {
 });
 
 describe('removeStaleKeyFiles', () => {
-  it('deletes key files of an earlier run and nothing else', async () => {
+  it('deletes key files of an earlier run (its own naming scheme) and nothing else', async () => {
     const fs = createMemoryArcFs();
-    fs.files.set('/shared/arc/0b7c-old.key', { data: 'k', mode: 0o640 });
+    fs.files.set('/shared/arc/mi-anywhere-0b7c-old.key', { data: 'k', mode: 0o640 });
+    fs.files.set('/shared/arc/app-own.key', { data: 'x', mode: 0o600 });
     fs.files.set('/shared/arc/notes.txt', { data: 'x', mode: 0o644 });
     fs.files.set('/shared/arc/sub/other.key', { data: 'x', mode: 0o644 });
     assert.equal(await removeStaleKeyFiles(fs, '/shared/arc'), 1);
-    assert.deepEqual([...fs.files.keys()].sort(), ['/shared/arc/notes.txt', '/shared/arc/sub/other.key']);
+    assert.deepEqual([...fs.files.keys()].sort(), ['/shared/arc/app-own.key', '/shared/arc/notes.txt', '/shared/arc/sub/other.key']);
   });
 });
