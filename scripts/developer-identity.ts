@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { APP_ENV, CREDENTIAL_SOURCES, DEFAULT_TOKEN_PORT, IDENTITY_FILES, PATHS, SIDECAR_ENV } from '../sidecar/contract.ts';
+import { APP_ENV, DEFAULT_TOKEN_PORT, IDENTITY_FILES, PATHS, SIDECAR_ENV, type CredentialSource } from '../sidecar/contract.ts';
 import { ENV_BLOCK_END } from '../sidecar/main.ts';
 
 const DEVELOPER_IDENTITY = 'developer';
@@ -59,7 +59,7 @@ const tenantId = await currentTenant();
 const work = mkdtempSync(join(tmpdir(), 'mi-anywhere-developer-'));
 const identityDir = join(work, 'identities');
 mkdirSync(join(identityDir, DEVELOPER_IDENTITY), { recursive: true, mode: 0o700 });
-const source: (typeof CREDENTIAL_SOURCES)[number] = 'azure-cli';
+const source: CredentialSource = 'azure-cli';
 writeFileSync(join(identityDir, DEVELOPER_IDENTITY, IDENTITY_FILES.credentialSource), `${source}\n`);
 if (tenantId !== '') writeFileSync(join(identityDir, DEVELOPER_IDENTITY, IDENTITY_FILES.tenantId), `${tenantId}\n`);
 

@@ -16,12 +16,12 @@
  * of its expiry, then fetched fresh. Assertions and platform tokens are never logged nor put into messages; the
  * issuer, subject and audience of the last assertion are (they are what the federated credential must match).
  */
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { ClientAssertionCallback } from '@azure/msal-node';
 import { CI_ENV, SIDECAR_ENV, type CiPlatform } from '../contract.ts';
 import type { CiEnvironment } from '../config.ts';
 import type { CredentialMaterial } from '../identity/identity.ts';
-import { CredentialUnavailableError, SidecarError, UpstreamRejectedError, UpstreamUnavailableError } from '../errors.ts';
+import { CredentialUnavailableError, UpstreamRejectedError, UpstreamUnavailableError, type SidecarError } from '../errors.ts';
 
 type CiMaterial = Extract<CredentialMaterial, { kind: 'ci-oidc' }>;
 
@@ -59,7 +59,7 @@ interface Held {
 }
 
 function claimsOf(token: string, platform: CiPlatform): AssertionClaims {
-  let payload;
+  let payload: JWTPayload;
   try {
     payload = decodeJwt(token);
   } catch {
@@ -77,14 +77,27 @@ function claimsOf(token: string, platform: CiPlatform): AssertionClaims {
 /** Reads a JSON answer of at most MAX_RESPONSE_BYTES; the body is never echoed (it may hold a token). */
 async function readJson(response: Response, platform: CiPlatform): Promise<Record<string, unknown>> {
   const text = await response.text();
-  if (text.length > MAX_RESPONSE_BYTES) throw new UpstreamUnavailableError(`${PLATFORM_NAMES[platform]}'s OIDC endpoint answered with an oversized body`);
+  if (text.length > MAX_RESPONSE_BYTES) throw new UpstreamUnavailableError(`the ${PLATFORM_NAMES[platform]} OIDC endpoint answered with an oversized body`);
   try {
     const json: unknown = JSON.parse(text);
     if (json !== null && typeof json === 'object') return json as Record<string, unknown>;
   } catch {
     // fall through
   }
-  throw new UpstreamUnavailableError(`${PLATFORM_NAMES[platform]}'s OIDC endpoint answered with something that is not JSON`);
+  throw new UpstreamUnavailableError(`the ${PLATFORM_NAMES[platform]} OIDC endpoint answered with something that is not JSON`);
+}
+
+/** The error for a non-2xx answer of a platform's OIDC endpoint: its failures are retryable, refusals are not. */
+function refusal(platform: Exclude<CiPlatform, 'gitlab-ci'>, status: number): Error {
+  if (status >= 500 || status === 429) {
+    return new UpstreamUnavailableError(`the ${PLATFORM_NAMES[platform]} OIDC endpoint answered HTTP ${status}; retry later`);
+  }
+  return new CredentialUnavailableError(
+    `the ${PLATFORM_NAMES[platform]} OIDC endpoint refused the request (HTTP ${status})` +
+      (platform === 'github-actions'
+        ? ': the job needs permissions: id-token: write'
+        : `: check serviceConnectionId and that ${CI_ENV.azurePipelinesAccessToken} is mapped from $(System.AccessToken)`),
+  );
 }
 
 /** Fetches and caches one identity's CI assertions; one instance per credential version. */
@@ -156,24 +169,15 @@ class CiAssertionProvider {
       response = await fetchFn(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(OIDC_REQUEST_TIMEOUT_MS) });
     } catch (error) {
       const reason = (error as { name?: unknown }).name === 'TimeoutError' ? `no answer within ${OIDC_REQUEST_TIMEOUT_MS / 1000} s` : 'unreachable';
-      throw new UpstreamUnavailableError(`${PLATFORM_NAMES[platform]}'s OIDC endpoint is ${reason}; retry later`, { cause: error });
-    }
-    if (response.status >= 500 || response.status === 429) {
-      await response.body?.cancel();
-      throw new UpstreamUnavailableError(`${PLATFORM_NAMES[platform]}'s OIDC endpoint answered HTTP ${response.status}; retry later`);
+      throw new UpstreamUnavailableError(`the ${PLATFORM_NAMES[platform]} OIDC endpoint is ${reason}; retry later`, { cause: error });
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new CredentialUnavailableError(
-        `${PLATFORM_NAMES[platform]}'s OIDC endpoint refused the request (HTTP ${response.status})` +
-          (platform === 'github-actions'
-            ? ': the job needs permissions: id-token: write'
-            : `: check serviceConnectionId and that ${CI_ENV.azurePipelinesAccessToken} is mapped from $(System.AccessToken)`),
-      );
+      throw refusal(platform, response.status);
     }
     const token = (await readJson(response, platform))[field];
     if (typeof token !== 'string' || token === '') {
-      throw new UpstreamUnavailableError(`${PLATFORM_NAMES[platform]}'s OIDC endpoint answered without a token`);
+      throw new UpstreamUnavailableError(`the ${PLATFORM_NAMES[platform]} OIDC endpoint answered without a token`);
     }
     return token;
   }

@@ -13,6 +13,7 @@ import type { ClientAssertionCallback } from '@azure/msal-node';
 import type { CredentialMaterial } from '../identity/identity.ts';
 import { CredentialUnavailableError } from '../errors.ts';
 import type { CiAssertions } from './ci-oidc.ts';
+import { IdentityFileError } from '../identity/bounded-read.ts';
 
 /** The credential part of msal's `auth` options (exactly one field set). */
 export type MsalClientCredential =
@@ -85,6 +86,10 @@ function federatedCredential(tokenFile: string, audience: string, readFile: Read
     try {
       token = (await readFile(tokenFile)).trim();
     } catch (error) {
+      // A refused file (symlink out of its directory, not a regular file, too large) says exactly that.
+      if (error instanceof IdentityFileError && error.reason !== 'unreadable') {
+        throw new CredentialUnavailableError(`the federated token file ${error.message}`, { cause: error });
+      }
       throw new CredentialUnavailableError(`the federated token file ${tokenFile} is not readable; is the service-account token projected?`, { cause: error });
     }
     if (token === '') throw new CredentialUnavailableError(`the federated token file ${tokenFile} is empty`);
