@@ -105,7 +105,10 @@ child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
 });
 
 const cleanUp = (): void => rmSync(work, { recursive: true, force: true });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+// Ctrl-C reaches the sidecar directly (same process group); forwarding SIGINT too would signal it twice and cut its
+// drain short. Signals sent to this launcher alone are passed on.
+process.on('SIGINT', () => undefined);
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill('SIGTERM'));
 child.on('exit', (code, signal) => {
   cleanUp();
   process.exit(code ?? (signal ? 1 : 0));
