@@ -145,6 +145,24 @@ describe('developer identity: az login -> npm run developer-identity -> SDK in a
     });
   }
 
+  it('is served on every dialect like any other identity (on this loopback listener)', async () => {
+    const env = Object.fromEntries(readFileSync(envFile, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const base = new URL(env.IDENTITY_ENDPOINT!).origin;
+    const resource = 'https://storage.azure.com/';
+    const requests: Array<[string, string, RequestInit]> = [
+      ['IMDS', `${base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${resource}`, { headers: { Metadata: 'true' } }],
+      ['App Service 2019', `${base}/msi/token?api-version=2019-08-01&resource=${resource}`, { headers: { 'X-IDENTITY-HEADER': env.IDENTITY_HEADER! } }],
+      ['Azure ML (MSI_SECRET)', `${base}/oauth2/token?api-version=2017-09-01&resource=${resource}`, { headers: { secret: env.IDENTITY_HEADER! } }],
+      ['Cloud Shell', `${base}/oauth2/token`, { method: 'POST', headers: { Metadata: 'true', 'content-type': 'application/x-www-form-urlencoded' }, body: `resource=${resource}` }],
+    ];
+    for (const [dialect, url, init] of requests) {
+      const res = await fetch(url, init);
+      const body = (await res.json()) as Record<string, string>;
+      assert.equal(res.status, 200, `${dialect}: ${JSON.stringify(body)}`);
+      assert.equal(decodeJwt(body.access_token!).appid, app.clientId, dialect);
+    }
+  });
+
   it('logs no token and no secret', () => {
     assert.ok(!output.includes(SP_SECRET));
     assert.ok(!/eyJ[\w-]{10,}\.[\w-]{10,}\./.test(output));
