@@ -15,6 +15,7 @@ import {
   DEFAULT_TOKEN_ADDRESS,
   DEFAULT_TOKEN_PORT,
   SIDECAR_ENV,
+  CI_ENV,
 } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
@@ -81,6 +82,32 @@ export interface Config {
   readonly timeouts: Timeouts;
   /** `--probe`: check /readyz and exit instead of serving. */
   readonly probe: boolean;
+  /** The CI platform's OIDC settings of the running job, for `credentialSource` CI identities (secret: never logged). */
+  readonly ci: CiEnvironment;
+}
+
+/** What the CI platforms put into a job's environment for OIDC (docs/identities.md); unset parts are undefined. */
+export interface CiEnvironment {
+  readonly githubActions: { readonly requestUrl: string; readonly requestToken: string } | undefined;
+  readonly gitlabIdToken: string | undefined;
+  readonly azurePipelines: { readonly oidcRequestUri: string; readonly accessToken: string } | undefined;
+}
+
+/** Reads the CI platforms' variables (both halves of a pair, or nothing). */
+export function ciEnvironment(env: Env): CiEnvironment {
+  const value = (name: string): string | undefined => {
+    const v = env[name]?.trim();
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const githubUrl = value(CI_ENV.githubRequestUrl);
+  const githubToken = value(CI_ENV.githubRequestToken);
+  const oidcUri = value(CI_ENV.azurePipelinesOidcUri);
+  const accessToken = value(CI_ENV.azurePipelinesAccessToken);
+  return {
+    githubActions: githubUrl !== undefined && githubToken !== undefined ? { requestUrl: githubUrl, requestToken: githubToken } : undefined,
+    gitlabIdToken: value(SIDECAR_ENV.gitlabIdToken),
+    azurePipelines: oidcUri !== undefined && accessToken !== undefined ? { oidcRequestUri: oidcUri, accessToken } : undefined,
+  };
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -197,6 +224,7 @@ const schema = z.object({
     .int({ error: 'must be an integer' })
     .min(0, { error: 'must be 0 (unlimited) or more' })
     .default(0),
+  [SIDECAR_ENV.gitlabIdToken]: nonEmpty.optional(),
 });
 
 /** Empty strings count as unset: `FOO=` in a compose file or a Helm value rendered empty means "default". */
@@ -295,10 +323,12 @@ export function loadConfig(env: Env, argv: readonly string[]): Config {
     limits: { ...DEFAULTS.limits },
     timeouts: { ...DEFAULTS.timeouts },
     probe: argv.includes('--probe'),
+    ci: ciEnvironment(env),
   });
 }
 
 /** The configuration as it may be logged: no secret values (the identity header is reduced to "set"/"random"). */
 export function describeConfig(config: Config): Record<string, unknown> {
-  return { ...config, identityHeader: config.identityHeader === undefined ? 'random per start' : 'set (hidden)' };
+  const ci = Object.entries(config.ci).filter(([, v]) => v !== undefined).map(([k]) => k);
+  return { ...config, identityHeader: config.identityHeader === undefined ? 'random per start' : 'set (hidden)', ci };
 }

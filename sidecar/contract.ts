@@ -168,6 +168,8 @@ export const SIDECAR_ENV = {
   logLevel: 'MI_ANYWHERE_LOG_LEVEL',
   /** Token requests per second accepted before answering 429 + Retry-After. */
   rateLimitPerSecond: 'MI_ANYWHERE_RATE_LIMIT_PER_SECOND',
+  /** GitLab CI: the ID token of the job (`id_tokens: MI_ANYWHERE_GITLAB_ID_TOKEN: aud: api://AzureADTokenExchange`). */
+  gitlabIdToken: 'MI_ANYWHERE_GITLAB_ID_TOKEN',
 } as const;
 
 /** Federated credentials in Entra expect this audience on the service-account token by default. */
@@ -189,6 +191,32 @@ export const IDENTITY_FILES = {
   pfxPassword: 'certificate.pfx.password',
   /** Federated identities: audience of the projected token (optional; default api://AzureADTokenExchange). */
   federatedAudience: 'federatedAudience',
+  /**
+   * Where the credential comes from when it is not a file: one of {@link CREDENTIAL_SOURCES} (the developer's
+   * Azure CLI login, or a CI platform's OIDC token as a federated assertion). Absent = the files above.
+   */
+  credentialSource: 'credentialSource',
+  /** Azure Pipelines identities: id of the workload-identity service connection (a GUID). */
+  serviceConnectionId: 'serviceConnectionId',
+} as const;
+
+/** Values of the `credentialSource` identity file. */
+export const CREDENTIAL_SOURCES = ['azure-cli', 'github-actions', 'gitlab-ci', 'azure-pipelines'] as const;
+export type CredentialSource = (typeof CREDENTIAL_SOURCES)[number];
+/** The CI platforms among {@link CREDENTIAL_SOURCES}: their OIDC token is the client assertion of a federated credential. */
+export type CiPlatform = Exclude<CredentialSource, 'azure-cli'>;
+
+/**
+ * CI platforms' own variables the sidecar reads (set by the platform in the job, not by the user), plus the one
+ * GitLab variable the user names in `id_tokens:`. Read only by `sidecar/config.ts`.
+ */
+export const CI_ENV = {
+  /** GitHub Actions, set when the job has `permissions: id-token: write`. */
+  githubRequestUrl: 'ACTIONS_ID_TOKEN_REQUEST_URL',
+  githubRequestToken: 'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
+  /** Azure Pipelines: OIDC endpoint of the job and the job's access token (map it with `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`). */
+  azurePipelinesOidcUri: 'SYSTEM_OIDCREQUESTURI',
+  azurePipelinesAccessToken: 'SYSTEM_ACCESSTOKEN',
 } as const;
 
 // ---------------------------------------------------------------------------------------------------

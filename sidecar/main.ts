@@ -9,7 +9,7 @@
  * (dev issuer; Entra backend `token/entra-backend.ts` behind the cache); {@link byCredentialKind} dispatches to them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, stat, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises';
+import { chmod, mkdir, readdir, unlink, writeFile, access, constants as fsConstants } from 'node:fs/promises';
 import { request as httpRequest, type ServerResponse } from 'node:http';
 import { pino, type DestinationStream } from 'pino';
 import { Registry } from 'prom-client';
@@ -23,17 +23,19 @@ import { createSidecarApp, type SidecarApp } from './http/app.ts';
 import { createReadiness } from './http/readiness.ts';
 import { closeGracefully, listen, type Listening } from './http/server.ts';
 import type { CredentialKind, LoadedIdentity } from './identity/identity.ts';
-import { formatProblem, loadIdentities, type IdentityFs } from './identity/load.ts';
+import { formatProblem, loadIdentities, noDefaultReason, type IdentityProblem } from './identity/load.ts';
+import { boundedIdentityFs, readFederatedTokenFile } from './identity/bounded-read.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { createDevIssuer, devIdentities, DEV_IDENTITIES, type DevIssuer } from './token/dev-issuer.ts';
 import { createEntraBackend, type EntraBackend } from './token/entra-backend.ts';
+import { CiAssertions } from './token/ci-oidc.ts';
 import { IdentityWatcher } from './identity/watch.ts';
 import { systemScheduler } from './token/caching-token-source.ts';
 import { watch as fsWatch } from 'node:fs';
 import type { TokenSource } from './token/token-source.ts';
 
-const nodeFs: IdentityFs = { readdir: (p) => readdir(p), readFile: (p) => readFile(p), stat: (p) => stat(p) };
+const nodeFs = boundedIdentityFs;
 const nowMs = (): number => Date.now();
 
 /** Resource of the entra-mode warm-up token (ARM: every service principal can get a token for it). */
@@ -65,7 +67,9 @@ function createTokenSources(ctx: {
   entra: EntraBackend | undefined;
 }): Partial<Record<CredentialKind, TokenSource>> {
   if (ctx.devIssuer !== undefined) return { dev: ctx.devIssuer };
-  if (ctx.entra !== undefined) return { secret: ctx.entra.source, certificate: ctx.entra.source, federated: ctx.entra.source };
+  if (ctx.entra !== undefined) {
+    return { secret: ctx.entra.source, certificate: ctx.entra.source, federated: ctx.entra.source, 'azure-cli': ctx.entra.source };
+  }
   return {};
 }
 
@@ -179,7 +183,7 @@ async function loadAllIdentities(config: Config, logger: Logger): Promise<Loaded
   const fatal: string[] = [];
   const builtIn = config.mode === 'dev' ? devIdentities(config.defaultIdentity ?? DEV_IDENTITIES.system.name) : [];
   let fromDir: readonly LoadedIdentity[] = [];
-  let problems: ReadonlyArray<{ readonly identity: string }> = [];
+  let problems: readonly IdentityProblem[] = [];
   if (config.identityDir !== undefined) {
     const result = await loadIdentities({
       fs: nodeFs,
@@ -199,10 +203,13 @@ async function loadAllIdentities(config: Config, logger: Logger): Promise<Loaded
   const identities = [...builtIn, ...fromDir];
   const defaults = identities.filter((i) => i.descriptor.isDefault);
   if (defaults.length === 0) {
-    const why =
-      config.defaultIdentity !== undefined
-        ? `${SIDECAR_ENV.defaultIdentity}=${config.defaultIdentity} names no loaded identity`
-        : `several identities and no ${SIDECAR_ENV.defaultIdentity}`;
+    const why = noDefaultReason({
+      defaultName: config.defaultIdentity,
+      defaultSetting: SIDECAR_ENV.defaultIdentity,
+      loaded: identities.length,
+      problems,
+      dir: config.identityDir,
+    });
     logger.error({ problem: 'conflict' }, `no default identity (${why}): requests without a selector will get "Identity not found"`);
   }
   const loadedNames = new Set(identities.map((i) => i.descriptor.name));
@@ -380,7 +387,14 @@ async function main(destination: DestinationStream, accessDestination: Destinati
   try {
     entra =
       config.mode === 'entra'
-        ? createEntraBackend({ authorityHost: config.authorityHost, readFile: (p) => readFile(p, 'utf8'), nowMs, metrics, log: logger })
+        ? createEntraBackend({
+            authorityHost: config.authorityHost,
+            readFile: readFederatedTokenFile,
+            nowMs,
+            metrics,
+            log: logger,
+            ciAssertions: new CiAssertions({ env: config.ci, nowMs }),
+          })
         : undefined;
   } catch (error) {
     process.stderr.write(`mi-anywhere sidecar: ${SIDECAR_ENV.authorityHost}=${config.authorityHost} is unusable (${(error as Error).message})\n`);

@@ -4,8 +4,13 @@
  * this module is pure types plus the selector matching rule.
  */
 
-/** How the identity proves itself to Entra ID. Credential material is never part of this descriptor. */
-export type CredentialKind = 'secret' | 'certificate' | 'federated' | 'dev';
+import type { CiPlatform } from '../contract.ts';
+
+/**
+ * How the identity proves itself to Entra ID. Credential material is never part of this descriptor. `azure-cli`:
+ * tokens come from the Azure CLI login of the machine the sidecar runs on (the developer identity).
+ */
+export type CredentialKind = 'secret' | 'certificate' | 'federated' | 'dev' | 'azure-cli';
 
 /** One identity, as loaded from `<identityDir>/<name>/` (or built in, in dev mode). */
 export interface IdentityDescriptor {
@@ -30,6 +35,10 @@ export type CredentialMaterial =
   | { readonly kind: 'certificate'; readonly certificatePem: string; readonly privateKeyPem: string }
   | { readonly kind: 'certificate-pfx'; readonly pfx: Buffer; readonly passphrase?: string | undefined }
   | { readonly kind: 'federated'; readonly tokenFile: string; readonly audience: string }
+  /** Federated, with the CI platform's OIDC token of the running job as the assertion (fetched, not read from a file). */
+  | { readonly kind: 'ci-oidc'; readonly platform: CiPlatform; readonly audience: string; readonly serviceConnectionId?: string | undefined }
+  /** The Azure CLI login of the host; `tenantId` (optional) is passed to the CLI as `--tenant`. */
+  | { readonly kind: 'azure-cli'; readonly tenantId?: string | undefined }
   | { readonly kind: 'dev' };
 
 /** An identity ready to use: descriptor + material + a fingerprint that changes when the credential changes. */

@@ -7,12 +7,25 @@
  * (`identity/watch.ts`) can reuse {@link loadIdentityDir} for one identity.
  *
  * Kubernetes mounts Secret volumes as `..data` / `..2024_...` symlinked directories next to the key symlinks; every
- * dot-entry is skipped.
+ * dot-entry is skipped. In production the file reads go through `identity/bounded-read.ts` (regular files inside the
+ * identity's directory, bounded in size).
+ *
+ * Besides the credential files, an identity may name a `credentialSource` (docs/identities.md): `azure-cli` (the
+ * developer's own login on the sidecar's host; tenantId and clientId optional) or a CI platform whose OIDC token
+ * becomes the federated assertion (`github-actions`, `gitlab-ci`, `azure-pipelines` + `serviceConnectionId`).
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { DEFAULT_FEDERATED_AUDIENCE, IDENTITY_FILES } from '../contract.ts';
+import { CREDENTIAL_SOURCES, DEFAULT_FEDERATED_AUDIENCE, IDENTITY_FILES, type CredentialSource } from '../contract.ts';
+import { IdentityFileError, MAX_IDENTITY_FILE_BYTES } from './bounded-read.ts';
 import type { CredentialKind, CredentialMaterial, IdentityDescriptor, LoadedIdentity } from './identity.ts';
+
+export { MAX_IDENTITY_FILE_BYTES };
+/**
+ * Client id reported for a developer identity without a `clientId` file: the Azure CLI's own public client id
+ * (the application users sign in to with `az login`).
+ */
+export const AZURE_CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 
 /** The filesystem operations the loader needs (node:fs/promises satisfies it). */
 export interface IdentityFs {
@@ -69,8 +82,6 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TENANT_DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 /** Loose ARM id check: it is only compared with selectors, so the shape matters, not its existence. */
 const ARM_ID = /^\/subscriptions\/[^/\s]+\/resourcegroups\/[^/\s]+\/providers\/[^\s]+$/i;
-/** Largest file read (a PFX with a long chain is a few KiB; a 1 MiB file is certainly not a credential). */
-export const MAX_IDENTITY_FILE_BYTES = 1024 * 1024;
 
 const CREDENTIAL_FILES = [
   IDENTITY_FILES.clientSecret,
@@ -111,19 +122,22 @@ export async function loadIdentityDir(options: LoadIdentityDirOptions): Promise<
       }
       return await fs.readFile(path);
     } catch (error) {
-      problem(field, `cannot be read: ${errorText(error)}`);
+      problem(field, error instanceof IdentityFileError ? error.detail : `cannot be read: ${errorText(error)}`);
       return undefined;
     }
   };
   const readText = async (field: string): Promise<string | undefined> => (await read(field))?.toString('utf8').trim();
 
+  const source = await readCredentialSource(readText, problem);
+  // The developer identity is whoever `az login` signed in: tenant and client id are optional there.
+  const idsOptional = source === 'azure-cli';
   const tenantId = await readText(IDENTITY_FILES.tenantId);
   if (tenantId === undefined) {
-    if (!entries.has(IDENTITY_FILES.tenantId)) problem(IDENTITY_FILES.tenantId, 'is missing (the Entra tenant id, a GUID)');
+    if (!entries.has(IDENTITY_FILES.tenantId) && !idsOptional) problem(IDENTITY_FILES.tenantId, 'is missing (the Entra tenant id, a GUID)');
   } else if (!GUID.test(tenantId) && !TENANT_DOMAIN.test(tenantId)) {
     problem(IDENTITY_FILES.tenantId, 'must be a tenant id (GUID) or a verified domain name');
   }
-  const clientId = await readText(IDENTITY_FILES.clientId);
+  const clientId = (await readText(IDENTITY_FILES.clientId)) ?? (idsOptional && !entries.has(IDENTITY_FILES.clientId) ? AZURE_CLI_CLIENT_ID : undefined);
   if (clientId === undefined) {
     if (!entries.has(IDENTITY_FILES.clientId)) problem(IDENTITY_FILES.clientId, 'is missing (the application (client) id, a GUID)');
   } else if (!GUID.test(clientId)) {
@@ -136,17 +150,17 @@ export async function loadIdentityDir(options: LoadIdentityDirOptions): Promise<
     problem(IDENTITY_FILES.resourceId, 'must look like /subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>');
   }
 
-  const material = await loadMaterial(options, entries, { read, readText, problem });
-  if (problems.length > 0 || material === undefined || tenantId === undefined || clientId === undefined) {
+  const material = await loadMaterial(options, entries, source, { read, readText, problem });
+  if (problems.length > 0 || material === undefined || (tenantId === undefined && !idsOptional) || clientId === undefined) {
     return { identity: undefined, problems };
   }
   const descriptor: IdentityDescriptor = {
     name,
-    tenantId,
+    tenantId: tenantId ?? '',
     clientId,
     objectId: objectId || undefined,
     resourceId: resourceId || undefined,
-    credentialKind: kindOf(material),
+    credentialKind: credentialKindOf(material),
     isDefault: options.isDefault,
   };
   return { identity: { descriptor, material, credentialFingerprint: fingerprint(material) }, problems };
@@ -158,14 +172,79 @@ interface Readers {
   problem(field: string | undefined, message: string, code?: IdentityProblemCode): void;
 }
 
-async function loadMaterial(options: LoadIdentityDirOptions, entries: ReadonlySet<string>, r: Readers): Promise<CredentialMaterial | undefined> {
+/** Reads `credentialSource`; undefined when absent or invalid (the problem is recorded). */
+async function readCredentialSource(
+  readText: Readers['readText'],
+  problem: Readers['problem'],
+): Promise<CredentialSource | undefined> {
+  const value = await readText(IDENTITY_FILES.credentialSource);
+  if (value === undefined) return undefined;
+  if ((CREDENTIAL_SOURCES as readonly string[]).includes(value)) return value as CredentialSource;
+  problem(IDENTITY_FILES.credentialSource, `must be one of ${CREDENTIAL_SOURCES.join(', ')} (found ${JSON.stringify(value.slice(0, 40))})`);
+  return undefined;
+}
+
+/** Files that only some credential sources use; present elsewhere they are a mistake worth naming. */
+const SOURCE_ONLY_FILES: ReadonlyArray<{ file: string; usedBy: (source: CredentialSource | undefined) => boolean; what: string }> = [
+  { file: IDENTITY_FILES.serviceConnectionId, usedBy: (s) => s === 'azure-pipelines', what: 'only azure-pipelines identities use it' },
+  { file: IDENTITY_FILES.federatedAudience, usedBy: (s) => s !== 'azure-cli', what: 'azure-cli identities have no federated assertion' },
+];
+
+async function loadSourcedMaterial(
+  source: CredentialSource,
+  present: readonly string[],
+  entries: ReadonlySet<string>,
+  r: Readers,
+): Promise<CredentialMaterial | undefined> {
+  if (present.length > 0) {
+    r.problem(undefined, `names credentialSource ${source} and also holds ${present.join(', ')}; keep one credential`);
+    return undefined;
+  }
+  if (source === 'azure-cli') return { kind: 'azure-cli', tenantId: await r.readText(IDENTITY_FILES.tenantId) };
+  const audience = (await r.readText(IDENTITY_FILES.federatedAudience)) || DEFAULT_FEDERATED_AUDIENCE;
+  if (source !== 'azure-pipelines') return { kind: 'ci-oidc', platform: source, audience };
+  const serviceConnectionId = await r.readText(IDENTITY_FILES.serviceConnectionId);
+  if (serviceConnectionId === undefined) {
+    if (!entries.has(IDENTITY_FILES.serviceConnectionId)) {
+      r.problem(IDENTITY_FILES.serviceConnectionId, 'is missing (the id of the workload-identity service connection, a GUID)');
+    }
+    return undefined;
+  }
+  if (!GUID.test(serviceConnectionId)) {
+    r.problem(IDENTITY_FILES.serviceConnectionId, 'must be a GUID (the id of the workload-identity service connection)');
+    return undefined;
+  }
+  return { kind: 'ci-oidc', platform: source, audience, serviceConnectionId };
+}
+
+async function loadMaterial(
+  options: LoadIdentityDirOptions,
+  entries: ReadonlySet<string>,
+  source: CredentialSource | undefined,
+  r: Readers,
+): Promise<CredentialMaterial | undefined> {
   const present = CREDENTIAL_FILES.filter((f) => entries.has(f));
   if (options.mode === 'dev') {
     for (const f of present) {
       r.problem(f, 'is a credential file, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
     }
-    return present.length === 0 ? { kind: 'dev' } : undefined;
+    if (entries.has(IDENTITY_FILES.credentialSource)) {
+      r.problem(IDENTITY_FILES.credentialSource, 'names a real credential, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
+    }
+    return present.length === 0 && !entries.has(IDENTITY_FILES.credentialSource) ? { kind: 'dev' } : undefined;
   }
+  let misplaced = false;
+  for (const { file, usedBy, what } of SOURCE_ONLY_FILES) {
+    if (entries.has(file) && !usedBy(source)) {
+      r.problem(file, `is not used by this identity (${what})`);
+      misplaced = true;
+    }
+  }
+  if (entries.has(IDENTITY_FILES.credentialSource)) {
+    if (source === undefined || misplaced) return undefined;
+    return loadSourcedMaterial(source, present, entries, r);
+  }
+  if (misplaced && entries.has(IDENTITY_FILES.serviceConnectionId)) return undefined;
   const hasSecret = entries.has(IDENTITY_FILES.clientSecret);
   const hasPem = entries.has(IDENTITY_FILES.certificate) || entries.has(IDENTITY_FILES.privateKey);
   const hasPfx = entries.has(IDENTITY_FILES.pfx);
@@ -232,8 +311,11 @@ async function loadPem(r: Readers, entries: ReadonlySet<string>): Promise<Creden
   return { kind: 'certificate', certificatePem, privateKeyPem };
 }
 
-function kindOf(material: CredentialMaterial): CredentialKind {
-  return material.kind === 'certificate-pfx' ? 'certificate' : material.kind;
+/** The descriptor's credential kind for a material (a PFX is a certificate, a CI OIDC token a federated assertion). */
+export function credentialKindOf(material: CredentialMaterial): CredentialKind {
+  if (material.kind === 'certificate-pfx') return 'certificate';
+  if (material.kind === 'ci-oidc') return 'federated';
+  return material.kind;
 }
 
 /** SHA-256 over the credential material: changes when the Secret rotates, reveals nothing about it. */
@@ -251,6 +333,12 @@ export function fingerprint(material: CredentialMaterial): string {
       break;
     case 'federated':
       hash.update(material.tokenFile).update('\0').update(material.audience);
+      break;
+    case 'ci-oidc':
+      hash.update(material.platform).update('\0').update(material.audience).update('\0').update(material.serviceConnectionId ?? '');
+      break;
+    case 'azure-cli':
+      hash.update(material.tenantId ?? '');
       break;
     case 'dev':
       break;
@@ -344,6 +432,27 @@ function findClash(taken: readonly LoadedIdentity[], d: IdentityDescriptor): { f
     if (same(o.resourceId, d.resourceId)) return { field: IDENTITY_FILES.resourceId, message: `has the same resourceId as identity "${o.name}"` };
   }
   return undefined;
+}
+
+/**
+ * Why no identity is the default, for the start-up log: names the actual cause (the directory cannot be read, it
+ * holds no usable identity, the configured name is not among them, or several identities and none chosen).
+ */
+export function noDefaultReason(input: {
+  readonly defaultName: string | undefined;
+  readonly defaultSetting: string;
+  readonly loaded: number;
+  readonly problems: readonly IdentityProblem[];
+  readonly dir: string | undefined;
+}): string {
+  const unreadable = input.problems.find((p) => p.identity === '' && p.file === input.dir && p.code === 'layout');
+  if (unreadable !== undefined) {
+    const why = unreadable.message.replace(/^cannot read the identity directory: /, '');
+    return `the identity directory ${unreadable.file} ${why === 'ENOENT' ? 'does not exist' : `cannot be read (${why})`}`;
+  }
+  if (input.defaultName !== undefined) return `${input.defaultSetting}=${input.defaultName} names no loaded identity`;
+  if (input.loaded === 0) return input.dir === undefined ? 'no identities are configured' : `no usable identity in ${input.dir} (see the problems above)`;
+  return `several identities and no ${input.defaultSetting}`;
 }
 
 /** One line per problem, for logs and the startup error. */

@@ -12,6 +12,8 @@ import { decodeJwt } from 'jose';
 import type { ClientAssertionCallback } from '@azure/msal-node';
 import type { CredentialMaterial } from '../identity/identity.ts';
 import { CredentialUnavailableError } from '../errors.ts';
+import type { CiAssertions } from './ci-oidc.ts';
+import { IdentityFileError } from '../identity/bounded-read.ts';
 
 /** The credential part of msal's `auth` options (exactly one field set). */
 export type MsalClientCredential =
@@ -84,6 +86,10 @@ function federatedCredential(tokenFile: string, audience: string, readFile: Read
     try {
       token = (await readFile(tokenFile)).trim();
     } catch (error) {
+      // A refused file (symlink out of its directory, not a regular file, too large) says exactly that.
+      if (error instanceof IdentityFileError && error.reason !== 'unreadable') {
+        throw new CredentialUnavailableError(`the federated token file ${error.message}`, { cause: error });
+      }
       throw new CredentialUnavailableError(`the federated token file ${tokenFile} is not readable; is the service-account token projected?`, { cause: error });
     }
     if (token === '') throw new CredentialUnavailableError(`the federated token file ${tokenFile} is empty`);
@@ -93,8 +99,11 @@ function federatedCredential(tokenFile: string, audience: string, readFile: Read
   return { clientAssertion };
 }
 
-/** Builds msal's credential settings for an identity. Throws CredentialUnavailableError for unusable material. */
-export function buildClientCredential(material: CredentialMaterial, readFile: ReadTextFile): MsalClientCredential {
+/**
+ * Builds msal's credential settings for an identity. Throws CredentialUnavailableError for unusable material.
+ * `ciAssertions` supplies the assertion of CI identities (`ci-oidc.ts`).
+ */
+export function buildClientCredential(material: CredentialMaterial, readFile: ReadTextFile, ciAssertions?: CiAssertions): MsalClientCredential {
   switch (material.kind) {
     case 'secret':
       return { clientSecret: material.clientSecret };
@@ -106,6 +115,11 @@ export function buildClientCredential(material: CredentialMaterial, readFile: Re
     }
     case 'federated':
       return federatedCredential(material.tokenFile, material.audience, readFile);
+    case 'ci-oidc':
+      if (ciAssertions === undefined) throw new CredentialUnavailableError('CI OIDC identities are not enabled in this process');
+      return { clientAssertion: ciAssertions.callbackFor(material) };
+    case 'azure-cli':
+      throw new CredentialUnavailableError('the developer identity is served by the Azure CLI, not by a client credential');
     case 'dev':
       throw new CredentialUnavailableError('the dev identity is served by the built-in dev issuer, not by Entra ID');
   }

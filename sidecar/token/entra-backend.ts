@@ -13,6 +13,8 @@ import { credentialExpirySeconds, type ReadTextFile } from './client-credential.
 import { EntraTokenSource } from './entra-source.ts';
 import type { CachePolicy } from './token-cache.ts';
 import type { TokenSource } from './token-source.ts';
+import { AzureCliTokenSource, routeAzureCliIdentities, type AzureCliCredentialFactory } from './azure-cli-source.ts';
+import type { CiAssertions } from './ci-oidc.ts';
 
 export interface EntraBackendOptions {
   readonly authorityHost: string;
@@ -24,6 +26,10 @@ export interface EntraBackendOptions {
   readonly scheduler?: Scheduler | undefined;
   readonly random?: (() => number) | undefined;
   readonly policy?: Partial<CachePolicy> | undefined;
+  /** Assertions of CI OIDC identities (`ci-oidc.ts`). */
+  readonly ciAssertions?: CiAssertions | undefined;
+  /** Developer (azure-cli) identities' credential; default: @azure/identity's AzureCliCredential, loaded on first use. */
+  readonly azureCliCredential?: AzureCliCredentialFactory | undefined;
 }
 
 export interface EntraBackend {
@@ -47,9 +53,12 @@ export function createEntraBackend(options: EntraBackendOptions): EntraBackend {
     nowMs: options.nowMs,
     onUpstream: metrics ? (identity, outcome, seconds) => metrics.upstreamRequest(identity, outcome, seconds) : undefined,
     log: options.log ? (_level, fields, message) => options.log?.warn(fields, message) : undefined,
+    ciAssertions: options.ciAssertions,
   });
+  // Developer identities share the cache (az is slow to start) but not msal.
+  const cli = new AzureCliTokenSource({ nowMs: options.nowMs, credential: options.azureCliCredential });
   const cache = new CachingTokenSource({
-    inner: entra,
+    inner: routeAzureCliIdentities(entra, cli),
     nowMs: options.nowMs,
     scheduler: options.scheduler ?? systemScheduler,
     random: options.random ?? Math.random,

@@ -14,6 +14,7 @@ import type { IssuedToken, TokenSource, TokenSourceRequest } from './token-sourc
 import type { UpstreamOutcome } from '../metrics.ts';
 import { authorityFor, resourceToScope } from './authority.ts';
 import { buildClientCredential, type ReadTextFile } from './client-credential.ts';
+import type { CiAssertions } from './ci-oidc.ts';
 import { mapUpstreamFailure, type UpstreamObservation } from './entra-errors.ts';
 import { createHttpsNetworkClient, observations, observingNetworkClient } from './network-client.ts';
 import { UpstreamUnavailableError } from '../errors.ts';
@@ -36,6 +37,8 @@ export interface EntraTokenSourceOptions {
   readonly onUpstream?: ((identity: string, outcome: UpstreamOutcome, durationSeconds: number) => void) | undefined;
   /** msal's own diagnostics (warnings and errors only; msal never logs PII with piiLoggingEnabled false). */
   readonly log?: ((level: 'warn' | 'error', fields: MsalLogLine['fields'], message: string) => void) | undefined;
+  /** Assertions of CI OIDC identities (`ci-oidc.ts`); without it such identities are refused. */
+  readonly ciAssertions?: CiAssertions | undefined;
 }
 
 /**
@@ -95,7 +98,7 @@ export class EntraTokenSource implements TokenSource {
         clientId: identity.descriptor.clientId,
         authority,
         knownAuthorities: [...knownAuthorities],
-        ...buildClientCredential(identity.material, this.#options.readFile),
+        ...buildClientCredential(identity.material, this.#options.readFile, this.#options.ciAssertions),
       },
       system: {
         networkClient: this.#network,
@@ -135,7 +138,7 @@ export class EntraTokenSource implements TokenSource {
     } catch (error) {
       const mapped = mapUpstreamFailure(error, observation, { identity: descriptor.name, tenantId: descriptor.tenantId, clientId: descriptor.clientId });
       this.#options.onUpstream?.(descriptor.name, mapped.outcome, (this.#options.nowMs() - started) / 1000);
-      throw mapped.error;
+      throw this.#options.ciAssertions?.explain(mapped.error, identity.material) ?? mapped.error;
     } finally {
       app?.clearCache();
     }

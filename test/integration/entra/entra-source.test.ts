@@ -16,14 +16,14 @@ import { EntraTokenSource } from '../../../sidecar/token/entra-source.ts';
 import { createHttpsNetworkClient } from '../../../sidecar/token/network-client.ts';
 import { createEntraBackend } from '../../../sidecar/token/entra-backend.ts';
 import type { CredentialMaterial, LoadedIdentity } from '../../../sidecar/identity/identity.ts';
-import { fingerprint } from '../../../sidecar/identity/load.ts';
+import { credentialKindOf, fingerprint } from '../../../sidecar/identity/load.ts';
 import { CredentialUnavailableError, SidecarError, UpstreamRejectedError, UpstreamUnavailableError } from '../../../sidecar/errors.ts';
 import type { UpstreamOutcome } from '../../../sidecar/metrics.ts';
 
 const RESOURCE = 'https://management.azure.com/';
 
 function identity(name: string, app: { clientId: string; tenantId: string }, material: CredentialMaterial): LoadedIdentity {
-  const kind = material.kind === 'certificate-pfx' ? 'certificate' : material.kind;
+  const kind = credentialKindOf(material);
   return {
     descriptor: { name, tenantId: app.tenantId, clientId: app.clientId, credentialKind: kind, isDefault: false },
     material,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { describe, it } from 'node:test';
-import { fingerprint, loadIdentities, loadIdentityDir, type IdentityFs, type IdentityProblem } from '../../../../sidecar/identity/load.ts';
+import { AZURE_CLI_CLIENT_ID, fingerprint, loadIdentities, loadIdentityDir, noDefaultReason, type IdentityFs, type IdentityProblem } from '../../../../sidecar/identity/load.ts';
 
 /** In-memory filesystem: keys are file paths; directories are implied by their files (or listed with a trailing "/"). */
 function memoryFs(files: Record<string, string>): IdentityFs {
@@ -193,4 +193,108 @@ describe('loadIdentities: directory of identities', () => {
     const r = await loadIdentities({ fs: memoryFs({}), dir: '/missing', defaultName: undefined, mode: 'entra' });
     assert.deepEqual(only(r.problems), [{ identity: '', field: undefined, message: 'cannot read the identity directory: ENOENT', code: 'layout' }]);
   });
+});
+
+describe('loadIdentityDir: credentialSource (developer and CI identities)', () => {
+  const SC = 'c1b2c3d4-0000-4000-8000-0000000000aa';
+  const good: { name: string; files: Record<string, string>; descriptor: { tenantId: string; clientId: string; credentialKind: string }; material: unknown }[] = [
+    {
+      name: 'azure-cli with nothing else: the CLI login decides tenant and client',
+      files: { credentialSource: 'azure-cli\n' },
+      descriptor: { tenantId: '', clientId: AZURE_CLI_CLIENT_ID, credentialKind: 'azure-cli' },
+      material: { kind: 'azure-cli', tenantId: undefined },
+    },
+    {
+      name: 'azure-cli pinned to a tenant, with a client id for selectors',
+      files: { credentialSource: 'azure-cli', tenantId: T, clientId: C1 },
+      descriptor: { tenantId: T, clientId: C1, credentialKind: 'azure-cli' },
+      material: { kind: 'azure-cli', tenantId: T },
+    },
+    {
+      name: 'github-actions',
+      files: { credentialSource: 'github-actions', tenantId: T, clientId: C1 },
+      descriptor: { tenantId: T, clientId: C1, credentialKind: 'federated' },
+      material: { kind: 'ci-oidc', platform: 'github-actions', audience: 'api://AzureADTokenExchange' },
+    },
+    {
+      name: 'gitlab-ci with its own audience',
+      files: { credentialSource: 'gitlab-ci', tenantId: T, clientId: C1, federatedAudience: 'api://custom' },
+      descriptor: { tenantId: T, clientId: C1, credentialKind: 'federated' },
+      material: { kind: 'ci-oidc', platform: 'gitlab-ci', audience: 'api://custom' },
+    },
+    {
+      name: 'azure-pipelines with its service connection',
+      files: { credentialSource: 'azure-pipelines', tenantId: T, clientId: C1, serviceConnectionId: SC },
+      descriptor: { tenantId: T, clientId: C1, credentialKind: 'federated' },
+      material: { kind: 'ci-oidc', platform: 'azure-pipelines', audience: 'api://AzureADTokenExchange', serviceConnectionId: SC },
+    },
+  ];
+  for (const tc of good) {
+    it(tc.name, async () => {
+      const files = Object.fromEntries(Object.entries(tc.files).map(([k, v]) => [`/ids/dev/${k}`, v]));
+      const r = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/dev', name: 'dev', isDefault: true, mode: 'entra' });
+      assert.deepEqual(r.problems, []);
+      assert.deepEqual(r.identity?.descriptor, { name: 'dev', objectId: undefined, resourceId: undefined, isDefault: true, ...tc.descriptor });
+      assert.deepEqual(r.identity?.material, tc.material);
+    });
+  }
+
+  const bad: { name: string; files: Record<string, string>; mode?: 'dev'; want: { field: string | undefined; message: RegExp; code?: string }[] }[] = [
+    { name: 'unknown source', files: { credentialSource: 'jenkins', tenantId: T, clientId: C1 }, want: [{ field: 'credentialSource', message: /must be one of azure-cli, github-actions, gitlab-ci, azure-pipelines \(found "jenkins"\)/ }] },
+    { name: 'a CI source needs tenantId and clientId', files: { credentialSource: 'github-actions' }, want: [
+      { field: 'tenantId', message: /is missing/ },
+      { field: 'clientId', message: /is missing/ },
+    ] },
+    { name: 'a source and a credential file', files: { credentialSource: 'github-actions', tenantId: T, clientId: C1, clientSecret: 'x' }, want: [{ field: undefined, message: /names credentialSource github-actions and also holds clientSecret; keep one credential/ }] },
+    { name: 'azure-pipelines without serviceConnectionId', files: { credentialSource: 'azure-pipelines', tenantId: T, clientId: C1 }, want: [{ field: 'serviceConnectionId', message: /is missing \(the id of the workload-identity service connection/ }] },
+    { name: 'azure-pipelines with a malformed serviceConnectionId', files: { credentialSource: 'azure-pipelines', tenantId: T, clientId: C1, serviceConnectionId: 'my-connection' }, want: [{ field: 'serviceConnectionId', message: /must be a GUID/ }] },
+    { name: 'serviceConnectionId on another source', files: { credentialSource: 'github-actions', tenantId: T, clientId: C1, serviceConnectionId: SC }, want: [{ field: 'serviceConnectionId', message: /only azure-pipelines identities use it/ }] },
+    { name: 'serviceConnectionId on a secret identity', files: { tenantId: T, clientId: C1, clientSecret: 'x', serviceConnectionId: SC }, want: [{ field: 'serviceConnectionId', message: /only azure-pipelines identities use it/ }] },
+    { name: 'federatedAudience on azure-cli', files: { credentialSource: 'azure-cli', federatedAudience: 'api://x' }, want: [{ field: 'federatedAudience', message: /azure-cli identities have no federated assertion/ }] },
+    { name: 'every problem at once', files: { credentialSource: 'azure-pipelines', tenantId: 'nope', clientId: 'nope', serviceConnectionId: 'nope' }, want: [
+      { field: 'tenantId', message: /tenant id/ },
+      { field: 'clientId', message: /must be a GUID/ },
+      { field: 'serviceConnectionId', message: /must be a GUID/ },
+    ] },
+    { name: 'dev mode refuses a credential source', mode: 'dev', files: { credentialSource: 'azure-cli', tenantId: T, clientId: C1 }, want: [{ field: 'credentialSource', message: /dev mode never uses real credentials/, code: 'credential-forbidden' }] },
+  ];
+  for (const tc of bad) {
+    it(`problem: ${tc.name}`, async () => {
+      const files = Object.fromEntries(Object.entries(tc.files).map(([k, v]) => [`/ids/ci/${k}`, v]));
+      const r = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/ci', name: 'ci', isDefault: false, mode: tc.mode ?? 'entra' });
+      assert.equal(r.identity, undefined);
+      assert.deepEqual(
+        r.problems.map((p) => p.field),
+        tc.want.map((w) => w.field),
+        JSON.stringify(only(r.problems)),
+      );
+      tc.want.forEach((w, i) => {
+        const p = r.problems[i]!;
+        assert.match(p.message, w.message);
+        assert.equal(p.code, w.code ?? 'invalid');
+        assert.equal(p.file, w.field === undefined ? '/ids/ci' : `/ids/ci/${w.field}`);
+      });
+    });
+  }
+});
+
+describe('noDefaultReason: the start-up message names the real cause', () => {
+  const setting = 'MI_ANYWHERE_DEFAULT_IDENTITY';
+  const cases: { name: string; files: Record<string, string>; dir: string; defaultName?: string; want: string }[] = [
+    { name: 'the identity directory does not exist', files: {}, dir: '/nowhere', want: 'the identity directory /nowhere does not exist' },
+    { name: 'no usable identity', files: { '/ids/a/tenantId': T }, dir: '/ids', want: 'no usable identity in /ids (see the problems above)' },
+    { name: 'a default naming nothing', files: { '/ids/a/tenantId': T, '/ids/a/clientId': C1, '/ids/a/clientSecret': 'x' }, dir: '/ids', defaultName: 'b', want: `${setting}=b names no loaded identity` },
+    {
+      name: 'several identities',
+      files: { '/ids/a/tenantId': T, '/ids/a/clientId': C1, '/ids/a/clientSecret': 'x', '/ids/b/tenantId': T, '/ids/b/clientId': C2, '/ids/b/clientSecret': 'y' },
+      dir: '/ids',
+      want: `several identities and no ${setting}`,
+    },
+  ];
+  for (const tc of cases) {
+    it(tc.name, async () => {
+      const r = await loadIdentities({ fs: memoryFs(tc.files), dir: tc.dir, defaultName: tc.defaultName, mode: 'entra' });
+      assert.equal(noDefaultReason({ defaultName: tc.defaultName, defaultSetting: setting, loaded: r.identities.length, problems: r.problems, dir: tc.dir }), tc.want);
+    });
+  }
 });
