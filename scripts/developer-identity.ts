@@ -79,6 +79,8 @@ const env: NodeJS.ProcessEnv = {
   // are served (docs/security.md, "The developer identity").
   ...(loopback ? {} : { [SIDECAR_ENV.allowNonLoopback]: 'true' }),
   ...(fixedPort ? { [SIDECAR_ENV.advertiseUrl]: `http://${values['host-name']}:${port}` } : {}),
+  // The containers call it by --host-name; every other Host is refused (DNS-rebinding defence, docs/security.md).
+  [SIDECAR_ENV.allowedHosts]: values['host-name'],
   [SIDECAR_ENV.healthAddress]: '127.0.0.1',
   [SIDECAR_ENV.healthPort]: '0',
   [SIDECAR_ENV.metricsAddress]: '127.0.0.1',

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,6 +52,18 @@ function sdkToken(envFile: string, scope: string, kind: 'managed' | 'default'): 
   });
 }
 
+/** A request with a Host header of the test's choosing (fetch does not let a caller set Host). */
+function rawRequest(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('developer identity: az login -> npm run developer-identity -> SDK in another process', () => {
   let authority: TestAuthority;
   let arm: ArmStandIn;
@@ -58,8 +71,37 @@ describe('developer identity: az login -> npm run developer-identity -> SDK in a
   let work: string;
   let azEnv: NodeJS.ProcessEnv;
   let command: ChildProcess | undefined;
-  let output = '';
+  let output: () => string = () => '';
   let envFile: string;
+
+  /** Runs the command as a developer would and resolves once it wrote the env file. */
+  async function launch(args: string[], logName: string): Promise<{ command: ChildProcess; output: () => string }> {
+    const testLog = createTestLog(logName);
+    const child = spawn(node24(), [join(REPO_ROOT, 'scripts', 'developer-identity.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...azEnv, NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: string): void => {
+        text += chunk;
+        testLog.write(chunk);
+        if (text.includes('developer-identity: wrote')) resolve();
+      };
+      child.stdout.setEncoding('utf8').on('data', onData);
+      child.stderr.setEncoding('utf8').on('data', onData);
+      child.once('exit', (code) => reject(new Error(`developer-identity exited (${code}) before serving:\n${text}`)));
+    });
+    return { command: child, output: () => text };
+  }
+
+  async function stop(child: ChildProcess | undefined): Promise<void> {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
 
   before(async () => {
     assert.ok(
@@ -89,31 +131,13 @@ describe('developer identity: az login -> npm run developer-identity -> SDK in a
     await az('login', '--service-principal', '--username', app.clientId, '--password', SP_SECRET, '--tenant', app.tenantId);
 
     envFile = join(work, 'mi-anywhere.env');
-    const testLog = createTestLog('developer-identity');
-    command = spawn(node24(), [join(REPO_ROOT, 'scripts', 'developer-identity.ts'), '--app-env', envFile, '--host-name', '127.0.0.1', '--address', '127.0.0.1', '--port', '0'], {
-      cwd: REPO_ROOT,
-      env: { ...azEnv, NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const started = new Promise<void>((resolve, reject) => {
-      const onData = (chunk: string): void => {
-        output += chunk;
-        testLog.write(chunk);
-        if (output.includes('developer-identity: wrote')) resolve();
-      };
-      command!.stdout!.setEncoding('utf8').on('data', onData);
-      command!.stderr!.setEncoding('utf8').on('data', onData);
-      command!.once('exit', (code) => reject(new Error(`developer-identity exited (${code}) before serving:\n${output}`)));
-    });
-    await started;
+    const launched = await launch(['--app-env', envFile, '--host-name', '127.0.0.1', '--address', '127.0.0.1', '--port', '0'], 'developer-identity');
+    command = launched.command;
+    output = launched.output;
   });
 
   after(async () => {
-    if (command && command.exitCode === null) {
-      const exited = new Promise((resolve) => command!.once('exit', resolve));
-      command.kill('SIGTERM');
-      await exited;
-    }
+    await stop(command);
     await arm?.stop();
     await authority?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
@@ -164,7 +188,41 @@ describe('developer identity: az login -> npm run developer-identity -> SDK in a
   });
 
   it('logs no token and no secret', () => {
-    assert.ok(!output.includes(SP_SECRET));
-    assert.ok(!/eyJ[\w-]{10,}\.[\w-]{10,}\./.test(output));
+    assert.ok(!output().includes(SP_SECRET));
+    assert.ok(!/eyJ[\w-]{10,}\.[\w-]{10,}\./.test(output()));
+  });
+
+  it('bound to 0.0.0.0 as by default: App Service with the secret is served by --host-name, IMDS, Cloud Shell and Arc are refused, and so is an unknown Host', async () => {
+    const wideEnvFile = join(work, 'wide.env');
+    const hostName = 'host.docker.internal';
+    const wide = await launch(['--app-env', wideEnvFile, '--host-name', hostName, '--port', '0'], 'developer-identity-wide');
+    try {
+      const env = Object.fromEntries(readFileSync(wideEnvFile, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const endpoint = new URL(env.IDENTITY_ENDPOINT!);
+      assert.equal(endpoint.hostname, hostName);
+      const port = Number(endpoint.port);
+      const resource = 'https://storage.azure.com/';
+      // The containers' name for the host does not resolve here: connect to loopback and send it as Host.
+      const ask = (path: string, headers: Record<string, string>, method = 'GET', body?: string) => rawRequest(port, method, path, { host: `${hostName}:${port}`, ...headers }, body);
+      const served = await ask(`/msi/token?api-version=2019-08-01&resource=${resource}`, { 'X-IDENTITY-HEADER': env.IDENTITY_HEADER! });
+      assert.equal(served.status, 200, served.body);
+      assert.equal(decodeJwt((JSON.parse(served.body) as { access_token: string }).access_token).appid, app.clientId);
+      const refused: Array<[string, Promise<{ status: number; body: string }>]> = [
+        ['IMDS', ask(`/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${resource}`, { Metadata: 'true' })],
+        ['Azure Arc', ask(`/metadata/identity/oauth2/token?api-version=2020-06-01&resource=${resource}`, { Metadata: 'true' })],
+        ['Cloud Shell', ask('/oauth2/token', { Metadata: 'true', 'content-type': 'application/x-www-form-urlencoded' }, 'POST', `resource=${resource}`)],
+      ];
+      for (const [dialect, answer] of refused) {
+        const { status, body } = await answer;
+        assert.equal(status, 400, `${dialect}: ${body}`);
+        assert.match(body, /serves only requests carrying the shared secret/, dialect);
+      }
+      const rebound = await rawRequest(port, 'GET', `/msi/token?api-version=2019-08-01&resource=${resource}`, { host: `evil.example:${port}`, 'X-IDENTITY-HEADER': env.IDENTITY_HEADER! });
+      assert.equal(rebound.status, 403, rebound.body);
+      assert.match(rebound.body, /is not a name of this sidecar/);
+      assert.ok(!wide.output().includes(env.IDENTITY_HEADER!), 'the secret is written to the env file only');
+    } finally {
+      await stop(wide.command);
+    }
   });
 });
