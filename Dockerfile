@@ -21,6 +21,7 @@ COPY package.json package-lock.json ./
 # the image runs the base image's Node.
 RUN npm ci --omit=optional --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY common ./common
 COPY sidecar ./sidecar
 COPY webhook ./webhook
 RUN npm run build
