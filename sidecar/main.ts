@@ -26,7 +26,7 @@ import { formatProblem, loadIdentities, type IdentityFs } from './identity/load.
 import { createLogger, type Logger } from './log.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { createDevIssuer, devIdentities, DEV_IDENTITIES, type DevIssuer } from './token/dev-issuer.ts';
-import { createEntraBackend, type EntraBackend } from './token/entra-backend.ts';
+import type { EntraBackend } from './token/entra-backend.ts';
 import { IdentityWatcher } from './identity/watch.ts';
 import { systemScheduler } from './token/caching-token-source.ts';
 import { watch as fsWatch } from 'node:fs';
@@ -334,11 +334,14 @@ async function main(): Promise<number> {
   const baseUrl = config.advertiseUrl ?? `http://${urlHost(token.address)}:${token.port}`;
 
   const devIssuer = config.mode === 'dev' ? await createDevIssuer({ baseUrl, nowMs }) : undefined;
+  // msal-node (and what it pulls in) is loaded only in entra mode: dev mode never talks to Entra, and the import
+  // is most of the difference between a dev-mode sidecar and a bare Node process (docs/performance.md).
+  const entraModule = config.mode === 'entra' ? await import('./token/entra-backend.ts') : undefined;
   let entra: EntraBackend | undefined;
   try {
     entra =
-      config.mode === 'entra'
-        ? createEntraBackend({ authorityHost: config.authorityHost, readFile: (p) => readFile(p, 'utf8'), nowMs, metrics, log: logger })
+      entraModule !== undefined
+        ? entraModule.createEntraBackend({ authorityHost: config.authorityHost, readFile: (p) => readFile(p, 'utf8'), nowMs, metrics, log: logger })
         : undefined;
   } catch (error) {
     process.stderr.write(`mi-anywhere sidecar: ${SIDECAR_ENV.authorityHost}=${config.authorityHost} is unusable (${(error as Error).message})\n`);
