@@ -57,9 +57,10 @@ LABEL org.opencontainers.image.title="mi-anywhere" \
       org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
 ENV NODE_ENV=production
 # Node flags of every program in the image, also when a pod spec replaces the command (the injected sidecar runs
-# plain `node`): no inspector on SIGUSR1 (it would listen on 127.0.0.1:9229 inside the pod). Heap sizing: see
-# docs/performance.md, "Start-up and memory".
-ENV NODE_OPTIONS="--disable-sigusr1"
+# plain `node`): no inspector on SIGUSR1 (it would listen on 127.0.0.1:9229 inside the pod); an old-space bound
+# that keeps both programs' peak RSS under their default 256Mi memory limit, so V8 collects before the kernel
+# kills (docs/performance.md, "Start-up and memory").
+ENV NODE_OPTIONS="--disable-sigusr1 --max-old-space-size=128"
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 WORKDIR /app
 # Owned by root and not writable by the runtime user: the programs never write below /app, so the image runs
