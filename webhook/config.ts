@@ -147,6 +147,11 @@ export interface Config {
   readonly tlsMinVersion: TlsMinVersion;
   readonly cert: FilesCertConfig | SelfManagedCertConfig;
   readonly kubeconfig: string | undefined;
+  /**
+   * The API server as kubelet tells every pod (`KUBERNETES_SERVICE_HOST` / `_PORT`); undefined outside a cluster.
+   * Used with the service-account files when no kubeconfig is given.
+   */
+  readonly apiServer: { readonly host: string; readonly port: number } | undefined;
   readonly nativeSidecar: NativeSidecarMode;
   readonly sidecar: SidecarConfig;
 }
@@ -312,6 +317,13 @@ function readCert(r: SettingsReader): FilesCertConfig | SelfManagedCertConfig {
   return cert;
 }
 
+/** Kubernetes' own variables for the API server Service (not settings of ours, so not under the prefix). */
+function readApiServer(r: SettingsReader): { host: string; port: number } | undefined {
+  const host = r.raw('KUBERNETES_SERVICE_HOST');
+  if (host === undefined) return undefined;
+  return { host, port: r.port('KUBERNETES_SERVICE_PORT', 443, 1) };
+}
+
 /** The configuration of this process, from its environment (called once, by main.ts). */
 export function loadProcessConfig(): Config {
   return loadConfig(process.env);
@@ -334,6 +346,7 @@ export function loadConfig(env: Env): Config {
     tlsMinVersion: r.oneOf(WEBHOOK_ENV.tlsMinVersion, ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.3'),
     cert: readCert(r),
     kubeconfig: r.raw(WEBHOOK_ENV.kubeconfig),
+    apiServer: readApiServer(r),
     nativeSidecar: r.oneOf(WEBHOOK_ENV.nativeSidecar, NATIVE_SIDECAR_MODES, 'auto'),
     sidecar: readSidecar(r),
   };

@@ -20,6 +20,7 @@ import { ConfigError } from './errors.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';
+import { readServerVersion } from './server-version.ts';
 import { createWebhookMetrics } from './metrics.ts';
 
 /** After SIGTERM: time for in-flight reviews (sub-millisecond work) and the API server to notice the endpoint is gone. */
@@ -40,11 +41,17 @@ async function loadKubeConfig(config: Config): Promise<KubeConfig> {
   return kubeConfig;
 }
 
+/** `GET /version`: in-cluster with the service-account files (no client library), else through the kubeconfig. */
+async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<{ major: string; minor: string; gitVersion: string }> {
+  if (config.kubeconfig === undefined && config.apiServer !== undefined) return readServerVersion(config.apiServer);
+  const { VersionApi } = await import('@kubernetes/client-node');
+  return (await kubeConfig()).makeApiClient(VersionApi).getCode();
+}
+
 async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig>, logger: Logger): Promise<boolean> {
   if (config.nativeSidecar !== 'auto') return config.nativeSidecar === 'always';
   try {
-    const { VersionApi } = await import('@kubernetes/client-node');
-    const version = await (await kubeConfig()).makeApiClient(VersionApi).getCode();
+    const version = await serverVersion(config, kubeConfig);
     const native = supportsNativeSidecar(version);
     logger.info({ serverVersion: version.gitVersion, nativeSidecar: native }, 'sidecar form decided from the API server version');
     return native;
