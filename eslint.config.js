@@ -6,6 +6,8 @@
  *   `main.ts`; `loadConfig(env, …)` is the one place variables are parsed);
  *   tests, scripts and benchmarks may read the environment;
  * - programs: `sidecar/**` imports nothing from `webhook/`; `webhook/**` imports only `sidecar/contract.ts`;
+ *   `common/**` (the plumbing both programs share: settings reader, logger factory) imports from neither, is pure
+ *   and reads no environment, so sharing it couples the programs to nothing but itself;
  * - pure core (HS-5): the modules whose header says "Pure" import no network / filesystem / express module and
  *   use no `process`, `fetch`, clock or timer — callers pass `now`, `fetch` and schedulers in.
  *
@@ -20,13 +22,14 @@ import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-const TS = ['sidecar/**/*.ts', 'webhook/**/*.ts', 'test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'];
+const TS = ['common/**/*.ts', 'sidecar/**/*.ts', 'webhook/**/*.ts', 'test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'];
 
 /**
  * The modules whose header comment declares them pure (no I/O, no clock, no timers). The two config.ts files call
  * themselves pure too (environment and argv are parameters) but stay out: they are the sanctioned env readers.
  */
 const PURE = [
+  'common/settings.ts',
   'sidecar/contract.ts',
   'sidecar/protocol/**/*.ts',
   'sidecar/identity/identity.ts',
@@ -49,6 +52,7 @@ const PURE_IMPORTS = [
   { name: 'express', message: 'pure module: only the http/ layer touches express (HS-5)' },
 ];
 const SIDECAR_BOUNDARY = { regex: '^(\\.\\./)+webhook/', message: 'sidecar/** imports nothing from webhook/ (HS-1)' };
+const COMMON_BOUNDARY = { regex: '^(\\.\\./)+(sidecar|webhook)/', message: 'common/** imports nothing from either program' };
 const WEBHOOK_BOUNDARY = {
   // http/server.ts: the one listen/drain idiom both programs share (no sidecar logic in it).
   regex: '^(\\.\\./)+sidecar/(?!contract\\.ts$|http/server\\.ts$)',
@@ -79,6 +83,7 @@ function restrictions({ boundary, pure, envReader }) {
   return rules;
 }
 
+const commonPure = PURE.filter((p) => p.startsWith('common/'));
 const sidecarPure = PURE.filter((p) => p.startsWith('sidecar/'));
 const webhookPure = PURE.filter((p) => p.startsWith('webhook/'));
 
@@ -108,7 +113,7 @@ export default defineConfig(
   },
   // Budgets from pepr's config/eslint.root.config.mjs, warnings for now: they show where to split, they do not block.
   {
-    files: ['sidecar/**/*.ts', 'webhook/**/*.ts'],
+    files: ['common/**/*.ts', 'sidecar/**/*.ts', 'webhook/**/*.ts'],
     rules: {
       complexity: ['warn', 10],
       'max-depth': ['warn', 3],
@@ -117,6 +122,8 @@ export default defineConfig(
       '@typescript-eslint/explicit-module-boundary-types': 'warn',
     },
   },
+  { files: ['common/**/*.ts'], rules: restrictions({ boundary: COMMON_BOUNDARY, pure: false, envReader: false }) },
+  { files: commonPure, rules: restrictions({ boundary: COMMON_BOUNDARY, pure: true, envReader: false }) },
   { files: ['sidecar/**/*.ts'], rules: restrictions({ boundary: SIDECAR_BOUNDARY, pure: false, envReader: false }) },
   { files: ['webhook/**/*.ts'], rules: restrictions({ boundary: WEBHOOK_BOUNDARY, pure: false, envReader: false }) },
   { files: ENV_READERS.filter((p) => p.startsWith('sidecar/')), rules: restrictions({ boundary: SIDECAR_BOUNDARY, pure: false, envReader: true }) },

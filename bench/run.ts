@@ -120,7 +120,7 @@ async function main(): Promise<number> {
 
   const cached = await measure('cached', args, () => runCached(common));
   let authority: AuthorityHost | undefined;
-  const needsAuthority = args.only.has('peer') || args.only.has('cold');
+  const needsAuthority = args.only.has('peer') || args.only.has('cold') || args.only.has('footprint');
   let authorityError: string | undefined;
   if (needsAuthority) {
     try {
@@ -135,14 +135,18 @@ async function main(): Promise<number> {
   };
   let peer: Section<Awaited<ReturnType<typeof runPeer>>>;
   let cold: Section<Awaited<ReturnType<typeof runCold>>>;
+  let webhook: Section<Awaited<ReturnType<typeof runWebhook>>>;
+  let footprint: Section<Awaited<ReturnType<typeof runFootprint>>>;
   try {
     peer = await measure('peer', args, withAuthority((a) => runPeer({ ...common, authority: a })));
     cold = await measure('cold', args, withAuthority((a) => runCold({ ...common, authority: a })));
+    webhook = await measure('webhook', args, () => runWebhook(common));
+    footprint = await measure('footprint', args, async () =>
+      runFootprint({ ...common, compileCache: nodeFlags.compileCache, authority, authorityError, bodyFile: await tokenBodyFile(programs, nodeFlags.flags) }),
+    );
   } finally {
     await authority?.stop();
   }
-  const webhook = await measure('webhook', args, () => runWebhook(common));
-  const footprint = await measure('footprint', args, async () => runFootprint({ ...common, bodyFile: await tokenBodyFile(programs, nodeFlags.flags) }));
   const reachFailed = args.reach ? !(await runReach(common, args, machine)) : false;
 
   const report: BenchReport = {

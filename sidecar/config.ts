@@ -1,14 +1,15 @@
 /**
- * The one place the sidecar's configuration is read and validated (house style HS-6): `loadConfig(env, argv)`
- * turns environment variables and flags into a deeply frozen, typed {@link Config}, or throws one
- * {@link ConfigError} listing every problem. Defaults live here and nowhere else.
+ * The one place the sidecar's configuration is read and validated: `loadConfig(env, argv)` turns environment
+ * variables and flags into a deeply frozen, typed {@link Config}, or throws one {@link ConfigError} listing every
+ * problem. Defaults live here and nowhere else. Both programs read settings the same way (common/settings.ts): an
+ * unknown `MI_ANYWHERE_*` name is an error (with a suggestion for a near miss), numbers are plain decimals.
  *
  * `loadConfig` is pure: the environment and argv are parameters (`loadProcessConfig` passes this process's own,
  * the only read of the environment in the program); no file is read here (the config holds *paths* to mounted
  * Secrets, never secret values other than the optional fixed identity header).
  */
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import { deepFreeze, LOG_LEVELS, SettingsReader, type Env, type LogLevel } from '../common/settings.ts';
 import {
   DEFAULT_HEALTH_PORT,
   DEFAULT_METRICS_PORT,
@@ -19,8 +20,9 @@ import {
 } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
+export type { Env, LogLevel } from '../common/settings.ts';
+
 export type Mode = 'dev' | 'entra';
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface ListenerConfig {
   readonly address: string;
@@ -110,8 +112,6 @@ export function ciEnvironment(env: Env): CiEnvironment {
   };
 }
 
-export type Env = Readonly<Record<string, string | undefined>>;
-
 export const DEFAULT_LIMITS: Limits = Object.freeze({ maxUrlBytes: 8 * 1024, maxHeaderBytes: 16 * 1024, maxBodyBytes: 8 * 1024 });
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({
   headersTimeoutMs: 10_000,
@@ -133,7 +133,6 @@ const DEFAULTS = {
 export const MIN_IDENTITY_HEADER_LENGTH = 16;
 
 const KNOWN_FLAGS = ['--dev', '--probe'] as const;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** True for addresses only reachable from the same host (or network namespace, i.e. the pod). */
 export function isLoopbackAddress(address: string): boolean {
@@ -141,190 +140,192 @@ export function isLoopbackAddress(address: string): boolean {
   return a === 'localhost' || a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a) || a === '::ffff:127.0.0.1';
 }
 
-const port = z.coerce
-  .number({ error: 'must be a number' })
-  .int({ error: 'must be an integer' })
-  .min(0, { error: 'must be between 0 and 65535' })
-  .max(65535, { error: 'must be between 0 and 65535' });
-const address = z
-  .string()
-  .trim()
-  .refine((v) => v === 'localhost' || isIP(v) !== 0, { error: 'must be an IP address (or localhost)' });
-const bool = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), { error: 'must be true or false' })
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const httpUrl = z
-  .string()
-  .trim()
-  .refine(
-    (v) => {
-      try {
-        const u = new URL(v);
-        return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '' && u.search === '' && u.hash === '';
-      } catch {
-        return false;
-      }
-    },
-    { error: 'must be an http(s) URL without credentials, query or fragment' },
-  )
-  .transform((v) => v.replace(/\/+$/, ''));
-const nonEmpty = z.string().trim().min(1, { error: 'must not be empty' });
+/**
+ * Names under the `MI_ANYWHERE_` prefix that are not the sidecar's: the webhook's own settings (a Service named
+ * `mi-anywhere-webhook` also puts `MI_ANYWHERE_WEBHOOK_*` service links into every pod of its namespace) and
+ * the switches of this repository's test and provisioning scripts, which programs started by tests inherit.
+ */
+const FOREIGN_PREFIX = 'MI_ANYWHERE_WEBHOOK_';
+const REPOSITORY_TOOLING_ENV: ReadonlySet<string> = new Set(
+  [
+    'TEST_LOG_DIR',
+    'SKIP_PROVISION',
+    'AUDIT_REQUIRED',
+    'CACHE',
+    'PYTHON',
+    'PODMAN_INNER',
+    'KUBE_VERSION',
+    'ETCD_VERSION',
+    'HELM_VERSION',
+    'AZWI_INNER',
+    'AZWI_VERSION',
+    'PROMETHEUS_FROM',
+    'PROMETHEUS_GO_VERSION',
+  ].map((suffix) => `MI_ANYWHERE_${suffix}`),
+);
 
-const schema = z.object({
-  [SIDECAR_ENV.mode]: z.enum(['dev', 'entra'], { error: 'must be "dev" or "entra"' }).optional(),
-  [SIDECAR_ENV.tokenAddress]: address.default(DEFAULT_TOKEN_ADDRESS),
-  [SIDECAR_ENV.tokenPort]: port.default(DEFAULT_TOKEN_PORT),
-  [SIDECAR_ENV.allowNonLoopback]: bool.default(false),
-  [SIDECAR_ENV.healthAddress]: address.default(DEFAULTS.healthAddress),
-  [SIDECAR_ENV.healthPort]: port.default(DEFAULT_HEALTH_PORT),
-  [SIDECAR_ENV.metricsAddress]: address.default(DEFAULTS.metricsAddress),
-  [SIDECAR_ENV.metricsPort]: port.default(DEFAULT_METRICS_PORT),
-  [SIDECAR_ENV.advertiseUrl]: httpUrl.optional(),
-  [SIDECAR_ENV.allowedHosts]: z
-    .string()
-    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
-    .refine((hosts) => hosts.every((h) => /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^[0-9a-f:]+$/.test(h)), {
-      error: 'must be a comma-separated list of host names or IP addresses (no ports, no wildcards)',
-    })
-    .default([]),
-  [SIDECAR_ENV.identityDir]: nonEmpty.optional(),
-  [SIDECAR_ENV.defaultIdentity]: nonEmpty
-    .refine((v) => !v.includes('/') && !v.startsWith('.'), { error: 'must be a directory name (no "/", not starting with ".")' })
-    .optional(),
-  [SIDECAR_ENV.identityHeader]: z
-    .string()
-    .trim()
-    .min(MIN_IDENTITY_HEADER_LENGTH, { error: `must be at least ${MIN_IDENTITY_HEADER_LENGTH} characters (it guards the token endpoint)` })
-    .refine((v) => /^[\x21-\x7e]+$/.test(v), { error: 'must be printable ASCII without spaces (it travels in an HTTP header)' })
-    .optional(),
-  [SIDECAR_ENV.arcKeyDir]: nonEmpty.optional(),
-  [SIDECAR_ENV.arcKeyFileMode]: z
-    .string()
-    .trim()
-    .regex(/^0?[0-7]{3}$/, { error: 'must be an octal file mode such as 0640' })
-    .transform((v) => Number.parseInt(v, 8))
-    .refine((m) => (m & 0o444) !== 0 && (m & 0o133) === 0, {
-      error: 'must be readable and must not be writable by group/others or executable (e.g. 0600, 0640, 0644)',
-    })
-    .optional(),
-  // msal-node refuses any authority that is not https (and so does @azure/identity), so a plain-http value could
-  // only fail later, at the first token request: refuse it here, with the reason, before listening.
-  [SIDECAR_ENV.authorityHost]: httpUrl
-    .refine((v) => new URL(v).protocol === 'https:', {
-      error: 'must be an https URL (msal-node refuses plain-http authorities; a local test authority needs TLS too)',
-    })
-    .default(DEFAULTS.authorityHost),
-  [SIDECAR_ENV.federatedTokenFile]: nonEmpty.optional(),
-  [SIDECAR_ENV.logLevel]: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-  [SIDECAR_ENV.rateLimitPerSecond]: z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be an integer' })
-    .min(0, { error: 'must be 0 (unlimited) or more' })
-    .default(0),
-  [SIDECAR_ENV.gitlabIdToken]: nonEmpty.optional(),
-});
-
-/** Empty strings count as unset: `FOO=` in a compose file or a Helm value rendered empty means "default". */
-function relevantEnv(env: Env): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of Object.values(SIDECAR_ENV)) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== '') out[name] = value;
-  }
-  return out;
+function isForeign(name: string): boolean {
+  return name.startsWith(FOREIGN_PREFIX) || REPOSITORY_TOOLING_ENV.has(name);
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
+const MODES: readonly string[] = ['dev', 'entra'];
+
+function isAddress(v: string): boolean {
+  return v === 'localhost' || isIP(v) !== 0;
+}
+
+function isDirectoryName(v: string): boolean {
+  return !v.includes('/') && !v.startsWith('.');
+}
+
+/** Empty strings count as unset: `FOO=` in a compose file or a Helm value rendered empty means "default". */
+function readFields(r: SettingsReader) {
+  const address = (name: string, fallback: string): string => r.optional(name, isAddress, 'must be an IP address (or localhost)') ?? fallback;
+  return {
+    mode: r.optional(SIDECAR_ENV.mode, (v) => MODES.includes(v), 'must be "dev" or "entra"') as Mode | undefined,
+    tokenAddress: address(SIDECAR_ENV.tokenAddress, DEFAULT_TOKEN_ADDRESS),
+    tokenPort: r.port(SIDECAR_ENV.tokenPort, DEFAULT_TOKEN_PORT),
+    allowNonLoopback: r.boolean(SIDECAR_ENV.allowNonLoopback, false),
+    healthAddress: address(SIDECAR_ENV.healthAddress, DEFAULTS.healthAddress),
+    healthPort: r.port(SIDECAR_ENV.healthPort, DEFAULT_HEALTH_PORT),
+    metricsAddress: address(SIDECAR_ENV.metricsAddress, DEFAULTS.metricsAddress),
+    metricsPort: r.port(SIDECAR_ENV.metricsPort, DEFAULT_METRICS_PORT),
+    advertiseUrl: r.url(SIDECAR_ENV.advertiseUrl),
+    allowedHosts: readAllowedHosts(r),
+    identityDir: r.raw(SIDECAR_ENV.identityDir),
+    defaultIdentity: r.optional(SIDECAR_ENV.defaultIdentity, isDirectoryName, 'must be a directory name (no "/", not starting with ".")'),
+    identityHeader: readIdentityHeader(r),
+    arcKeyDir: r.raw(SIDECAR_ENV.arcKeyDir),
+    arcKeyFileMode: readFileMode(r, SIDECAR_ENV.arcKeyFileMode) ?? DEFAULTS.arcKeyFileMode,
+    authorityHost: readAuthorityHost(r),
+    federatedTokenFile: r.raw(SIDECAR_ENV.federatedTokenFile),
+    logLevel: r.oneOf<LogLevel>(SIDECAR_ENV.logLevel, LOG_LEVELS, 'info'),
+    rateLimitPerSecond: r.integer(SIDECAR_ENV.rateLimitPerSecond, 0, { min: 0, max: 1_000_000, rangeMessage: 'must be 0 (unlimited) or more, up to 1000000' }),
+  };
+}
+
+/** Host names compared with the `Host` header (lower case); a port or a wildcard would never match, so refuse it. */
+function readAllowedHosts(r: SettingsReader): string[] {
+  const hosts = r.list(SIDECAR_ENV.allowedHosts).map((h) => h.toLowerCase());
+  if (hosts.every((h) => /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^[0-9a-f:]+$/.test(h))) return hosts;
+  r.problems.push(`${SIDECAR_ENV.allowedHosts}: must be a comma-separated list of host names or IP addresses (no ports, no wildcards)`);
+  return [];
+}
+
+/** The value is a secret: problems describe it, never quote it. */
+function readIdentityHeader(r: SettingsReader): string | undefined {
+  const name = SIDECAR_ENV.identityHeader;
+  const value = r.raw(name);
+  if (value === undefined) return undefined;
+  if (value.length < MIN_IDENTITY_HEADER_LENGTH) {
+    r.problems.push(`${name}: must be at least ${MIN_IDENTITY_HEADER_LENGTH} characters (it guards the token endpoint)`);
+    return undefined;
+  }
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    r.problems.push(`${name}: must be printable ASCII without spaces (it travels in an HTTP header)`);
+    return undefined;
   }
   return value;
 }
 
-/**
- * Reads and validates the configuration.
- * @param env the process environment (only `MI_ANYWHERE_*` names are read)
- * @param argv program arguments after the script name (`--dev`, `--probe`)
- * @throws ConfigError listing every problem found
- */
+function readFileMode(r: SettingsReader, name: string): number | undefined {
+  const value = r.raw(name);
+  if (value === undefined) return undefined;
+  if (!/^0?[0-7]{3}$/.test(value)) {
+    r.problems.push(`${name}: must be an octal file mode such as 0640`);
+    return undefined;
+  }
+  const mode = Number.parseInt(value, 8);
+  if ((mode & 0o444) === 0 || (mode & 0o133) !== 0) {
+    r.problems.push(`${name}: must be readable and must not be writable by group/others or executable (e.g. 0600, 0640, 0644)`);
+    return undefined;
+  }
+  return mode;
+}
+
+// msal-node refuses any authority that is not https (and so does @azure/identity), so a plain-http value could
+// only fail later, at the first token request: refuse it here, with the reason, before listening.
+function readAuthorityHost(r: SettingsReader): string {
+  const before = r.problems.length;
+  const url = r.url(SIDECAR_ENV.authorityHost);
+  if (url === undefined || r.problems.length > before) return DEFAULTS.authorityHost;
+  if (new URL(url).protocol !== 'https:') {
+    r.problems.push(`${SIDECAR_ENV.authorityHost}: must be an https URL (msal-node refuses plain-http authorities; a local test authority needs TLS too)`);
+    return DEFAULTS.authorityHost;
+  }
+  return url;
+}
+
 /** The configuration of this process: its environment and command-line arguments (called once, by main.ts). */
 export function loadProcessConfig(): Config {
   return loadConfig(process.env, process.argv.slice(2));
 }
 
+/**
+ * Reads and validates the configuration.
+ * @param env the process environment (only `MI_ANYWHERE_*` names are read; an unknown one is an error)
+ * @param argv program arguments after the script name (`--dev`, `--probe`)
+ * @throws ConfigError listing every problem found
+ */
 export function loadConfig(env: Env, argv: readonly string[]): Config {
-  const problems: string[] = [];
-  for (const arg of argv) {
-    if (!(KNOWN_FLAGS as readonly string[]).includes(arg)) problems.push(`unknown argument "${arg}" (known: ${KNOWN_FLAGS.join(', ')})`);
-  }
-  const raw = relevantEnv(env);
-  let parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const failing = new Set<string>();
-    for (const issue of parsed.error.issues) {
-      failing.add(String(issue.path[0]));
-      problems.push(`${String(issue.path[0] ?? '?')}: ${issue.message}`);
-    }
-    // Parse again without the invalid variables (they fall back to defaults) so that the cross-field rules below
-    // still run and every problem is reported in one go.
-    parsed = schema.safeParse(Object.fromEntries(Object.entries(raw).filter(([k]) => !failing.has(k))));
-    if (!parsed.success) throw new ConfigError(problems);
-  }
-  const v = parsed.data;
-  const devFlag = argv.includes('--dev');
-  const modeVar = v[SIDECAR_ENV.mode];
-  if (devFlag && modeVar === 'entra') problems.push(`--dev contradicts ${SIDECAR_ENV.mode}=entra; remove one`);
-  const mode: Mode = devFlag || modeVar === 'dev' ? 'dev' : 'entra';
-  const tokenAddress = v[SIDECAR_ENV.tokenAddress];
-  if (!isLoopbackAddress(tokenAddress) && !v[SIDECAR_ENV.allowNonLoopback]) {
-    problems.push(
-      `${SIDECAR_ENV.tokenAddress}=${tokenAddress} is not a loopback address: anyone who can reach it could obtain tokens ` +
-        `for every identity of this sidecar. Bind 127.0.0.1 (apps in the same pod or network namespace reach it there), ` +
-        `or set ${SIDECAR_ENV.allowNonLoopback}=true if the network is private to the app (e.g. a compose network)`,
-    );
-  }
-  const identityDir = v[SIDECAR_ENV.identityDir];
-  if (mode === 'entra' && identityDir === undefined) {
-    problems.push(`${SIDECAR_ENV.identityDir} is required in entra mode (or start with --dev / ${SIDECAR_ENV.mode}=dev for the built-in dev issuer)`);
-  }
-  const ports = [
-    ['token', v[SIDECAR_ENV.tokenPort]],
-    ['health', v[SIDECAR_ENV.healthPort]],
-    ['metrics', v[SIDECAR_ENV.metricsPort]],
-  ] as const;
-  for (let i = 0; i < ports.length; i++) {
-    for (let j = i + 1; j < ports.length; j++) {
-      const a = ports[i];
-      const b = ports[j];
-      if (a && b && a[1] !== 0 && a[1] === b[1]) problems.push(`the ${a[0]} and ${b[0]} listeners both use port ${a[1]}`);
-    }
-  }
+  const argProblems = argv
+    .filter((arg) => !(KNOWN_FLAGS as readonly string[]).includes(arg))
+    .map((arg) => `unknown argument "${arg}" (known: ${KNOWN_FLAGS.join(', ')})`);
+  const r = new SettingsReader(env, { prefix: 'MI_ANYWHERE_', known: Object.values(SIDECAR_ENV), foreign: isForeign, docs: 'README.md, "Configuration"' });
+  const v = readFields(r);
+  const problems = [...argProblems, ...r.problems, ...crossFieldProblems(v, argv)];
   if (problems.length > 0) throw new ConfigError(problems);
-
   return deepFreeze<Config>({
-    mode,
-    token: { address: tokenAddress, port: v[SIDECAR_ENV.tokenPort] },
-    health: { address: v[SIDECAR_ENV.healthAddress], port: v[SIDECAR_ENV.healthPort] },
-    metrics: { address: v[SIDECAR_ENV.metricsAddress], port: v[SIDECAR_ENV.metricsPort] },
-    advertiseUrl: v[SIDECAR_ENV.advertiseUrl],
-    allowedHosts: v[SIDECAR_ENV.allowedHosts],
-    identityDir,
-    defaultIdentity: v[SIDECAR_ENV.defaultIdentity],
-    identityHeader: v[SIDECAR_ENV.identityHeader],
-    arc: { keyDir: v[SIDECAR_ENV.arcKeyDir], keyFileMode: v[SIDECAR_ENV.arcKeyFileMode] ?? DEFAULTS.arcKeyFileMode },
-    authorityHost: v[SIDECAR_ENV.authorityHost],
-    federatedTokenFile: v[SIDECAR_ENV.federatedTokenFile],
-    logLevel: v[SIDECAR_ENV.logLevel],
-    rateLimitPerSecond: v[SIDECAR_ENV.rateLimitPerSecond],
+    mode: modeOf(v.mode, argv),
+    token: { address: v.tokenAddress, port: v.tokenPort },
+    health: { address: v.healthAddress, port: v.healthPort },
+    metrics: { address: v.metricsAddress, port: v.metricsPort },
+    advertiseUrl: v.advertiseUrl,
+    allowedHosts: v.allowedHosts,
+    identityDir: v.identityDir,
+    defaultIdentity: v.defaultIdentity,
+    identityHeader: v.identityHeader,
+    arc: { keyDir: v.arcKeyDir, keyFileMode: v.arcKeyFileMode },
+    authorityHost: v.authorityHost,
+    federatedTokenFile: v.federatedTokenFile,
+    logLevel: v.logLevel,
+    rateLimitPerSecond: v.rateLimitPerSecond,
     limits: { ...DEFAULTS.limits },
     timeouts: { ...DEFAULTS.timeouts },
     probe: argv.includes('--probe'),
     ci: ciEnvironment(env),
   });
+}
+
+function modeOf(modeVar: Mode | undefined, argv: readonly string[]): Mode {
+  return argv.includes('--dev') || modeVar === 'dev' ? 'dev' : 'entra';
+}
+
+function crossFieldProblems(v: ReturnType<typeof readFields>, argv: readonly string[]): string[] {
+  const problems: string[] = [];
+  if (argv.includes('--dev') && v.mode === 'entra') problems.push(`--dev contradicts ${SIDECAR_ENV.mode}=entra; remove one`);
+  if (!isLoopbackAddress(v.tokenAddress) && !v.allowNonLoopback) {
+    problems.push(
+      `${SIDECAR_ENV.tokenAddress}=${v.tokenAddress} is not a loopback address: anyone who can reach it could obtain tokens ` +
+        `for every identity of this sidecar. Bind 127.0.0.1 (apps in the same pod or network namespace reach it there), ` +
+        `or set ${SIDECAR_ENV.allowNonLoopback}=true if the network is private to the app (e.g. a compose network)`,
+    );
+  }
+  if (modeOf(v.mode, argv) === 'entra' && v.identityDir === undefined) {
+    problems.push(`${SIDECAR_ENV.identityDir} is required in entra mode (or start with --dev / ${SIDECAR_ENV.mode}=dev for the built-in dev issuer)`);
+  }
+  return [...problems, ...portClashes(v)];
+}
+
+function portClashes(v: ReturnType<typeof readFields>): string[] {
+  const ports = [
+    ['token', v.tokenPort],
+    ['health', v.healthPort],
+    ['metrics', v.metricsPort],
+  ] as const;
+  return ports.flatMap(([nameA, portA], i) =>
+    ports.slice(i + 1).flatMap(([nameB, portB]) => (portA !== 0 && portA === portB ? [`the ${nameA} and ${nameB} listeners both use port ${portA}`] : [])),
+  );
 }
 
 /** The configuration as it may be logged: no secret values (the identity header is reduced to "set"/"random"). */

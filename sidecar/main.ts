@@ -28,7 +28,7 @@ import { boundedIdentityFs, readFederatedTokenFile } from './identity/bounded-re
 import { createLogger, type Logger } from './log.ts';
 import { createSidecarMetrics } from './metrics.ts';
 import { createDevIssuer, devIdentities, DEV_IDENTITIES, type DevIssuer } from './token/dev-issuer.ts';
-import { createEntraBackend, type EntraBackend } from './token/entra-backend.ts';
+import type { EntraBackend } from './token/entra-backend.ts';
 import { CiAssertions } from './token/ci-oidc.ts';
 import { IdentityWatcher } from './identity/watch.ts';
 import { systemScheduler } from './token/caching-token-source.ts';
@@ -383,11 +383,14 @@ async function main(destination: DestinationStream, accessDestination: Destinati
   const baseUrl = config.advertiseUrl ?? `http://${urlHost(token.address)}:${token.port}`;
 
   const devIssuer = config.mode === 'dev' ? await createDevIssuer({ baseUrl, nowMs }) : undefined;
+  // msal-node (and what it pulls in) is loaded only in entra mode: dev mode never talks to Entra, and the import
+  // is most of the difference between a dev-mode sidecar and a bare Node process (docs/performance.md).
+  const entraModule = config.mode === 'entra' ? await import('./token/entra-backend.ts') : undefined;
   let entra: EntraBackend | undefined;
   try {
     entra =
-      config.mode === 'entra'
-        ? createEntraBackend({
+      entraModule !== undefined
+        ? entraModule.createEntraBackend({
             authorityHost: config.authorityHost,
             readFile: readFederatedTokenFile,
             nowMs,

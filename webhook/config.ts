@@ -66,11 +66,11 @@ import {
   PROFILES,
   type Profile,
 } from '../sidecar/contract.ts';
+import { deepFreeze, LOG_LEVELS, SettingsReader, type Env, type LogLevel } from '../common/settings.ts';
 import { ConfigError } from './errors.ts';
 import { parseQuantity } from './inject/quantity.ts';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from '../common/settings.ts';
 
 export const NATIVE_SIDECAR_MODES = ['auto', 'always', 'never'] as const;
 export type NativeSidecarMode = (typeof NATIVE_SIDECAR_MODES)[number];
@@ -147,6 +147,11 @@ export interface Config {
   readonly tlsMinVersion: TlsMinVersion;
   readonly cert: FilesCertConfig | SelfManagedCertConfig;
   readonly kubeconfig: string | undefined;
+  /**
+   * The API server as kubelet tells every pod (`KUBERNETES_SERVICE_HOST` / `_PORT`); undefined outside a cluster.
+   * Used with the service-account files when no kubeconfig is given.
+   */
+  readonly apiServer: { readonly host: string; readonly port: number } | undefined;
   readonly nativeSidecar: NativeSidecarMode;
   readonly sidecar: SidecarConfig;
 }
@@ -211,114 +216,30 @@ export const MIN_SA_TOKEN_EXPIRATION_SECONDS = 600;
 /** ...and longer than 2^32 seconds; real clusters additionally cap at --service-account-max-token-expiration. */
 export const MAX_SA_TOKEN_EXPIRATION_SECONDS = 4294967296;
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-/** Collects problems while reading; each reader returns a usable fallback so parsing goes on. */
-class Reader {
-  readonly problems: string[] = [];
-  private readonly env: Env;
-  constructor(env: Env) {
-    this.env = env;
-  }
-
-  raw(name: string): string | undefined {
-    const value = this.env[name]?.trim();
-    return value === undefined || value === '' ? undefined : value;
-  }
-
-  string(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback;
-  }
-
-  required(name: string, why: string): string {
-    const value = this.raw(name);
-    if (value === undefined) this.problems.push(`${name} is required (${why})`);
-    return value ?? '';
-  }
-
-  integer(name: string, fallback: number, min: number, max: number): number {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      this.problems.push(`${name}=${JSON.stringify(value)} must be an integer from ${min} to ${max}`);
-      return fallback;
-    }
-    return Number(value);
-  }
-
-  port(name: string, fallback: number): number {
-    return this.integer(name, fallback, 0, 65535);
-  }
-
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    if (!(allowed as readonly string[]).includes(value)) {
-      this.problems.push(`${name}=${JSON.stringify(value)} must be one of ${allowed.join(', ')}`);
-      return fallback;
-    }
-    return value as T;
-  }
-
-  list(name: string): string[] {
-    const value = this.raw(name);
-    if (value === undefined) return [];
-    return value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item !== '');
-  }
-
-  /** A JSON array of strings (command lines contain spaces and commas, so a plain list would be ambiguous). */
-  stringArray(name: string, fallback: readonly string[]): readonly string[] {
-    const value = this.raw(name);
-    if (value === undefined) return fallback;
-    try {
-      const parsed: unknown = JSON.parse(value);
-      if (Array.isArray(parsed) && parsed.every((item) => typeof item === 'string')) return parsed;
-    } catch {
-      // reported below
-    }
-    this.problems.push(`${name} must be a JSON array of strings, e.g. ["node"]`);
+/** A Kubernetes quantity; empty means "no limit" where `allowEmpty`, otherwise a problem. */
+function readQuantity(r: SettingsReader, name: string, q: { readonly fallback: string; readonly kind: 'cpu' | 'memory'; readonly allowEmpty?: boolean }): string {
+  const { fallback, kind, allowEmpty = false } = q;
+  const value = r.raw(name);
+  if (value === undefined) {
+    if (!r.isPresent(name)) return fallback;
+    if (allowEmpty) return '';
+    r.problems.push(`${name}: must not be empty (the sidecar always gets resource requests)`);
     return fallback;
   }
-
-  quantity(name: string, fallback: string, kind: 'cpu' | 'memory', allowEmpty: boolean): string {
-    const value = this.env[name]?.trim();
-    if (value === undefined) return fallback;
-    if (value === '') {
-      if (allowEmpty) return '';
-      this.problems.push(`${name} must not be empty (the sidecar always gets resource requests)`);
-      return fallback;
-    }
-    const parsed = parseQuantity(value);
-    if (parsed === undefined || parsed <= 0) {
-      this.problems.push(`${name}=${JSON.stringify(value)} is not a positive Kubernetes ${kind} quantity (e.g. ${kind === 'cpu' ? '100m' : '128Mi'})`);
-      return fallback;
-    }
-    return value;
+  const parsed = parseQuantity(value);
+  if (parsed === undefined || parsed <= 0) {
+    r.problems.push(`${name}: ${JSON.stringify(value)} is not a positive Kubernetes ${kind} quantity (e.g. ${kind === 'cpu' ? '100m' : '128Mi'})`);
+    return fallback;
   }
-
-  url(name: string): string | undefined {
-    const value = this.raw(name);
-    if (value === undefined) return undefined;
-    try {
-      const url = new URL(value);
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('scheme');
-      return value.replace(/\/+$/, '');
-    } catch {
-      this.problems.push(`${name}=${JSON.stringify(value)} must be an http(s) URL`);
-      return undefined;
-    }
-  }
+  return value;
 }
 
-function readSidecar(r: Reader): SidecarConfig {
+function readSidecar(r: SettingsReader): SidecarConfig {
   const resources: SidecarResources = {
-    cpuRequest: r.quantity(WEBHOOK_ENV.sidecarCpuRequest, '10m', 'cpu', false),
-    cpuLimit: r.quantity(WEBHOOK_ENV.sidecarCpuLimit, '500m', 'cpu', true),
-    memoryRequest: r.quantity(WEBHOOK_ENV.sidecarMemoryRequest, '128Mi', 'memory', false),
-    memoryLimit: r.quantity(WEBHOOK_ENV.sidecarMemoryLimit, '256Mi', 'memory', true),
+    cpuRequest: readQuantity(r, WEBHOOK_ENV.sidecarCpuRequest, { fallback: '10m', kind: 'cpu' }),
+    cpuLimit: readQuantity(r, WEBHOOK_ENV.sidecarCpuLimit, { fallback: '500m', kind: 'cpu', allowEmpty: true }),
+    memoryRequest: readQuantity(r, WEBHOOK_ENV.sidecarMemoryRequest, { fallback: '128Mi', kind: 'memory' }),
+    memoryLimit: readQuantity(r, WEBHOOK_ENV.sidecarMemoryLimit, { fallback: '256Mi', kind: 'memory', allowEmpty: true }),
   };
   for (const kind of ['cpu', 'memory'] as const) {
     const request = parseQuantity(resources[`${kind}Request`]);
@@ -334,23 +255,22 @@ function readSidecar(r: Reader): SidecarConfig {
     args: r.stringArray(WEBHOOK_ENV.sidecarArgs, ['dist/sidecar/main.js']),
     // 65532 is the conventional "nonroot" uid/gid of distroless images; numeric so that kubelet can verify
     // runAsNonRoot without reading /etc/passwd of the image.
-    runAsUser: r.integer(WEBHOOK_ENV.sidecarRunAsUser, 65532, 1, 2147483647),
-    runAsGroup: r.integer(WEBHOOK_ENV.sidecarRunAsGroup, 65532, 0, 2147483647),
+    runAsUser: r.integer(WEBHOOK_ENV.sidecarRunAsUser, 65532, { min: 1, max: 2147483647 }),
+    runAsGroup: r.integer(WEBHOOK_ENV.sidecarRunAsGroup, 65532, { min: 0, max: 2147483647 }),
     resources,
-    tokenPort: r.integer(WEBHOOK_ENV.sidecarTokenPort, DEFAULT_TOKEN_PORT, 1, 65535),
-    healthPort: r.integer(WEBHOOK_ENV.sidecarHealthPort, DEFAULT_HEALTH_PORT, 1, 65535),
-    metricsPort: r.integer(WEBHOOK_ENV.sidecarMetricsPort, DEFAULT_METRICS_PORT, 1, 65535),
+    tokenPort: r.integer(WEBHOOK_ENV.sidecarTokenPort, DEFAULT_TOKEN_PORT, { min: 1, max: 65535 }),
+    healthPort: r.integer(WEBHOOK_ENV.sidecarHealthPort, DEFAULT_HEALTH_PORT, { min: 1, max: 65535 }),
+    metricsPort: r.integer(WEBHOOK_ENV.sidecarMetricsPort, DEFAULT_METRICS_PORT, { min: 1, max: 65535 }),
     probeAddress: r.oneOf(WEBHOOK_ENV.sidecarProbeAddress, ['0.0.0.0', '::'] as const, '0.0.0.0'),
     authorityHost: r.url(WEBHOOK_ENV.sidecarAuthorityHost),
     defaultProfile: r.oneOf(WEBHOOK_ENV.defaultProfile, PROFILES, 'default'),
     defaultLogLevel: r.oneOf(WEBHOOK_ENV.defaultLogLevel, LOG_LEVELS, 'info'),
     defaultFederatedAudience: r.string(WEBHOOK_ENV.defaultFederatedAudience, DEFAULT_FEDERATED_AUDIENCE),
     defaultFederatedExpirationSeconds: r.integer(
-      WEBHOOK_ENV.defaultFederatedExpirationSeconds,
-      3600,
-      MIN_SA_TOKEN_EXPIRATION_SECONDS,
-      MAX_SA_TOKEN_EXPIRATION_SECONDS,
-    ),
+WEBHOOK_ENV.defaultFederatedExpirationSeconds, 3600, {
+      min: MIN_SA_TOKEN_EXPIRATION_SECONDS,
+      max: MAX_SA_TOKEN_EXPIRATION_SECONDS,
+    }),
     imdsRedirectImage: r.raw(WEBHOOK_ENV.imdsRedirectImage),
   };
   if (sidecar.command.length === 0) r.problems.push(`${WEBHOOK_ENV.sidecarCommand} must name the program (exec probes need it)`);
@@ -359,7 +279,7 @@ function readSidecar(r: Reader): SidecarConfig {
   return sidecar;
 }
 
-function readCert(r: Reader): FilesCertConfig | SelfManagedCertConfig {
+function readCert(r: SettingsReader): FilesCertConfig | SelfManagedCertConfig {
   const mode = r.oneOf(WEBHOOK_ENV.certMode, ['files', 'self-managed'] as const, 'files');
   if (mode === 'files') {
     return {
@@ -367,7 +287,7 @@ function readCert(r: Reader): FilesCertConfig | SelfManagedCertConfig {
       certFile: r.string(WEBHOOK_ENV.tlsCertFile, '/etc/mi-anywhere/tls/tls.crt'),
       keyFile: r.string(WEBHOOK_ENV.tlsKeyFile, '/etc/mi-anywhere/tls/tls.key'),
       // kubelet refreshes mounted Secrets about once a minute; a 10 s poll adds little on top and costs two stats.
-      reloadIntervalSeconds: r.integer(WEBHOOK_ENV.tlsReloadIntervalSeconds, 10, 1, 3600),
+      reloadIntervalSeconds: r.integer(WEBHOOK_ENV.tlsReloadIntervalSeconds, 10, { min: 1, max: 3600 }),
     };
   }
   const why = 'self-managed certificates';
@@ -379,12 +299,12 @@ function readCert(r: Reader): FilesCertConfig | SelfManagedCertConfig {
     webhookConfigurationName: r.required(WEBHOOK_ENV.configurationName, why),
     extraDnsNames: r.list(WEBHOOK_ENV.certExtraDnsNames),
     ipAddresses: r.list(WEBHOOK_ENV.certIpAddresses),
-    certValidityDays: r.integer(WEBHOOK_ENV.certValidityDays, 365, 1, 3650),
-    certRenewBeforeDays: r.integer(WEBHOOK_ENV.certRenewBeforeDays, 30, 0, 3649),
-    caValidityDays: r.integer(WEBHOOK_ENV.caValidityDays, 3650, 1, 36500),
-    caRenewBeforeDays: r.integer(WEBHOOK_ENV.caRenewBeforeDays, 365, 0, 36499),
+    certValidityDays: r.integer(WEBHOOK_ENV.certValidityDays, 365, { min: 1, max: 3650 }),
+    certRenewBeforeDays: r.integer(WEBHOOK_ENV.certRenewBeforeDays, 30, { min: 0, max: 3649 }),
+    caValidityDays: r.integer(WEBHOOK_ENV.caValidityDays, 3650, { min: 1, max: 36500 }),
+    caRenewBeforeDays: r.integer(WEBHOOK_ENV.caRenewBeforeDays, 365, { min: 0, max: 36499 }),
     // Five minutes: helm upgrades that reset the caBundle are repaired quickly, at one GET per interval.
-    checkIntervalSeconds: r.integer(WEBHOOK_ENV.certCheckIntervalSeconds, 300, 1, 86400),
+    checkIntervalSeconds: r.integer(WEBHOOK_ENV.certCheckIntervalSeconds, 300, { min: 1, max: 86400 }),
   };
   if (cert.certRenewBeforeDays >= cert.certValidityDays) r.problems.push('CERT_RENEW_BEFORE_DAYS must be smaller than CERT_VALIDITY_DAYS');
   if (cert.caRenewBeforeDays >= cert.caValidityDays) r.problems.push('CA_RENEW_BEFORE_DAYS must be smaller than CA_VALIDITY_DAYS');
@@ -397,35 +317,36 @@ function readCert(r: Reader): FilesCertConfig | SelfManagedCertConfig {
   return cert;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const inner of Object.values(value)) deepFreeze(inner);
-    Object.freeze(value);
-  }
-  return value;
+/** Kubernetes' own variables for the API server Service (not settings of ours, so not under the prefix). */
+function readApiServer(r: SettingsReader): { host: string; port: number } | undefined {
+  const host = r.raw('KUBERNETES_SERVICE_HOST');
+  if (host === undefined) return undefined;
+  return { host, port: r.port('KUBERNETES_SERVICE_PORT', 443, 1) };
 }
 
-/**
- * Parses and validates the webhook's environment. Throws one {@link ConfigError} listing every problem.
- * @param env usually `process.env` (passed in so tests need no global state)
- */
 /** The configuration of this process, from its environment (called once, by main.ts). */
 export function loadProcessConfig(): Config {
   return loadConfig(process.env);
 }
 
+/**
+ * Parses and validates the webhook's environment. Throws one {@link ConfigError} listing every problem.
+ * @param env usually `process.env` (passed in so tests need no global state); an unknown `MI_ANYWHERE_WEBHOOK_*`
+ *   name is an error
+ */
 export function loadConfig(env: Env): Config {
-  const r = new Reader(env);
+  const r = new SettingsReader(env, { prefix: P, known: Object.values(WEBHOOK_ENV), docs: 'docs/webhook.md' });
   const config: Config = {
     logLevel: r.oneOf(WEBHOOK_ENV.logLevel, LOG_LEVELS, 'info'),
     webhook: { address: r.string(WEBHOOK_ENV.address, '0.0.0.0'), port: r.port(WEBHOOK_ENV.port, DEFAULT_WEBHOOK_PORT) },
     health: { address: r.string(WEBHOOK_ENV.healthAddress, '0.0.0.0'), port: r.port(WEBHOOK_ENV.healthPort, DEFAULT_WEBHOOK_HEALTH_PORT) },
     metrics: { address: r.string(WEBHOOK_ENV.metricsAddress, '0.0.0.0'), port: r.port(WEBHOOK_ENV.metricsPort, DEFAULT_WEBHOOK_METRICS_PORT) },
     // The API server gives up after the webhook's timeoutSeconds (at most 30 s); holding a request longer is useless.
-    requestTimeoutSeconds: r.integer(WEBHOOK_ENV.requestTimeoutSeconds, 30, 1, 300),
+    requestTimeoutSeconds: r.integer(WEBHOOK_ENV.requestTimeoutSeconds, 30, { min: 1, max: 300 }),
     tlsMinVersion: r.oneOf(WEBHOOK_ENV.tlsMinVersion, ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.3'),
     cert: readCert(r),
     kubeconfig: r.raw(WEBHOOK_ENV.kubeconfig),
+    apiServer: readApiServer(r),
     nativeSidecar: r.oneOf(WEBHOOK_ENV.nativeSidecar, NATIVE_SIDECAR_MODES, 'auto'),
     sidecar: readSidecar(r),
   };

@@ -9,19 +9,19 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { KubeConfig, VersionApi } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
 import { handleReview } from './admission/handler.ts';
 import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
-import { kubernetesCertificateStore, reconcileCertificates, wantedNames } from './cert/self-managed.ts';
 import { loadProcessConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { closeGracefully, startListening } from '../sidecar/http/server.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';
+import { readServerVersion } from './server-version.ts';
 import { createWebhookMetrics } from './metrics.ts';
 
 /** After SIGTERM: time for in-flight reviews (sub-millisecond work) and the API server to notice the endpoint is gone. */
@@ -29,17 +29,30 @@ const SHUTDOWN_GRACE_MS = 10_000;
 /** Retry delay while no certificate is available yet (files not mounted, API server unreachable). */
 const CERT_RETRY_MS = 2_000;
 
-function loadKubeConfig(config: Config): KubeConfig {
+/**
+ * The Kubernetes client (and, for self-managed certificates, the X.509 generator) are loaded on first use: with
+ * mounted certificates and a fixed sidecar form the webhook never talks to the API server, and the client is the
+ * largest module it has (docs/performance.md).
+ */
+async function loadKubeConfig(config: Config): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kubeConfig = new KubeConfig();
   if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
   else kubeConfig.loadFromCluster();
   return kubeConfig;
 }
 
-async function decideNative(config: Config, kubeConfig: () => KubeConfig, logger: Logger): Promise<boolean> {
+/** `GET /version`: in-cluster with the service-account files (no client library), else through the kubeconfig. */
+async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<{ major: string; minor: string; gitVersion: string }> {
+  if (config.kubeconfig === undefined && config.apiServer !== undefined) return readServerVersion(config.apiServer);
+  const { VersionApi } = await import('@kubernetes/client-node');
+  return (await kubeConfig()).makeApiClient(VersionApi).getCode();
+}
+
+async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig>, logger: Logger): Promise<boolean> {
   if (config.nativeSidecar !== 'auto') return config.nativeSidecar === 'always';
   try {
-    const version = await kubeConfig().makeApiClient(VersionApi).getCode();
+    const version = await serverVersion(config, kubeConfig);
     const native = supportsNativeSidecar(version);
     logger.info({ serverVersion: version.gitVersion, nativeSidecar: native }, 'sidecar form decided from the API server version');
     return native;
@@ -106,6 +119,7 @@ async function filesSource(cert: FilesCertConfig, logger: Logger): Promise<Certi
 
 /** Self-managed CA: reconciled until it works, then every checkIntervalSeconds (renewal, caBundle repair). */
 async function selfManagedSource(cert: SelfManagedCertConfig, kubeConfig: KubeConfig, logger: Logger): Promise<CertificateSource> {
+  const { kubernetesCertificateStore, reconcileCertificates, wantedNames } = await import('./cert/self-managed.ts');
   const store = kubernetesCertificateStore(kubeConfig, cert);
   const reconcile = (): Promise<LoadedCertificate> => reconcileCertificates({ store, names: wantedNames(cert), policy: cert, now: Date.now, logger });
   let first: LoadedCertificate | undefined;
@@ -154,7 +168,7 @@ async function main(): Promise<number> {
   const register = new Registry();
   const metrics = createWebhookMetrics({ register, version: pkg.version });
   let kube: KubeConfig | undefined;
-  const kubeConfig = (): KubeConfig => (kube ??= loadKubeConfig(config));
+  const kubeConfig = async (): Promise<KubeConfig> => (kube ??= await loadKubeConfig(config));
 
   let ready = false;
   const health = createHealthServer(() => ready);
@@ -166,7 +180,7 @@ async function main(): Promise<number> {
   const nowSeconds = (): number => performance.now() / 1000;
 
   // First certificate: readiness stays false until the admission listener serves one.
-  const certificates = config.cert.mode === 'files' ? await filesSource(config.cert, logger) : await selfManagedSource(config.cert, kubeConfig(), logger);
+  const certificates = config.cert.mode === 'files' ? await filesSource(config.cert, logger) : await selfManagedSource(config.cert, await kubeConfig(), logger);
   const first = certificates.first;
 
   const admission = createAdmissionServer({

@@ -36,6 +36,8 @@ export interface ImageNodeFlags {
   readonly flags: readonly string[];
   /** Where they came from, for the report. */
   readonly source: string;
+  /** The image sets NODE_COMPILE_CACHE (warmed at build): the benchmark warms one the same way and uses it. */
+  readonly compileCache: boolean;
 }
 
 /**
@@ -44,7 +46,7 @@ export interface ImageNodeFlags {
  */
 export function imageNodeFlags(root: string): ImageNodeFlags {
   const file = join(root, 'Dockerfile');
-  if (!existsSync(file)) return { flags: [], source: 'no Dockerfile in the tree: Node defaults' };
+  if (!existsSync(file)) return { flags: [], source: 'no Dockerfile in the tree: Node defaults', compileCache: false };
   const text = readFileSync(file, 'utf8');
   const flags: string[] = [];
   for (const match of text.matchAll(/^\s*(?:ENTRYPOINT|CMD)\s+(\[.*\])\s*$/gm)) {
@@ -64,5 +66,6 @@ export function imageNodeFlags(root: string): ImageNodeFlags {
     flags.push(...(match[1] ?? '').split(/\s+/).filter(Boolean));
   }
   // The final stage's flags are what runs; duplicates from earlier stages are dropped.
-  return { flags: [...new Set(flags)], source: flags.length > 0 ? 'Dockerfile' : 'Dockerfile (no Node flags)' };
+  const compileCache = /^\s*ENV\s+NODE_COMPILE_CACHE[= ]\S+/m.test(text);
+  return { flags: [...new Set(flags)], source: flags.length > 0 ? 'Dockerfile' : 'Dockerfile (no Node flags)', compileCache };
 }

@@ -27,6 +27,18 @@ export function benchDist(root: string): string {
   return join(root, '.cache', 'bench-dist');
 }
 
+/**
+ * A compile cache warmed the way the image build warms it (common/warm-compile-cache.ts over the compiled tree),
+ * for runs that measure the image's start-up. Undefined for the sources runtime (the image never runs them).
+ */
+export function warmCompileCache(programs: Programs, nodeFlags: readonly string[], dir: string): string | undefined {
+  if (programs.runtime !== 'compiled') return undefined;
+  const script = join(programs.sidecarMain, '..', '..', 'common', 'warm-compile-cache.js');
+  const warm = spawnSync(process.execPath, [...nodeFlags, script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODE_COMPILE_CACHE: dir } });
+  if (warm.status !== 0) throw new Error(`warming the compile cache failed (${warm.status ?? warm.signal}): ${warm.stdout}${warm.stderr}`);
+  return dir;
+}
+
 export function preparePrograms(root: string, runtime: Runtime): Programs {
   if (runtime === 'sources') {
     return {

@@ -7,7 +7,8 @@
  * Parsing only (node:crypto); the one file read is the federated token, through the injected `readFile`.
  */
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forgeModule from 'node-forge';
 import { decodeJwt } from 'jose';
 import type { ClientAssertionCallback } from '@azure/msal-node';
 import type { CredentialMaterial } from '../identity/identity.ts';
@@ -148,8 +149,20 @@ function derToPem(der: Buffer, label: string): string {
  * certificate whose key is in the file; the rest of the chain follows it (msal sends it as `x5c`).
  * An empty password is tried when none is configured (Kubernetes Secrets usually hold password-less PFX).
  */
+/**
+ * node-forge is loaded on the first PKCS#12 identity only (it is CommonJS, so a synchronous require keeps this
+ * function synchronous): PEM, secret and federated identities never pay its start-up time and memory
+ * (docs/performance.md).
+ */
+let forgeLoaded: typeof forgeModule | undefined;
+function loadForge(): typeof forgeModule {
+  forgeLoaded ??= createRequire(import.meta.url)('node-forge') as typeof forgeModule;
+  return forgeLoaded;
+}
+
 export function pfxToPem(pfx: Buffer, passphrase: string | undefined): { certificatePem: string; privateKeyPem: string } {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  const forge = loadForge();
+  let p12: forgeModule.pkcs12.Pkcs12Pfx;
   try {
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(pfx.toString('binary')));
     p12 = forge.pkcs12.pkcs12FromAsn1(asn1, false, passphrase ?? '');
@@ -158,7 +171,7 @@ export function pfxToPem(pfx: Buffer, passphrase: string | undefined): { certifi
       cause: error,
     });
   }
-  const bagsOf = (oid: string | undefined): forge.pkcs12.Bag[] => (oid === undefined ? [] : (p12.getBags({ bagType: oid })[oid] ?? []));
+  const bagsOf = (oid: string | undefined): forgeModule.pkcs12.Bag[] => (oid === undefined ? [] : (p12.getBags({ bagType: oid })[oid] ?? []));
   const keyBags = [...bagsOf(forge.pki.oids.pkcs8ShroudedKeyBag), ...bagsOf(forge.pki.oids.keyBag)];
   const certBags = bagsOf(forge.pki.oids.certBag);
   const keyBag = keyBags[0];

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
 
 /** What the Dockerfile's build stage COPYs (the static test checks this list against the Dockerfile). */
-export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'sidecar', 'webhook'] as const;
+export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'common', 'sidecar', 'webhook'] as const;
 
 /** The two programs' entry points in the build output (the chart and the webhook's sidecar args use them). */
 export const ENTRY_FILES = { sidecar: 'dist/sidecar/main.js', webhook: 'dist/webhook/main.js' } as const;

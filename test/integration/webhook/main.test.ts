@@ -88,7 +88,7 @@ describe('webhook program (files mode)', () => {
   it('exits 2 and lists every configuration problem before listening', async () => {
     const { exit, output } = run({ MI_ANYWHERE_WEBHOOK_PORT: 'x', MI_ANYWHERE_WEBHOOK_CERT_MODE: 'self-managed' });
     assert.equal(await exit, 2);
-    assert.match(output(), /MI_ANYWHERE_WEBHOOK_PORT="x" must be an integer/);
+    assert.match(output(), /MI_ANYWHERE_WEBHOOK_PORT: must be a number: a plain decimal integer \(got "x"\)/);
     assert.match(output(), /MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE is required/);
     assert.match(output(), /MI_ANYWHERE_WEBHOOK_NAMESPACE is required/);
   });

@@ -115,6 +115,51 @@ describe('loadConfig: problems', () => {
       assert.equal(problems.length, tc.want.length, problems.join('\n'));
     });
   }
+  const strict: { name: string; env: Env; want: string }[] = [
+    { name: 'hexadecimal port', env: { MI_ANYWHERE_TOKEN_PORT: '0x0' }, want: 'MI_ANYWHERE_TOKEN_PORT: must be a number: a plain decimal integer (got "0x0")' },
+    { name: 'exponent', env: { MI_ANYWHERE_HEALTH_PORT: '1e3' }, want: 'MI_ANYWHERE_HEALTH_PORT: must be a number: a plain decimal integer (got "1e3")' },
+    { name: 'leading space', env: { MI_ANYWHERE_METRICS_PORT: ' 80' }, want: 'MI_ANYWHERE_METRICS_PORT: must be a number: a plain decimal integer (got " 80")' },
+    { name: 'fraction', env: { MI_ANYWHERE_RATE_LIMIT_PER_SECOND: '2.5' }, want: 'MI_ANYWHERE_RATE_LIMIT_PER_SECOND: must be a number: a plain decimal integer (got "2.5")' },
+    { name: 'leading zero', env: { MI_ANYWHERE_TOKEN_PORT: '08080' }, want: 'MI_ANYWHERE_TOKEN_PORT: must be a number: a plain decimal integer (got "08080")' },
+    { name: 'misspelt name', env: { MI_ANYWHERE_TOKN_PORT: '8080' }, want: 'MI_ANYWHERE_TOKN_PORT: unknown setting; did you mean MI_ANYWHERE_TOKEN_PORT?' },
+    { name: 'swapped letters', env: { MI_ANYWHERE_LOG_LEVLE: 'debug' }, want: 'MI_ANYWHERE_LOG_LEVLE: unknown setting; did you mean MI_ANYWHERE_LOG_LEVEL?' },
+    { name: 'word left out', env: { MI_ANYWHERE_IDENTITY: '/ids' }, want: 'MI_ANYWHERE_IDENTITY: unknown setting; did you mean MI_ANYWHERE_IDENTITY_DIR?' },
+    { name: 'unknown name, nothing close', env: { MI_ANYWHERE_COLOUR: 'blue' }, want: 'MI_ANYWHERE_COLOUR: unknown setting (the settings are listed in README.md, "Configuration")' },
+  ];
+  for (const tc of strict) {
+    it(`strict: ${tc.name}`, () => {
+      const problems = problemsOf(tc.env, ['--dev']);
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.ok(problems[0]?.startsWith(tc.want), problems[0]);
+    });
+  }
+  it('strict: every problem reported together, a secret value never echoed', () => {
+    const problems = problemsOf({ MI_ANYWHERE_TOKEN_PORT: '0x0', MI_ANYWHERE_IDENTITY_HEADER: 'short secret', MI_ANYWHERE_MODDE: 'dev' }, ['--dev']);
+    assert.deepEqual(problems, [
+      'MI_ANYWHERE_MODDE: unknown setting; did you mean MI_ANYWHERE_MODE?',
+      'MI_ANYWHERE_TOKEN_PORT: must be a number: a plain decimal integer (got "0x0")',
+      'MI_ANYWHERE_IDENTITY_HEADER: must be at least 16 characters (it guards the token endpoint)',
+    ]);
+  });
+  it('tolerates names that are not the sidecar\'s: the webhook\'s, Service links, the repository\'s tooling', () => {
+    const c = loadConfig(
+      {
+        MI_ANYWHERE_WEBHOOK_LOG_LEVEL: 'debug',
+        MI_ANYWHERE_WEBHOOK_PORT: 'tcp://10.96.0.12:443',
+        MI_ANYWHERE_SIDECAR_SERVICE_HOST: '10.96.0.13',
+        MI_ANYWHERE_SIDECAR_PORT: 'tcp://10.96.0.13:80',
+        MI_ANYWHERE_SIDECAR_PORT_80_TCP_ADDR: '10.96.0.13',
+        MI_ANYWHERE_TEST_LOG_DIR: '/tmp/logs',
+        MI_ANYWHERE_SKIP_PROVISION: '1',
+        HOME: '/root',
+      },
+      ['--dev'],
+    );
+    assert.equal(c.mode, 'dev');
+  });
+  it('a misspelt port whose value is not a Service link is still reported', () => {
+    assert.deepEqual(problemsOf({ MI_ANYWHERE_HEALTH_PROT: '9000' }, ['--dev']), ['MI_ANYWHERE_HEALTH_PROT: unknown setting; did you mean MI_ANYWHERE_HEALTH_PORT?']);
+  });
   it('field and cross-field problems together', () => {
     const problems = problemsOf({ MI_ANYWHERE_TOKEN_ADDRESS: '10.0.0.1', MI_ANYWHERE_METRICS_PORT: 'x', MI_ANYWHERE_HEALTH_PORT: '50342' }, ['--dev']);
     assert.equal(problems.length, 3, problems.join('\n'));

@@ -56,7 +56,7 @@ describe('webhook config', () => {
 
   const invalid: Array<{ name: string; env: Record<string, string>; want: RegExp[] }> = [
     { name: 'image required', env: {}, want: [/SIDECAR_IMAGE is required/] },
-    { name: 'port not a number', env: { ...BASE, MI_ANYWHERE_WEBHOOK_PORT: 'https' }, want: [/MI_ANYWHERE_WEBHOOK_PORT="https" must be an integer/] },
+    { name: 'port not a number', env: { ...BASE, MI_ANYWHERE_WEBHOOK_PORT: 'https' }, want: [/MI_ANYWHERE_WEBHOOK_PORT: must be a number: a plain decimal integer \(got "https"\)/] },
     { name: 'port out of range', env: { ...BASE, MI_ANYWHERE_WEBHOOK_HEALTH_PORT: '70000' }, want: [/HEALTH_PORT/] },
     { name: 'same ports', env: { ...BASE, MI_ANYWHERE_WEBHOOK_METRICS_PORT: '8443' }, want: [/ports must differ/] },
     { name: 'tls version', env: { ...BASE, MI_ANYWHERE_WEBHOOK_TLS_MIN_VERSION: 'TLSv1.1' }, want: [/TLSv1.2, TLSv1.3/] },
@@ -68,9 +68,9 @@ describe('webhook config', () => {
     { name: 'empty request', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST: '' }, want: [/must not be empty/] },
     { name: 'root user', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_USER: '0' }, want: [/RUN_AS_USER/] },
     { name: 'profile', env: { ...BASE, MI_ANYWHERE_WEBHOOK_DEFAULT_PROFILE: 'imds' }, want: [/DEFAULT_PROFILE/] },
-    { name: 'federated expiry', env: { ...BASE, MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS: '60' }, want: [/from 600/] },
+    { name: 'federated expiry', env: { ...BASE, MI_ANYWHERE_WEBHOOK_DEFAULT_FEDERATED_EXPIRATION_SECONDS: '60' }, want: [/between 600 and 4294967296 \(got 60\)/] },
     { name: 'authority URL', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_AUTHORITY_HOST: 'login.example' }, want: [/must be an http\(s\) URL/] },
-    { name: 'probe address', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_PROBE_ADDRESS: '10.0.0.1' }, want: [/SIDECAR_PROBE_ADDRESS="10.0.0.1" must be one of 0.0.0.0, ::/] },
+    { name: 'probe address', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_PROBE_ADDRESS: '10.0.0.1' }, want: [/SIDECAR_PROBE_ADDRESS: must be one of 0.0.0.0, :: \(got "10.0.0.1"\)/] },
     { name: 'sidecar ports', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT: '50342' }, want: [/sidecar token, health and metrics ports must differ/] },
     {
       name: 'self-managed needs names',
@@ -79,6 +79,11 @@ describe('webhook config', () => {
     },
     { name: 'renew before validity', env: { ...SELF, MI_ANYWHERE_WEBHOOK_CERT_RENEW_BEFORE_DAYS: '400' }, want: [/smaller than CERT_VALIDITY_DAYS/] },
     { name: 'bad IP SAN', env: { ...SELF, MI_ANYWHERE_WEBHOOK_CERT_IP_ADDRESSES: 'localhost' }, want: [/not an IP address/] },
+    { name: 'hexadecimal port', env: { ...BASE, MI_ANYWHERE_WEBHOOK_PORT: '0x0' }, want: [/MI_ANYWHERE_WEBHOOK_PORT: must be a number: a plain decimal integer \(got "0x0"\)/] },
+    { name: 'exponent', env: { ...BASE, MI_ANYWHERE_WEBHOOK_TLS_RELOAD_INTERVAL_SECONDS: '1e3' }, want: [/RELOAD_INTERVAL_SECONDS: must be a number/] },
+    { name: 'leading space', env: { ...BASE, MI_ANYWHERE_WEBHOOK_HEALTH_PORT: ' 80' }, want: [/HEALTH_PORT: must be a number: a plain decimal integer \(got " 80"\)/] },
+    { name: 'misspelt setting', env: { ...BASE, MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMT: '1Gi' }, want: [/MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMT: unknown setting; did you mean MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMIT\?/] },
+    { name: 'unknown setting', env: { ...BASE, MI_ANYWHERE_WEBHOOK_COLOUR: 'blue' }, want: [/MI_ANYWHERE_WEBHOOK_COLOUR: unknown setting \(the settings are listed in docs\/webhook.md\)/] },
     { name: 'all problems at once', env: { MI_ANYWHERE_WEBHOOK_PORT: 'x', MI_ANYWHERE_WEBHOOK_LOG_LEVEL: 'loud' }, want: [/PORT/, /LOG_LEVEL/, /SIDECAR_IMAGE/] },
   ];
   for (const tc of invalid) {
@@ -88,6 +93,32 @@ describe('webhook config', () => {
       for (const want of tc.want) assert.ok(found.some((p) => want.test(p)), `${want} not in ${JSON.stringify(found)}`);
     });
   }
+
+  it('all problems at once: unknown names, non-decimal numbers and missing settings in one error', () => {
+    const found = problems({ MI_ANYWHERE_WEBHOOK_PROT: '8443', MI_ANYWHERE_WEBHOOK_METRICS_PORT: '+80', MI_ANYWHERE_WEBHOOK_LOG_LEVEL: 'loud' });
+    assert.deepEqual(found, [
+      'MI_ANYWHERE_WEBHOOK_PROT: unknown setting; did you mean MI_ANYWHERE_WEBHOOK_PORT?',
+      'MI_ANYWHERE_WEBHOOK_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+      'MI_ANYWHERE_WEBHOOK_METRICS_PORT: must be a number: a plain decimal integer (got "+80")',
+      'MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE is required (the image of the injected sidecar; the chart passes its own image)',
+    ]);
+  });
+
+  it('tolerates the service links Kubernetes adds for a Service named mi-anywhere-webhook, and other programs\' names', () => {
+    const config = loadConfig({
+      ...BASE,
+      MI_ANYWHERE_WEBHOOK_SERVICE_HOST: '10.96.0.12',
+      MI_ANYWHERE_WEBHOOK_SERVICE_PORT: '443',
+      MI_ANYWHERE_WEBHOOK_SERVICE_PORT_HTTPS: '443',
+      MI_ANYWHERE_WEBHOOK_PORT_443_TCP: 'tcp://10.96.0.12:443',
+      MI_ANYWHERE_WEBHOOK_PORT_443_TCP_PROTO: 'tcp',
+      MI_ANYWHERE_WEBHOOK_PORT_443_TCP_PORT: '443',
+      MI_ANYWHERE_WEBHOOK_PORT_443_TCP_ADDR: '10.96.0.12',
+      MI_ANYWHERE_LOG_LEVEL: 'debug',
+      PATH: '/usr/bin',
+    });
+    assert.equal(config.webhook.port, 8443);
+  });
 
   it('every variable is listed in the header comment and in docs/webhook.md', () => {
     const header = readFileSync(join(import.meta.dirname, '..', '..', '..', 'webhook', 'config.ts'), 'utf8').split('*/')[0] ?? '';
