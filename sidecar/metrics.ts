@@ -7,12 +7,10 @@
  * Instrumentation happens at the edge (HTTP middleware, the cache wrapper), not inside the pure core.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { DIALECTS, type Dialect } from './protocol/dialect.ts';
 
 /** Event-loop lag sampling interval of the default Node.js metrics (ms). */
 const EVENT_LOOP_MONITORING_PRECISION_MS = 1000;
-
-export const DIALECTS = ['imds', 'app-service', 'msi-endpoint', 'cloud-shell', 'arc', 'unknown'] as const;
-export type Dialect = (typeof DIALECTS)[number];
 
 /** Upstream (Entra) outcome classes, from the AADSTS / OAuth error code of the answer. */
 export const UPSTREAM_OUTCOMES = [

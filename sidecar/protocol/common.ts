@@ -8,7 +8,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { BadRequestError, ForwardedRequestError, MissingMetadataHeaderError, type SidecarError } from '../errors.ts';
 import type { IdentitySelector } from '../identity/identity.ts';
-import type { Dialect } from '../metrics.ts';
+import type { Dialect } from './dialect.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 
 /** Header map as node:http delivers it: lower-case names; repeated headers joined (or arrays for set-cookie). */

@@ -5,7 +5,7 @@
  * Pure.
  */
 import type { SidecarError } from '../errors.ts';
-import type { Dialect } from '../metrics.ts';
+import type { Dialect } from './dialect.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 import { renderAppServiceError, renderAppServiceToken } from './app-service.ts';
 import { renderArcError, renderArcToken } from './arc.ts';

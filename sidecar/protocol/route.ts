@@ -10,11 +10,10 @@
  * Pure.
  */
 import { PATHS } from '../contract.ts';
-
-export type TokenDialect = 'imds' | 'app-service' | 'msi-endpoint' | 'arc';
+import type { PathDialect } from './dialect.ts';
 
 export type Route =
-  | { readonly kind: 'token'; readonly dialect: TokenDialect }
+  | { readonly kind: 'token'; readonly dialect: PathDialect }
   | { readonly kind: 'dev-discovery' }
   | { readonly kind: 'dev-jwks' }
   | { readonly kind: 'not-found' }
@@ -37,7 +36,7 @@ export function normalisePath(path: string): string {
   return (collapsed === '' ? '/' : collapsed).toLowerCase();
 }
 
-const TOKEN_PATHS: ReadonlyMap<string, TokenDialect> = new Map([
+const TOKEN_PATHS: ReadonlyMap<string, PathDialect> = new Map([
   [PATHS.imds.toLowerCase(), 'imds'],
   [PATHS.appService.toLowerCase(), 'app-service'],
   [PATHS.msiEndpoint.toLowerCase(), 'msi-endpoint'],
