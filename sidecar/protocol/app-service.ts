@@ -6,15 +6,12 @@
  * Pure: request-like data in, {@link TokenRequest} or a typed error out; token/error in, response data out.
  */
 import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
 import {
   errorHeaders,
   header,
   parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   secretsEqual,
   type RenderedResponse,
   type RequestLike,
@@ -54,10 +51,6 @@ export function parseAppServiceRequest(req: RequestLike, ctx: AppServiceContext)
   if (!secretsEqual(presented, ctx.identityHeader)) throw new UnauthorizedError('X-IDENTITY-HEADER does not match IDENTITY_HEADER');
   const { resource, selector } = parseQueryTokenFields(req.query, APP_SERVICE_API_VERSION, APP_SERVICE_SELECTORS);
   return { dialect: 'app-service', resource, selector };
-}
-
-export function renderAppServiceToken(token: IssuedToken, nowSeconds: number): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds));
 }
 
 /**

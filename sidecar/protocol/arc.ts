@@ -7,17 +7,12 @@
  * Pure: request-like data in, {@link ArcRequest} or a typed error out; token/error in, response data out.
  */
 import { posix } from 'node:path';
-import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
+import { MethodNotAllowedError, UnauthorizedError } from '../errors.ts';
 import {
-  errorHeaders,
   header,
   JSON_CONTENT_TYPE,
   parseQueryTokenFields,
-  publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   requireMetadataHeader,
   type RenderedResponse,
   type RequestLike,
@@ -87,19 +82,5 @@ export function renderArcChallenge(realm: string): RenderedResponse {
       error: 'unauthorized_client',
       error_description: 'Read the key file named in WWW-Authenticate and repeat the request with "Authorization: Basic <file contents>"',
     }),
-  };
-}
-
-/** The success body plus the selector echo user-assigned Arc clients verify (case-insensitively, §7 step 6). */
-export function renderArcToken(token: IssuedToken, nowSeconds: number, echo: SelectorEcho | undefined): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds, echo));
-}
-
-/** Arc's HIMDS answers errors like IMDS. */
-export function renderArcError(error: SidecarError): RenderedResponse {
-  return {
-    status: error.httpStatus,
-    headers: errorHeaders(error),
-    body: JSON.stringify({ error: error.oauthError, error_description: publicMessage(error) }),
   };
 }

@@ -6,14 +6,11 @@
  * Pure: request-like data in, {@link TokenRequest} or a typed error out; token/error in, response data out.
  */
 import { MethodNotAllowedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
 import {
   errorHeaders,
   parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   requireMetadataHeader,
   type RenderedResponse,
   type RequestLike,
@@ -47,10 +44,6 @@ export function parseImdsRequest(req: RequestLike): TokenRequest {
   requireMetadataHeader(req.headers);
   const { resource, selector } = parseQueryTokenFields(req.query, IMDS_OLDEST_API_VERSION, IMDS_SELECTORS);
   return { dialect: 'imds', resource, selector };
-}
-
-export function renderImdsToken(token: IssuedToken, nowSeconds: number): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds));
 }
 
 /** IMDS error shape `{"error","error_description"}` (protocols.md §4.1), which every SDK parses. */

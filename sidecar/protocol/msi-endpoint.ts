@@ -13,7 +13,6 @@
  * Pure: request-like data in, {@link TokenRequest} or a typed error out; token/error in, response data out.
  */
 import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
 import {
   checkApiVersion,
   errorHeaders,
@@ -23,8 +22,6 @@ import {
   publicMessage,
   refuseForwarded,
   rejectDuplicates,
-  renderJsonOk,
-  renderTokenBody,
   requireMetadataHeader,
   requireResource,
   secretsEqual,
@@ -122,20 +119,12 @@ function parseCloudShellPost(req: RequestLike, ctx: MsiEndpointContext): TokenRe
   return { dialect: 'cloud-shell', resource, selector };
 }
 
-export function renderMsiEndpointToken(token: IssuedToken, nowSeconds: number): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds));
-}
-
 /**
- * Error shapes: GET (Azure ML / App Service 2017) answers like App Service (`statusCode`/`message`, read by MSAL
- * Python's ML path and MSAL.NET); Cloud Shell POST answers `{"error":{"code","message"}}`, the only error shape
- * Cloud Shell has (msal-node `ErrorObject`, MSAL.NET nested error; protocols.md §4.1).
+ * Cloud Shell POST answers `{"error":{"code","message"}}`, the only error shape Cloud Shell has (msal-node
+ * `ErrorObject`, MSAL.NET nested error; protocols.md §4.1). The GET forms (Azure ML / App Service 2017) answer like
+ * App Service.
  */
-export function renderMsiEndpointError(error: SidecarError, dialect: 'msi-endpoint' | 'cloud-shell', correlationId: string): RenderedResponse {
-  const message = publicMessage(error);
-  const body =
-    dialect === 'cloud-shell'
-      ? { error: { code: error.oauthError, message } }
-      : { statusCode: error.httpStatus, message, correlationId, error: error.oauthError, error_description: message };
+export function renderCloudShellError(error: SidecarError): RenderedResponse {
+  const body = { error: { code: error.oauthError, message: publicMessage(error) } };
   return { status: error.httpStatus, headers: errorHeaders(error), body: JSON.stringify(body) };
 }
