@@ -24,6 +24,13 @@ export const DEFAULT_METRICS_PORT = 50344;
 /** Token listener address: loopback only, as real IMDS is reachable only from inside the VM. */
 export const DEFAULT_TOKEN_ADDRESS = '127.0.0.1';
 
+/**
+ * The link-local IMDS address that SDKs without an override hard-code (docs/protocols.md §11 item 1). The sidecar
+ * answers absolute-form requests for it (clients that use `HTTP_PROXY`); the webhook's optional init container
+ * redirects it to the token port.
+ */
+export const IMDS_ADDRESS = '169.254.169.254';
+
 /** URL paths of the token listener, one per dialect, so a request's dialect never has to be guessed. */
 export const PATHS = {
   /** IMDS; also what `AZURE_POD_IDENTITY_AUTHORITY_HOST` + "/metadata/identity/oauth2/token" produces. */

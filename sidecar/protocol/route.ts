@@ -9,7 +9,7 @@
  *
  * Pure.
  */
-import { PATHS } from '../contract.ts';
+import { IMDS_ADDRESS, PATHS } from '../contract.ts';
 import type { PathDialect } from './dialect.ts';
 
 export type Route =
@@ -26,9 +26,6 @@ export interface RoutedTarget {
   /** Raw query string without `?`. */
   readonly query: string;
 }
-
-/** The link-local IMDS address that SDKs without an override hard-code (protocols.md §11 item 1). */
-export const IMDS_HOST = '169.254.169.254';
 
 /** Collapses repeated slashes, drops trailing slashes and lower-cases (SDK paths are case-insensitive, §6). */
 export function normalisePath(path: string): string {
@@ -74,7 +71,7 @@ export function routeTarget(target: string): RoutedTarget {
     } catch {
       return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
     }
-    if (url.protocol !== 'http:' || url.hostname !== IMDS_HOST || (url.port !== '' && url.port !== '80') || url.username !== '') {
+    if (url.protocol !== 'http:' || url.hostname !== IMDS_ADDRESS || (url.port !== '' && url.port !== '80') || url.username !== '') {
       return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
     }
     // Take path and query from the raw text: URL parsing would re-encode a raw resource (az sends it unencoded).
