@@ -24,7 +24,10 @@ import {
   type CachePolicy,
 } from './token-cache.ts';
 
-/** setTimeout-like seam. Production timers are unref'd so a pending refresh never keeps the process alive. */
+/**
+ * The sidecar's setTimeout-like seam, for the cache's refreshes and deadlines and the identity watcher's polls and debounce
+ * (tests drive both on simulated time). Production timers are unref'd so a pending one never keeps the process alive.
+ */
 export interface Scheduler {
   setTimeout(callback: () => void, delayMs: number): unknown;
   clearTimeout(handle: unknown): void;
