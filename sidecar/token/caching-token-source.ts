@@ -5,7 +5,7 @@
  * sooner than Retry-After), failures remembered per entry so waiting callers get a fast, clear error instead of a
  * new upstream call, a global rate and concurrency bound, one overall deadline per acquisition, an LRU bound, and
  * invalidation when an identity's credential changes (the previous credential's tokens bridge a failing rotation).
- * Decisions come from the pure `token-cache.ts`; this module owns the state, the timers (through an injected
+ * Decisions come from the pure policy `token-cache-policy.ts`; this module owns the state, the timers (through an injected
  * scheduler) and the promises. Clock, scheduler and random are injected so tests run on simulated time.
  */
 import type { LoadedIdentity } from '../identity/identity.ts';
@@ -22,7 +22,7 @@ import {
   isUsableFreshToken,
   planRefreshAt,
   type CachePolicy,
-} from './token-cache.ts';
+} from './token-cache-policy.ts';
 
 /**
  * The sidecar's setTimeout-like seam, for the cache's refreshes and deadlines and the identity watcher's polls and debounce
