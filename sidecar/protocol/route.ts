@@ -55,31 +55,43 @@ function routePath(path: string): Route {
   return { kind: 'not-found' };
 }
 
+const NOT_FOUND: RoutedTarget = { route: { kind: 'not-found' }, path: '', query: '' };
+const NOT_A_PROXY: RoutedTarget = { route: { kind: 'not-a-proxy' }, path: '', query: '' };
+
 /**
  * Routes a request target (`req.url` of node:http: origin form `/path?query` or absolute form `http://host/path`).
  */
 export function routeTarget(target: string): RoutedTarget {
-  if (target.startsWith('/')) {
-    const { path, query } = splitTarget(target);
-    const normalised = normalisePath(path);
-    return { route: routePath(normalised), path: normalised, query };
+  if (target.startsWith('/')) return routeOriginForm(target);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return routeAbsoluteForm(target);
+  return NOT_FOUND;
+}
+
+function routeOriginForm(target: string): RoutedTarget {
+  const { path, query } = splitTarget(target);
+  const normalised = normalisePath(path);
+  return { route: routePath(normalised), path: normalised, query };
+}
+
+/** Absolute form is answered only as the IMDS token URL of {@link IMDS_ADDRESS}: the sidecar is no proxy. */
+function routeAbsoluteForm(target: string): RoutedTarget {
+  if (!namesImdsOverPlainHttp(target)) return NOT_A_PROXY;
+  // Take path and query from the raw text: URL parsing would re-encode a raw resource (az sends it unencoded).
+  const slash = target.indexOf('/', target.indexOf('//') + 2);
+  const { path, query } = splitTarget(slash === -1 ? '/' : target.slice(slash));
+  const normalised = normalisePath(path);
+  const route = TOKEN_PATHS.get(normalised) === 'imds' ? ({ kind: 'token', dialect: 'imds' } as const) : ({ kind: 'not-found' } as const);
+  return { route, path: normalised, query };
+}
+
+/** `http://169.254.169.254[:80]/...` without user info. */
+function namesImdsOverPlainHttp(target: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
-    let url: URL;
-    try {
-      url = new URL(target);
-    } catch {
-      return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
-    }
-    if (url.protocol !== 'http:' || url.hostname !== IMDS_ADDRESS || (url.port !== '' && url.port !== '80') || url.username !== '') {
-      return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
-    }
-    // Take path and query from the raw text: URL parsing would re-encode a raw resource (az sends it unencoded).
-    const slash = target.indexOf('/', target.indexOf('//') + 2);
-    const { path, query } = splitTarget(slash === -1 ? '/' : target.slice(slash));
-    const normalised = normalisePath(path);
-    const route = TOKEN_PATHS.get(normalised) === 'imds' ? ({ kind: 'token', dialect: 'imds' } as const) : ({ kind: 'not-found' } as const);
-    return { route, path: normalised, query };
-  }
-  return { route: { kind: 'not-found' }, path: '', query: '' };
+  const defaultPort = url.port === '' || url.port === '80';
+  return url.protocol === 'http:' && url.hostname === IMDS_ADDRESS && defaultPort && url.username === '';
 }

@@ -162,30 +162,33 @@ export class CachingTokenSource implements TokenSource {
     const now = this.#nowMs();
     const entry = this.#touch(request.identity, request.resource, now);
     const decision = decideLookup({ expiresOnMs: this.#expiresOnMs(entry), consecutiveFailures: entry.consecutiveFailures }, now, this.#policy);
+    this.#metrics?.cacheLookup(decision === 'serve' || decision === 'serve-stale' ? 'hit' : 'miss');
     switch (decision) {
       case 'serve':
-      case 'serve-stale': {
-        this.#metrics?.cacheLookup('hit');
-        const token = entry.token!;
-        // A timer may fire late (suspended VM, busy event loop): start the refresh now if it is overdue.
-        if (entry.inflight === undefined && now >= entry.nextAttemptMs) this.#refreshInBackground(entry);
-        return token;
-      }
-      case 'wait-fresh': {
-        this.#metrics?.cacheLookup('miss');
-        const cached = entry.token!;
-        try {
-          return await this.#fetch(entry);
-        } catch (error) {
-          // Entra failed: the cached token is still comfortably valid, so the app is better served with it.
-          if (isServableDuringOutage(cached.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return cached;
-          throw error;
-        }
-      }
-      case 'fetch': {
-        this.#metrics?.cacheLookup('miss');
+      case 'serve-stale':
+        return this.#serveCached(entry, now);
+      case 'wait-fresh':
+        return this.#fetchOrServeCached(entry);
+      case 'fetch':
         return this.#fetchOrBridge(entry, now);
-      }
+    }
+  }
+
+  /** The cached token; a timer may fire late (suspended VM, busy event loop), so an overdue refresh starts now. */
+  #serveCached(entry: Entry, now: number): IssuedToken {
+    const token = entry.token!;
+    if (entry.inflight === undefined && now >= entry.nextAttemptMs) this.#refreshInBackground(entry);
+    return token;
+  }
+
+  /** A fresh token; if Entra fails while the cached one is still comfortably valid, the app is better served with it. */
+  async #fetchOrServeCached(entry: Entry): Promise<IssuedToken> {
+    const cached = entry.token!;
+    try {
+      return await this.#fetch(entry);
+    } catch (error) {
+      if (isServableDuringOutage(cached.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return cached;
+      throw error;
     }
   }
 
