@@ -21,7 +21,7 @@
 
 /**
  * Default token port. 50342 is the port MSAL Python and the newest az CLI hard-code for Cloud Shell
- * (`http://localhost:50342/oauth2/token`, protocols.md §2.4), so listening there serves them with no
+ * (`http://localhost:50342/oauth2/token`, docs/protocols.md §2.4), so listening there serves them with no
  * configuration at all.
  */
 export const DEFAULT_TOKEN_PORT = 50342;
@@ -61,7 +61,7 @@ export const PATHS = {
 
 /**
  * Directory the Azure SDKs insist the Arc key file lives in (msal-node, MSAL Go, MSAL.NET compare the
- * realm's directory with this constant; MSAL Python rebuilds the path from it). protocols.md §7.
+ * realm's directory with this constant; MSAL Python rebuilds the path from it; docs/protocols.md §7 step 3).
  */
 export const ARC_TOKENS_DIR = '/var/opt/azcmagent/tokens';
 
@@ -69,7 +69,7 @@ export const ARC_TOKENS_DIR = '/var/opt/azcmagent/tokens';
 // What an app needs to reach the sidecar: the environment variables the Azure SDKs read
 // ---------------------------------------------------------------------------------------------------
 
-/** Environment variables understood by the Azure SDKs (protocols.md §1.1). */
+/** Environment variables understood by the Azure SDKs (docs/protocols.md §1.1). */
 export const APP_ENV = {
   identityEndpoint: 'IDENTITY_ENDPOINT',
   identityHeader: 'IDENTITY_HEADER',
@@ -101,7 +101,7 @@ export interface ProfileEnvInput {
 /**
  * The exact environment an app needs for a profile. Order is stable (it is printed and diffed).
  *
- * - `app-service`: every current SDK picks App Service 2019 when both variables are set (protocols.md §1.3).
+ * - `app-service`: every current SDK picks App Service 2019 when both variables are set (docs/protocols.md §1.3).
  * - `msi-endpoint`: Cloud Shell POST (JS, Python, Go, .NET) and az CLI 2.45; user-assigned refused by most.
  * - `msi-secret`: Azure ML GET with `secret` header (JS, Python, Go, .NET); Java's MSAL4J sends Cloud Shell GET.
  * - `pod-identity`: IMDS at our address (JS, Python, .NET, Java; not Go, not az 2.45).

@@ -2,9 +2,9 @@
  * Routing of the token listener: which dialect (or dev-issuer document) a request target addresses. One path per
  * dialect (contract `PATHS`), so a dialect is never guessed from headers.
  *
- * Path variants are normalised before matching (protocols.md §6, C3): msal-node lower-cases the URL and appends
- * `/`; MSAL4J produces `//metadata/...`; App Service docs show `/MSI/token/`. Absolute-form targets
- * (`GET http://169.254.169.254/metadata/...`, sent by clients that use `HTTP_PROXY`, observed-clients.md §1.3) are
+ * Path variants are normalised before matching (docs/protocols.md §6 and §2.2; §12, C3): msal-node lower-cases the URL
+ * and appends `/`; MSAL4J produces `//metadata/...`; App Service docs show `/MSI/token/`. Absolute-form targets
+ * (`GET http://169.254.169.254/metadata/...`, sent by clients that use `HTTP_PROXY`, docs/clients.md §1 item 3) are
  * answered for the IMDS token path of 169.254.169.254 only; the sidecar never proxies anything else.
  *
  * Pure.
@@ -27,7 +27,10 @@ export interface RoutedTarget {
   readonly query: string;
 }
 
-/** Collapses repeated slashes, drops trailing slashes and lower-cases (SDK paths are case-insensitive, §6). */
+/**
+ * Collapses repeated slashes, drops trailing slashes and lower-cases (SDK paths are case-insensitive,
+ * docs/protocols.md §6).
+ */
 export function normalisePath(path: string): string {
   const collapsed = path.replace(/\/{2,}/g, '/').replace(/\/+$/, '');
   return (collapsed === '' ? '/' : collapsed).toLowerCase();

@@ -2,9 +2,9 @@
  * Turns what went wrong between msal-node and Entra ID into the sidecar's typed errors, with the AADSTS code and a
  * one-line hint a human can act on, and into the metrics' upstream outcome class.
  *
- * Status policy (observed-clients.md §5): a credential problem is 400 (every SDK fails fast; retrying cannot fix a
- * wrong secret), an unreachable / failing / throttling Entra is 503 with `Retry-After` when known (SDKs retry 5xx
- * for a few seconds, and retry 503 + Retry-After even in @azure/identity's throttling policy).
+ * Status policy (docs/clients.md §5, docs/protocols.md §4.2): a credential problem is 400 (every SDK fails fast;
+ * retrying cannot fix a wrong secret), an unreachable / failing / throttling Entra is 503 with `Retry-After` when known
+ * (SDKs retry 5xx for a few seconds, and retry 503 + Retry-After even in @azure/identity's throttling policy).
  *
  * Pure: no I/O. Never puts a secret, assertion or token into a message (Entra's own descriptions contain none).
  */
@@ -81,7 +81,8 @@ const scopeHint: Hint = () => `Entra rejected the requested scope: ask for a res
 const disabledAppHint: Hint = ({ app }) => `${app} is disabled or cannot use client credentials: check the app registration and service principal`;
 
 /**
- * One-line, actionable hints per AADSTS code. Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+ * One-line, actionable hints per AADSTS code. Codes:
+ * https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
 const HINTS: ReadonlyMap<string, Hint> = new Map<string, Hint>([
   ['AADSTS7000215', ({ app, where }) => `invalid client secret for ${app}: put the secret's value (not its ID) into the clientSecret key of ${where}, or create a new secret`],
