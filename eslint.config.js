@@ -33,7 +33,7 @@ const PURE = [
   'sidecar/contract.ts',
   'sidecar/protocol/**/*.ts',
   'sidecar/identity/identity.ts',
-  'sidecar/token/token-cache.ts',
+  'sidecar/token/token-cache-policy.ts',
   'sidecar/token/token-source.ts',
   'sidecar/token/authority.ts',
   'sidecar/token/entra-errors.ts',

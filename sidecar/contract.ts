@@ -1,19 +1,27 @@
 /**
- * The sidecar's wire contract: every name that crosses a process boundary (environment variables the
- * sidecar reads, environment variables the apps read, ports, URL paths, the Arc key directory, pod
- * annotation keys, injection profiles). The webhook imports this module and nothing else from the
- * sidecar: the sidecar owns its interface, the webhook satisfies it.
+ * The contract between the two programs: what the sidecar serves, what it reads, and what the webhook must put into
+ * a pod so that the sidecar finds it there. The sidecar owns this interface and the webhook satisfies it; it is the
+ * one sidecar module the webhook's logic imports (CONTRIBUTING.md, "Module boundaries"). In order:
+ *
+ * - what the sidecar serves: its ports and URL paths, the IMDS address, the Arc key directory, and the environment
+ *   an app needs to reach it (one set per injection profile);
+ * - what the sidecar reads: its own settings, the files of an identity directory, the CI platforms' variables;
+ * - what the webhook injects for it: the container name and where the identity Secrets, the projected
+ *   service-account token and the Arc key directory are mounted;
+ * - the webhook's own Kubernetes-facing names, which the chart renders too: the pod annotations, and the paths and
+ *   ports of the webhook's listeners. Nothing in the sidecar reads this last part; it sits here so that the pod
+ *   settings a user writes and the pod changes they cause read side by side.
  *
  * Pure: constants and pure functions only, no I/O.
  */
 
 // ---------------------------------------------------------------------------------------------------
-// Ports and paths of the sidecar's listeners
+// What the sidecar serves: ports, paths and addresses
 // ---------------------------------------------------------------------------------------------------
 
 /**
  * Default token port. 50342 is the port MSAL Python and the newest az CLI hard-code for Cloud Shell
- * (`http://localhost:50342/oauth2/token`, protocols.md §2.4), so listening there serves them with no
+ * (`http://localhost:50342/oauth2/token`, docs/protocols.md §2.4), so listening there serves them with no
  * configuration at all.
  */
 export const DEFAULT_TOKEN_PORT = 50342;
@@ -23,6 +31,13 @@ export const DEFAULT_HEALTH_PORT = 50343;
 export const DEFAULT_METRICS_PORT = 50344;
 /** Token listener address: loopback only, as real IMDS is reachable only from inside the VM. */
 export const DEFAULT_TOKEN_ADDRESS = '127.0.0.1';
+
+/**
+ * The link-local IMDS address that SDKs without an override hard-code (docs/protocols.md §11 item 1). The sidecar
+ * answers absolute-form requests for it (clients that use `HTTP_PROXY`); the webhook's optional init container
+ * redirects it to the token port.
+ */
+export const IMDS_ADDRESS = '169.254.169.254';
 
 /** URL paths of the token listener, one per dialect, so a request's dialect never has to be guessed. */
 export const PATHS = {
@@ -46,15 +61,15 @@ export const PATHS = {
 
 /**
  * Directory the Azure SDKs insist the Arc key file lives in (msal-node, MSAL Go, MSAL.NET compare the
- * realm's directory with this constant; MSAL Python rebuilds the path from it). protocols.md §7.
+ * realm's directory with this constant; MSAL Python rebuilds the path from it; docs/protocols.md §7 step 3).
  */
 export const ARC_TOKENS_DIR = '/var/opt/azcmagent/tokens';
 
 // ---------------------------------------------------------------------------------------------------
-// Environment variables the Azure SDKs read in the app container
+// What an app needs to reach the sidecar: the environment variables the Azure SDKs read
 // ---------------------------------------------------------------------------------------------------
 
-/** Environment variables understood by the Azure SDKs (protocols.md §1.1). */
+/** Environment variables understood by the Azure SDKs (docs/protocols.md §1.1). */
 export const APP_ENV = {
   identityEndpoint: 'IDENTITY_ENDPOINT',
   identityHeader: 'IDENTITY_HEADER',
@@ -86,7 +101,7 @@ export interface ProfileEnvInput {
 /**
  * The exact environment an app needs for a profile. Order is stable (it is printed and diffed).
  *
- * - `app-service`: every current SDK picks App Service 2019 when both variables are set (protocols.md §1.3).
+ * - `app-service`: every current SDK picks App Service 2019 when both variables are set (docs/protocols.md §1.3).
  * - `msi-endpoint`: Cloud Shell POST (JS, Python, Go, .NET) and az CLI 2.45; user-assigned refused by most.
  * - `msi-secret`: Azure ML GET with `secret` header (JS, Python, Go, .NET); Java's MSAL4J sends Cloud Shell GET.
  * - `pod-identity`: IMDS at our address (JS, Python, .NET, Java; not Go, not az 2.45).
@@ -126,7 +141,7 @@ export function profileEnv(profile: Profile, input: ProfileEnvInput): ReadonlyAr
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Environment variables the sidecar itself reads (set by the webhook, by compose files, or by hand)
+// What the sidecar reads: its settings (set by the webhook, by compose files, or by hand), identity files
 // ---------------------------------------------------------------------------------------------------
 
 /** Settings of the sidecar program. Parsed and validated only by `sidecar/config.ts`. */
@@ -220,17 +235,24 @@ export const CI_ENV = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
-// Kubernetes names shared by the webhook and the chart
+// What the webhook injects for the sidecar
+// ---------------------------------------------------------------------------------------------------
+
+/** Name of the injected container. */
+export const SIDECAR_CONTAINER_NAME = 'mi-anywhere';
+/** Where the webhook mounts identity Secrets in the sidecar: one subdirectory per Secret name. */
+export const SIDECAR_IDENTITY_DIR = '/var/run/mi-anywhere/identities';
+/** Where the webhook mounts the projected service-account token in the sidecar (federated kind). */
+export const SIDECAR_FEDERATED_TOKEN_FILE = '/var/run/mi-anywhere/federated/token';
+/** Where the sidecar writes Arc key files (the same emptyDir is mounted at {@link ARC_TOKENS_DIR} in apps). */
+export const SIDECAR_ARC_KEY_DIR = '/var/run/mi-anywhere/arc';
+
+// ---------------------------------------------------------------------------------------------------
+// The webhook's own names: pod opt-in and per-pod settings, its listeners (the chart renders them too)
 // ---------------------------------------------------------------------------------------------------
 
 /** Domain that owns every label and annotation key of the project. */
 export const ANNOTATION_PREFIX = 'mi-anywhere.io/';
-/** Name of the injected container. */
-export const SIDECAR_CONTAINER_NAME = 'mi-anywhere';
-
-// ---------------------------------------------------------------------------------------------------
-// Pod opt-in and per-pod settings read by the webhook (and rendered by the chart's selectors and NOTES)
-// ---------------------------------------------------------------------------------------------------
 
 /**
  * Opt-in key, used both as a label and as an annotation with the value `"true"`. Users asked for an
@@ -263,7 +285,7 @@ export const ANNOTATIONS = {
   skipContainers: `${ANNOTATION_PREFIX}skip-containers`,
   /** Sidecar log level (pino levels). */
   logLevel: `${ANNOTATION_PREFIX}log-level`,
-  /** `"true"`: add an init container redirecting 169.254.169.254:80 to the sidecar (needs NET_ADMIN). */
+  /** `"true"`: add an init container redirecting {@link IMDS_ADDRESS}:80 to the sidecar (needs NET_ADMIN). */
   imdsRedirect: `${ANNOTATION_PREFIX}imds-redirect`,
 } as const;
 
@@ -279,10 +301,3 @@ export const WEBHOOK_PATHS = {
 export const DEFAULT_WEBHOOK_PORT = 8443;
 export const DEFAULT_WEBHOOK_HEALTH_PORT = 8081;
 export const DEFAULT_WEBHOOK_METRICS_PORT = 8080;
-
-/** Where the webhook mounts identity Secrets in the sidecar: one subdirectory per Secret name. */
-export const SIDECAR_IDENTITY_DIR = '/var/run/mi-anywhere/identities';
-/** Where the webhook mounts the projected service-account token in the sidecar (federated kind). */
-export const SIDECAR_FEDERATED_TOKEN_FILE = '/var/run/mi-anywhere/federated/token';
-/** Where the sidecar writes Arc key files (the same emptyDir is mounted at {@link ARC_TOKENS_DIR} in apps). */
-export const SIDECAR_ARC_KEY_DIR = '/var/run/mi-anywhere/arc';

@@ -1,9 +1,10 @@
 /**
- * Typed errors of the sidecar. Every failure a client can see is one of these; the dialect renderers
- * (`protocol/*`) turn them into each dialect's own error body, in one place (`http/error-handler.ts`).
+ * Typed errors of the sidecar. Every failure a client can see is one of these; they become answers in one place,
+ * the token application's error middleware in `http/app.ts`, which renders each in its dialect's own error body
+ * through `protocol/render.ts` (CONTRIBUTING.md, "Typed errors, mapped in one place").
  *
  * Rules: a stable `code` per class (never reused, documented in docs/errors.md), an HTTP status chosen for how
- * the Azure SDKs react to it (observed-clients.md §5: 400 fails fast everywhere, 5xx/404 are retried for seconds),
+ * the Azure SDKs react to it (docs/clients.md §5: 400 fails fast everywhere, 5xx/404 are retried for seconds),
  * an `oauthError` for the `error` field of IMDS-style bodies, and messages that never contain a secret or token.
  */
 
@@ -46,7 +47,7 @@ export class BadRequestError extends SidecarError {
 
 /**
  * `Metadata: true` missing. Text of real IMDS (`bad_request_102`); it must not contain "Identity not found"
- * (.NET's DefaultAzureCredential probe reads that phrase as "no identity", protocols.md §5).
+ * (.NET's DefaultAzureCredential probe reads that phrase as "no identity", docs/protocols.md §5).
  */
 export class MissingMetadataHeaderError extends SidecarError {
   constructor() {
@@ -121,8 +122,8 @@ export class PayloadTooLargeError extends SidecarError {
 }
 
 /**
- * No identity matches the selector. 400 with the exact text "Identity not found" as Azure answers: SDKs fail
- * fast and DefaultAzureCredential moves on (observed-clients.md §1.5); never a 403 with "unreachable".
+ * No identity matches the selector. 400 with the exact text "Identity not found" as Azure answers: SDKs fail fast and
+ * DefaultAzureCredential moves on (docs/clients.md §1 item 5); never a 403 with "unreachable" (docs/protocols.md §4.1).
  */
 export class IdentityNotFoundError extends SidecarError {
   constructor(detail: string) {
@@ -218,9 +219,9 @@ export function toSidecarError(error: unknown): SidecarError {
 
 /**
  * An absolute-form request (`GET http://host/...`, sent by clients that go through `HTTP_PROXY`) for anything other
- * than the IMDS token URL on 169.254.169.254. The sidecar answers IMDS for proxy users (observed-clients.md §1.3) but
+ * than the IMDS token URL on 169.254.169.254. The sidecar answers IMDS for proxy users (docs/clients.md §1 item 3) but
  * is never a general-purpose proxy. 403: a refusal, not a retryable failure; the text avoids "unreachable" (SDKs read
- * a 403 containing it as "no managed identity here", protocols.md §4.1).
+ * a 403 containing it as "no managed identity here", docs/protocols.md §4.1).
  */
 export class NotAProxyError extends SidecarError {
   constructor() {
@@ -254,7 +255,7 @@ export class HeadersTooLargeError extends SidecarError {
 
 /**
  * A dialect that needs configuration the sidecar was not given (Azure Arc without `MI_ANYWHERE_ARC_KEY_DIR`).
- * 400 so SDKs fail at once with this text instead of retrying a 404/5xx for seconds (observed-clients.md §5).
+ * 400 so SDKs fail at once with this text instead of retrying a 404/5xx for seconds (docs/clients.md §5).
  */
 export class DialectDisabledError extends SidecarError {
   constructor(message: string) {

@@ -8,7 +8,7 @@
  *
  * Never the token, never a header secret: the resource only as its audience.
  */
-import type { Dialect } from '../metrics.ts';
+import type { Dialect } from '../protocol/dialect.ts';
 
 export interface AccessLine {
   readonly reqId: string;

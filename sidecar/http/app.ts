@@ -43,8 +43,9 @@ import {
 } from '../errors.ts';
 import { findIdentity, type IdentitySelector, type LoadedIdentity } from '../identity/identity.ts';
 import type { Logger } from '../log.ts';
-import { NO_IDENTITY, TOKEN_CODE_CHALLENGE, TOKEN_CODE_OK, audienceOf, type Dialect, type SidecarMetrics } from '../metrics.ts';
+import { NO_IDENTITY, TOKEN_CODE_CHALLENGE, TOKEN_CODE_OK, audienceOf, type SidecarMetrics } from '../metrics.ts';
 import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type SelectorEcho } from '../protocol/common.ts';
+import type { Dialect } from '../protocol/dialect.ts';
 import { renderError, renderToken } from '../protocol/render.ts';
 import { routeTarget } from '../protocol/route.ts';
 import type { DevIssuer } from '../token/dev-issuer.ts';

@@ -11,7 +11,7 @@ import express, { Router, type NextFunction, type Request, type RequestHandler, 
 import { PATHS } from '../contract.ts';
 import { BadRequestError, DialectDisabledError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from '../errors.ts';
 import type { LoadedIdentity } from '../identity/identity.ts';
-import type { Dialect } from '../metrics.ts';
+import type { Dialect } from '../protocol/dialect.ts';
 import { parseAppServiceRequest } from '../protocol/app-service.ts';
 import { parseArcRequest, renderArcChallenge, type ArcRequest } from '../protocol/arc.ts';
 import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type RequestLike, type TokenRequest } from '../protocol/common.ts';

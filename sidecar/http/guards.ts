@@ -11,8 +11,8 @@
  * Pure.
  */
 import { isIP } from 'node:net';
+import { IMDS_ADDRESS } from '../contract.ts';
 import type { Headers } from '../protocol/common.ts';
-import { IMDS_HOST } from '../protocol/route.ts';
 
 /**
  * Headers that say a request passed through a proxy or load balancer. Real IMDS refuses `X-Forwarded-For`
@@ -106,7 +106,7 @@ export function createHostPolicy(options: HostPolicyOptions): HostPolicy {
       if (name === undefined) return false;
       if (isLoopbackName(name) || names.has(name)) return true;
       // 169.254.169.254 is only meaningful in proxy form: the client asked "its proxy" (us) for the IMDS URL.
-      return absoluteForm && name === IMDS_HOST;
+      return absoluteForm && name === IMDS_ADDRESS;
     },
   };
 }

@@ -15,16 +15,12 @@
  * list, so none fails because of a rotation.
  */
 import { posix } from 'node:path';
+import type { Scheduler } from '../token/caching-token-source.ts';
 import type { LoadedIdentity } from './identity.ts';
 import { formatProblem, loadIdentities, type IdentityFs, type IdentityProblem } from './load.ts';
 
 /** `fs.watch`-like seam: calls `onEvent` on any change below `path`; may throw when watching is unsupported. */
 export type WatchFn = (path: string, onEvent: () => void) => { close(): void };
-
-export interface WatchScheduler {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 export interface IdentityChange {
   readonly name: string;
@@ -53,7 +49,7 @@ export interface IdentityWatcherOptions {
   /** Identities that are not from the directory (dev mode's built-ins): kept as they are. */
   readonly builtIn?: readonly LoadedIdentity[] | undefined;
   readonly watch?: WatchFn | undefined;
-  readonly scheduler: WatchScheduler;
+  readonly scheduler: Scheduler;
   /**
    * Poll interval. 10 s: kubelet's Secret sync period is about a minute, so polling faster only costs reads of a few
    * small files; it bounds how long a lost inotify event can delay a rotation.

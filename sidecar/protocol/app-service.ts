@@ -1,20 +1,17 @@
 /**
  * App Service 2019-08-01 dialect (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`), also used by Functions and Container
- * Apps. Every current SDK picks it when both variables are set (protocols.md §1.3), which makes it the dialect of
+ * Apps. Every current SDK picks it when both variables are set (docs/protocols.md §1.3), which makes it the dialect of
  * the `default` profile.
  *
  * Pure: request-like data in, {@link TokenRequest} or a typed error out; token/error in, response data out.
  */
 import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
 import {
   errorHeaders,
   header,
   parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   secretsEqual,
   type RenderedResponse,
   type RequestLike,
@@ -23,9 +20,9 @@ import {
 } from './common.ts';
 
 /**
- * User-assigned selectors on App Service (protocols.md §2.2, C4, C5): `client_id`; object id as `object_id` (MSAL
- * libraries) or `principal_id` (older azidentity, docs); resource id as `mi_res_id` (all MSAL libraries) or
- * `msi_res_id` (accepted on every dialect so a client that mixes up the spellings still works).
+ * User-assigned selectors on App Service (docs/protocols.md §2.2; §12, C4 and C5): `client_id`; object id as
+ * `object_id` (MSAL libraries) or `principal_id` (older azidentity, docs); resource id as `mi_res_id` (all MSAL
+ * libraries) or `msi_res_id` (accepted on every dialect so a client that mixes up the spellings still works).
  */
 export const APP_SERVICE_SELECTORS: Readonly<Record<string, SelectorKind>> = {
   client_id: 'clientId',
@@ -44,7 +41,7 @@ export interface AppServiceContext {
 
 /**
  * Parses an App Service token request. An extra `Metadata: true` (MSAL Python, "needed by Azure Automation",
- * protocols.md §2.2) is tolerated: it is neither required nor refused.
+ * docs/protocols.md §2.2) is tolerated: it is neither required nor refused.
  */
 export function parseAppServiceRequest(req: RequestLike, ctx: AppServiceContext): TokenRequest {
   if (req.method !== 'GET') throw new MethodNotAllowedError(req.method, ['GET']);
@@ -56,13 +53,9 @@ export function parseAppServiceRequest(req: RequestLike, ctx: AppServiceContext)
   return { dialect: 'app-service', resource, selector };
 }
 
-export function renderAppServiceToken(token: IssuedToken, nowSeconds: number): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds));
-}
-
 /**
  * App Service error shape `{statusCode, message, correlationId}` (msal-node `ManagedIdentityTokenResponse`, MSAL
- * Python `statusCode`/`message`, MSAL.NET `message`/`correlationId`; protocols.md §4.1), plus `error` and
+ * Python `statusCode`/`message`, MSAL.NET `message`/`correlationId`; docs/protocols.md §4.1), plus `error` and
  * `error_description`: msal-node takes `error` as the error code and `message` as the description, so both
  * readers get the same text.
  */

@@ -1,5 +1,5 @@
 /**
- * Azure Arc dialect (`IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`): a challenge in two round trips (protocols.md §7).
+ * Azure Arc dialect (`IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`): a challenge in two round trips (docs/protocols.md §7).
  * The first request is answered 401 with `WWW-Authenticate: Basic realm=<key file>`; the client reads the file and
  * repeats the request with `Authorization: Basic <file contents>`. Creating and checking key files is I/O and lives
  * in `http/arc-keys.ts`; this module only parses and renders.
@@ -7,17 +7,12 @@
  * Pure: request-like data in, {@link ArcRequest} or a typed error out; token/error in, response data out.
  */
 import { posix } from 'node:path';
-import { MethodNotAllowedError, UnauthorizedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
+import { MethodNotAllowedError, UnauthorizedError } from '../errors.ts';
 import {
-  errorHeaders,
   header,
   JSON_CONTENT_TYPE,
   parseQueryTokenFields,
-  publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   requireMetadataHeader,
   type RenderedResponse,
   type RequestLike,
@@ -26,7 +21,10 @@ import {
   type TokenRequest,
 } from './common.ts';
 
-/** Arc user-assigned selectors sent by msal-node, MSAL Python and MSAL Go, which require their echo (§2.5, §7). */
+/**
+ * Arc user-assigned selectors sent by msal-node, MSAL Python and MSAL Go, which require their echo
+ * (docs/protocols.md §2.5, §7).
+ */
 export const ARC_SELECTORS: Readonly<Record<string, SelectorKind>> = {
   client_id: 'clientId',
   object_id: 'objectId',
@@ -35,13 +33,16 @@ export const ARC_SELECTORS: Readonly<Record<string, SelectorKind>> = {
 };
 
 /**
- * Current MSAL4J sends 2019-11-01, the other current SDKs 2020-06-01; azidentity for Go up to 1.6
- * sends 2019-08-15, the first api-version Azure Arc served (docs/protocols.md C13; docs/compatibility.md, "Accepted
+ * Current MSAL4J sends 2019-11-01, the other current SDKs 2020-06-01; azidentity for Go up to 1.6 sends 2019-08-15, the
+ * first api-version Azure Arc served (docs/protocols.md §2.5 and §12, C13; docs/compatibility.md, "Accepted
  * api-versions").
  */
 export const ARC_OLDEST_API_VERSION = '2019-08-15';
 
-/** Largest key file the SDKs read (msal-node, MSAL Go, MSAL.NET, MSAL Python, MSAL4J: 4096 bytes, §7 step 3). */
+/**
+ * Largest key file the SDKs read (msal-node, MSAL Go, MSAL.NET, MSAL Python, MSAL4J: 4096 bytes,
+ * docs/protocols.md §7 step 3).
+ */
 export const ARC_KEY_MAX_BYTES = 4096;
 
 export interface ArcRequest extends TokenRequest {
@@ -59,8 +60,8 @@ export function parseArcRequest(req: RequestLike): ArcRequest {
 }
 
 /**
- * The key after `Basic `. Clients send the raw file contents, not base64 (every SDK, §7 step 4), so nothing is
- * decoded or trimmed beyond the single separating space.
+ * The key after `Basic `. Clients send the raw file contents, not base64 (every SDK, docs/protocols.md §7 step 4), so
+ * nothing is decoded or trimmed beyond the single separating space.
  */
 function parseBasicAuthorization(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -71,14 +72,17 @@ function parseBasicAuthorization(value: string | undefined): string | undefined 
 
 /**
  * The challenge realm: the key file path as the app sees it. It must be `<ARC_TOKENS_DIR>/<name>.key` exactly, and
- * contain no `=` (MSAL Python, MSAL.NET and MSAL4J split the header on `=`, protocols.md C11).
+ * contain no `=` (MSAL Python, MSAL.NET and MSAL4J split the header on `=`, docs/protocols.md §7 step 2).
  */
 export function arcRealm(tokensDir: string, fileName: string): string {
   if (!/^[A-Za-z0-9_-]+\.key$/.test(fileName)) throw new Error(`invalid Arc key file name ${JSON.stringify(fileName)}`);
   return posix.join(tokensDir, fileName);
 }
 
-/** 401 + `WWW-Authenticate: Basic realm=<path>`, nothing after the path (Go requires the 401, §7 step 1). */
+/**
+ * 401 + `WWW-Authenticate: Basic realm=<path>`, nothing after the path (Go requires the 401,
+ * docs/protocols.md §7 step 1).
+ */
 export function renderArcChallenge(realm: string): RenderedResponse {
   return {
     status: 401,
@@ -87,19 +91,5 @@ export function renderArcChallenge(realm: string): RenderedResponse {
       error: 'unauthorized_client',
       error_description: 'Read the key file named in WWW-Authenticate and repeat the request with "Authorization: Basic <file contents>"',
     }),
-  };
-}
-
-/** The success body plus the selector echo user-assigned Arc clients verify (case-insensitively, §7 step 6). */
-export function renderArcToken(token: IssuedToken, nowSeconds: number, echo: SelectorEcho | undefined): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds, echo));
-}
-
-/** Arc's HIMDS answers errors like IMDS. */
-export function renderArcError(error: SidecarError): RenderedResponse {
-  return {
-    status: error.httpStatus,
-    headers: errorHeaders(error),
-    body: JSON.stringify({ error: error.oauthError, error_description: publicMessage(error) }),
   };
 }

@@ -8,7 +8,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { BadRequestError, ForwardedRequestError, MissingMetadataHeaderError, type SidecarError } from '../errors.ts';
 import type { IdentitySelector } from '../identity/identity.ts';
-import type { Dialect } from '../metrics.ts';
+import type { Dialect } from './dialect.ts';
 import type { IssuedToken } from '../token/token-source.ts';
 
 /** Header map as node:http delivers it: lower-case names; repeated headers joined (or arrays for set-cookie). */
@@ -24,7 +24,7 @@ export interface RequestLike {
   readonly body?: string | undefined;
 }
 
-/** A selector as the client spelled it, for dialects that must echo it (Azure Arc, protocols.md §7 step 6). */
+/** A selector as the client spelled it, for dialects that must echo it (Azure Arc, docs/protocols.md §7 step 6). */
 export interface SelectorEcho {
   readonly key: string;
   readonly value: string;
@@ -52,7 +52,10 @@ export const ERROR_CODE_HEADER = 'x-mi-anywhere-error';
 /** Real IMDS answers `application/json; charset=utf-8`; every SDK checks only the media type. */
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-/** Decodes one query/form component; malformed percent-escapes are kept raw (az sends resources unencoded, §2.3). */
+/**
+ * Decodes one query/form component; malformed percent-escapes are kept raw (az sends resources unencoded,
+ * docs/protocols.md §2.3).
+ */
 export function decodeComponent(raw: string): string {
   const spaced = raw.replace(/\+/g, ' ');
   try {
@@ -88,7 +91,7 @@ export function parseParams(raw: string): ParsedParams {
 }
 
 /**
- * Rejects duplicated parameters: real IMDS does (protocols.md §9), and a duplicated selector or resource would
+ * Rejects duplicated parameters: real IMDS does (docs/protocols.md §9), and a duplicated selector or resource would
  * otherwise be ambiguous (which one did the client mean?).
  */
 export function rejectDuplicates(params: ParsedParams): void {
@@ -104,13 +107,13 @@ export function header(headers: Headers, name: string): string | undefined {
   return typeof value === 'string' ? value : value.join(', ');
 }
 
-/** `Metadata: true` (case-insensitive value; every SDK sends lower-case `true`, protocols.md §2.1). */
+/** `Metadata: true` (case-insensitive value; every SDK sends lower-case `true`, docs/protocols.md §2.1). */
 export function requireMetadataHeader(headers: Headers): void {
   if (header(headers, 'metadata')?.trim().toLowerCase() !== 'true') throw new MissingMetadataHeaderError();
 }
 
 /**
- * Refuses requests that went through a proxy hop: real IMDS rejects `X-Forwarded-For` (protocols.md §9) so that a
+ * Refuses requests that went through a proxy hop: real IMDS rejects `X-Forwarded-For` (docs/protocols.md §9) so that a
  * server-side request forgery through a reverse proxy cannot fetch tokens; `Forwarded` is the standard spelling.
  */
 export function refuseForwarded(headers: Headers): void {
@@ -146,7 +149,7 @@ export type SelectorKind = Exclude<IdentitySelector['kind'], 'system'>;
 
 /**
  * Finds at most one identity selector among the parameters. `names` maps each wire spelling the dialect accepts to
- * its kind. Empty values count as absent (MSAL Go sends `clientid=` for the system identity, protocols.md §2.7).
+ * its kind. Empty values count as absent (MSAL Go sends `clientid=` for the system identity, docs/protocols.md §2.7).
  * @throws BadRequestError when more than one selector is given (they are mutually exclusive in every dialect).
  */
 export function extractSelector(
@@ -196,10 +199,11 @@ export function secretsEqual(presented: string, expected: string): boolean {
 }
 
 /**
- * The success body, identical in every dialect (observed-clients.md §1.4; protocols.md §3.2): all time values as
+ * The success body, identical in every dialect (docs/clients.md §1 item 4; docs/protocols.md §3.2): all time values as
  * integer digit strings like real IMDS, both `expires_in` (MSAL Python IMDS/Arc) and `expires_on` (msal-node, MSAL4J,
  * MSAL Python App Service/ML), `resource` (azure-identity Python cache key), `token_type` (az CLI, MSAL Python SF),
- * `client_id`. Never an `error`/`message` key (msal-node would treat the body as an error, protocols.md C17).
+ * `client_id`. Never an `error`/`message` key (msal-node would treat the body as an error,
+ * docs/protocols.md §3.1 and §12, C17).
  */
 export function renderTokenBody(token: IssuedToken, nowSeconds: number, echo?: SelectorEcho): Record<string, string> {
   const expiresIn = String(Math.max(0, Math.floor(token.expiresOnSeconds - nowSeconds)));

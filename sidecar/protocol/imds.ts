@@ -1,19 +1,16 @@
 /**
  * IMDS dialect (`GET /metadata/identity/oauth2/token`): what Azure VMs serve at 169.254.169.254, reached through
  * `AZURE_POD_IDENTITY_AUTHORITY_HOST` or, for clients that hard-code the address, through `HTTP_PROXY`
- * (observed-clients.md §1.1, §1.3).
+ * (docs/clients.md §1 items 2 and 3).
  *
  * Pure: request-like data in, {@link TokenRequest} or a typed error out; token/error in, response data out.
  */
 import { MethodNotAllowedError, type SidecarError } from '../errors.ts';
-import type { IssuedToken } from '../token/token-source.ts';
 import {
   errorHeaders,
   parseQueryTokenFields,
   publicMessage,
   refuseForwarded,
-  renderJsonOk,
-  renderTokenBody,
   requireMetadataHeader,
   type RenderedResponse,
   type RequestLike,
@@ -22,8 +19,8 @@ import {
 } from './common.ts';
 
 /**
- * User-assigned selectors on IMDS (protocols.md §2.1, C4): `msi_res_id` (msal-node, MSAL.NET, MSAL Go, MSAL Python,
- * az), `mi_res_id` (MSAL4J 2024-10, older docs), `msi-res-id` (.NET DefaultAzureCredential probe).
+ * User-assigned selectors on IMDS (docs/protocols.md §2.1; §12, C4): `msi_res_id` (msal-node, MSAL.NET, MSAL Go, MSAL
+ * Python, az), `mi_res_id` (MSAL4J 2024-10, older docs), `msi-res-id` (.NET DefaultAzureCredential probe).
  */
 export const IMDS_SELECTORS: Readonly<Record<string, SelectorKind>> = {
   client_id: 'clientId',
@@ -33,13 +30,13 @@ export const IMDS_SELECTORS: Readonly<Record<string, SelectorKind>> = {
   'msi-res-id': 'resourceId',
 };
 
-/** The first api-version with the managed-identity category; every SDK sends exactly this (protocols.md §2.1). */
+/** The first api-version with the managed-identity category; every SDK sends exactly this (docs/protocols.md §2.1). */
 export const IMDS_OLDEST_API_VERSION = '2018-02-01';
 
 /**
  * Parses an IMDS token request. Order of checks follows real IMDS: method, proxy hop, Metadata header, then
  * parameters — so a probe without `Metadata` gets the documented "Required metadata header not specified" 400
- * (protocols.md §5: any HTTP answer means "IMDS present" to JS/Go/Python/Java probes).
+ * (docs/protocols.md §4.1, §5: any HTTP answer means "IMDS present" to JS/Go/Python/Java probes).
  */
 export function parseImdsRequest(req: RequestLike): TokenRequest {
   if (req.method !== 'GET') throw new MethodNotAllowedError(req.method, ['GET']);
@@ -49,11 +46,7 @@ export function parseImdsRequest(req: RequestLike): TokenRequest {
   return { dialect: 'imds', resource, selector };
 }
 
-export function renderImdsToken(token: IssuedToken, nowSeconds: number): RenderedResponse {
-  return renderJsonOk(renderTokenBody(token, nowSeconds));
-}
-
-/** IMDS error shape `{"error","error_description"}` (protocols.md §4.1), which every SDK parses. */
+/** IMDS error shape `{"error","error_description"}` (docs/protocols.md §4.1), which every SDK parses. */
 export function renderImdsError(error: SidecarError): RenderedResponse {
   return {
     status: error.httpStatus,

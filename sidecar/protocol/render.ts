@@ -5,44 +5,38 @@
  * Pure.
  */
 import type { SidecarError } from '../errors.ts';
-import type { Dialect } from '../metrics.ts';
 import type { IssuedToken } from '../token/token-source.ts';
-import { renderAppServiceError, renderAppServiceToken } from './app-service.ts';
-import { renderArcError, renderArcToken } from './arc.ts';
-import type { RenderedResponse, SelectorEcho } from './common.ts';
-import { renderImdsError, renderImdsToken } from './imds.ts';
-import { renderMsiEndpointError, renderMsiEndpointToken } from './msi-endpoint.ts';
+import { renderAppServiceError } from './app-service.ts';
+import { renderJsonOk, renderTokenBody, type RenderedResponse, type SelectorEcho } from './common.ts';
+import type { Dialect } from './dialect.ts';
+import { renderImdsError } from './imds.ts';
+import { renderCloudShellError } from './msi-endpoint.ts';
 
 /**
- * Renders an error in the dialect's own shape. `unknown` (no route matched, oversized headers before routing) uses
- * the IMDS shape, the one every SDK parses.
+ * Renders an error in the dialect's own shape (docs/protocols.md §4.1). The Azure ML / App Service 2017 GET forms of
+ * `msi-endpoint` answer like App Service (MSAL Python's ML path and MSAL.NET read `statusCode`/`message`); Arc's
+ * HIMDS answers like IMDS; `unknown` (no route matched, oversized headers before routing) uses the IMDS shape, the
+ * one every SDK parses.
  */
 export function renderError(dialect: Dialect, error: SidecarError, correlationId: string): RenderedResponse {
   switch (dialect) {
     case 'app-service':
-      return renderAppServiceError(error, correlationId);
     case 'msi-endpoint':
+      return renderAppServiceError(error, correlationId);
     case 'cloud-shell':
-      return renderMsiEndpointError(error, dialect, correlationId);
+      return renderCloudShellError(error);
     case 'arc':
-      return renderArcError(error);
     case 'imds':
     case 'unknown':
       return renderImdsError(error);
   }
 }
 
+/**
+ * Renders a token: the success body is the same in every dialect (docs/protocols.md §3.2), except that Arc echoes
+ * the user-assigned selector the client sent, which msal-node, MSAL Python and MSAL Go verify case-insensitively
+ * (docs/protocols.md §7 step 6).
+ */
 export function renderToken(dialect: Dialect, token: IssuedToken, nowSeconds: number, echo?: SelectorEcho): RenderedResponse {
-  switch (dialect) {
-    case 'app-service':
-      return renderAppServiceToken(token, nowSeconds);
-    case 'msi-endpoint':
-    case 'cloud-shell':
-      return renderMsiEndpointToken(token, nowSeconds);
-    case 'arc':
-      return renderArcToken(token, nowSeconds, echo);
-    case 'imds':
-    case 'unknown':
-      return renderImdsToken(token, nowSeconds);
-  }
+  return renderJsonOk(renderTokenBody(token, nowSeconds, dialect === 'arc' ? echo : undefined));
 }

@@ -2,19 +2,18 @@
  * Routing of the token listener: which dialect (or dev-issuer document) a request target addresses. One path per
  * dialect (contract `PATHS`), so a dialect is never guessed from headers.
  *
- * Path variants are normalised before matching (protocols.md §6, C3): msal-node lower-cases the URL and appends
- * `/`; MSAL4J produces `//metadata/...`; App Service docs show `/MSI/token/`. Absolute-form targets
- * (`GET http://169.254.169.254/metadata/...`, sent by clients that use `HTTP_PROXY`, observed-clients.md §1.3) are
+ * Path variants are normalised before matching (docs/protocols.md §6 and §2.2; §12, C3): msal-node lower-cases the URL
+ * and appends `/`; MSAL4J produces `//metadata/...`; App Service docs show `/MSI/token/`. Absolute-form targets
+ * (`GET http://169.254.169.254/metadata/...`, sent by clients that use `HTTP_PROXY`, docs/clients.md §1 item 3) are
  * answered for the IMDS token path of 169.254.169.254 only; the sidecar never proxies anything else.
  *
  * Pure.
  */
-import { PATHS } from '../contract.ts';
-
-export type TokenDialect = 'imds' | 'app-service' | 'msi-endpoint' | 'arc';
+import { IMDS_ADDRESS, PATHS } from '../contract.ts';
+import type { PathDialect } from './dialect.ts';
 
 export type Route =
-  | { readonly kind: 'token'; readonly dialect: TokenDialect }
+  | { readonly kind: 'token'; readonly dialect: PathDialect }
   | { readonly kind: 'dev-discovery' }
   | { readonly kind: 'dev-jwks' }
   | { readonly kind: 'not-found' }
@@ -28,16 +27,16 @@ export interface RoutedTarget {
   readonly query: string;
 }
 
-/** The link-local IMDS address that SDKs without an override hard-code (protocols.md §11 item 1). */
-export const IMDS_HOST = '169.254.169.254';
-
-/** Collapses repeated slashes, drops trailing slashes and lower-cases (SDK paths are case-insensitive, §6). */
+/**
+ * Collapses repeated slashes, drops trailing slashes and lower-cases (SDK paths are case-insensitive,
+ * docs/protocols.md §6).
+ */
 export function normalisePath(path: string): string {
   const collapsed = path.replace(/\/{2,}/g, '/').replace(/\/+$/, '');
   return (collapsed === '' ? '/' : collapsed).toLowerCase();
 }
 
-const TOKEN_PATHS: ReadonlyMap<string, TokenDialect> = new Map([
+const TOKEN_PATHS: ReadonlyMap<string, PathDialect> = new Map([
   [PATHS.imds.toLowerCase(), 'imds'],
   [PATHS.appService.toLowerCase(), 'app-service'],
   [PATHS.msiEndpoint.toLowerCase(), 'msi-endpoint'],
@@ -59,31 +58,43 @@ function routePath(path: string): Route {
   return { kind: 'not-found' };
 }
 
+const NOT_FOUND: RoutedTarget = { route: { kind: 'not-found' }, path: '', query: '' };
+const NOT_A_PROXY: RoutedTarget = { route: { kind: 'not-a-proxy' }, path: '', query: '' };
+
 /**
  * Routes a request target (`req.url` of node:http: origin form `/path?query` or absolute form `http://host/path`).
  */
 export function routeTarget(target: string): RoutedTarget {
-  if (target.startsWith('/')) {
-    const { path, query } = splitTarget(target);
-    const normalised = normalisePath(path);
-    return { route: routePath(normalised), path: normalised, query };
+  if (target.startsWith('/')) return routeOriginForm(target);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return routeAbsoluteForm(target);
+  return NOT_FOUND;
+}
+
+function routeOriginForm(target: string): RoutedTarget {
+  const { path, query } = splitTarget(target);
+  const normalised = normalisePath(path);
+  return { route: routePath(normalised), path: normalised, query };
+}
+
+/** Absolute form is answered only as the IMDS token URL of {@link IMDS_ADDRESS}: the sidecar is no proxy. */
+function routeAbsoluteForm(target: string): RoutedTarget {
+  if (!namesImdsOverPlainHttp(target)) return NOT_A_PROXY;
+  // Take path and query from the raw text: URL parsing would re-encode a raw resource (az sends it unencoded).
+  const slash = target.indexOf('/', target.indexOf('//') + 2);
+  const { path, query } = splitTarget(slash === -1 ? '/' : target.slice(slash));
+  const normalised = normalisePath(path);
+  const route = TOKEN_PATHS.get(normalised) === 'imds' ? ({ kind: 'token', dialect: 'imds' } as const) : ({ kind: 'not-found' } as const);
+  return { route, path: normalised, query };
+}
+
+/** `http://169.254.169.254[:80]/...` without user info. */
+function namesImdsOverPlainHttp(target: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
-    let url: URL;
-    try {
-      url = new URL(target);
-    } catch {
-      return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
-    }
-    if (url.protocol !== 'http:' || url.hostname !== IMDS_HOST || (url.port !== '' && url.port !== '80') || url.username !== '') {
-      return { route: { kind: 'not-a-proxy' }, path: '', query: '' };
-    }
-    // Take path and query from the raw text: URL parsing would re-encode a raw resource (az sends it unencoded).
-    const slash = target.indexOf('/', target.indexOf('//') + 2);
-    const { path, query } = splitTarget(slash === -1 ? '/' : target.slice(slash));
-    const normalised = normalisePath(path);
-    const route = TOKEN_PATHS.get(normalised) === 'imds' ? ({ kind: 'token', dialect: 'imds' } as const) : ({ kind: 'not-found' } as const);
-    return { route, path: normalised, query };
-  }
-  return { route: { kind: 'not-found' }, path: '', query: '' };
+  const defaultPort = url.port === '' || url.port === '80';
+  return url.protocol === 'http:' && url.hostname === IMDS_ADDRESS && defaultPort && url.username === '';
 }

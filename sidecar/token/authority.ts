@@ -37,7 +37,7 @@ export interface AuthorityConfig {
 
 /**
  * Builds msal's authority settings for a tenant. The host must be https (msal-node and @azure/identity refuse
- * anything else for confidential clients, protocols.md §2.8).
+ * anything else for confidential clients, docs/protocols.md §2.8).
  */
 export function authorityFor(authorityHost: string, tenantId: string): AuthorityConfig {
   const url = new URL(authorityHost);
@@ -49,8 +49,8 @@ export function authorityFor(authorityHost: string, tenantId: string): Authority
 
 /**
  * Maps the managed-identity `resource` to the client-credentials scope: `<resource>/.default`, appended
- * verbatim. The SDKs go the other way by removing a trailing `/.default` only (protocols.md §2, "Common to all GET
- * sources"), so appending is the exact inverse: `https://management.azure.com/` becomes
+ * verbatim. The SDKs go the other way by removing a trailing `/.default` only (docs/protocols.md §2, "Common to every
+ * GET source"), so appending is the exact inverse: `https://management.azure.com/` becomes
  * `https://management.azure.com//.default` — the double slash is what Entra expects for v1 resources whose
  * identifier ends in a slash (az CLI sends exactly that scope). A resource that already ends in `/.default` is
  * passed through.

@@ -5,7 +5,7 @@
  * sooner than Retry-After), failures remembered per entry so waiting callers get a fast, clear error instead of a
  * new upstream call, a global rate and concurrency bound, one overall deadline per acquisition, an LRU bound, and
  * invalidation when an identity's credential changes (the previous credential's tokens bridge a failing rotation).
- * Decisions come from the pure `token-cache.ts`; this module owns the state, the timers (through an injected
+ * Decisions come from the pure policy `token-cache-policy.ts`; this module owns the state, the timers (through an injected
  * scheduler) and the promises. Clock, scheduler and random are injected so tests run on simulated time.
  */
 import type { LoadedIdentity } from '../identity/identity.ts';
@@ -22,9 +22,12 @@ import {
   isUsableFreshToken,
   planRefreshAt,
   type CachePolicy,
-} from './token-cache.ts';
+} from './token-cache-policy.ts';
 
-/** setTimeout-like seam. Production timers are unref'd so a pending refresh never keeps the process alive. */
+/**
+ * The sidecar's setTimeout-like seam, for the cache's refreshes and deadlines and the identity watcher's polls and debounce
+ * (tests drive both on simulated time). Production timers are unref'd so a pending one never keeps the process alive.
+ */
 export interface Scheduler {
   setTimeout(callback: () => void, delayMs: number): unknown;
   clearTimeout(handle: unknown): void;
@@ -159,30 +162,33 @@ export class CachingTokenSource implements TokenSource {
     const now = this.#nowMs();
     const entry = this.#touch(request.identity, request.resource, now);
     const decision = decideLookup({ expiresOnMs: this.#expiresOnMs(entry), consecutiveFailures: entry.consecutiveFailures }, now, this.#policy);
+    this.#metrics?.cacheLookup(decision === 'serve' || decision === 'serve-stale' ? 'hit' : 'miss');
     switch (decision) {
       case 'serve':
-      case 'serve-stale': {
-        this.#metrics?.cacheLookup('hit');
-        const token = entry.token!;
-        // A timer may fire late (suspended VM, busy event loop): start the refresh now if it is overdue.
-        if (entry.inflight === undefined && now >= entry.nextAttemptMs) this.#refreshInBackground(entry);
-        return token;
-      }
-      case 'wait-fresh': {
-        this.#metrics?.cacheLookup('miss');
-        const cached = entry.token!;
-        try {
-          return await this.#fetch(entry);
-        } catch (error) {
-          // Entra failed: the cached token is still comfortably valid, so the app is better served with it.
-          if (isServableDuringOutage(cached.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return cached;
-          throw error;
-        }
-      }
-      case 'fetch': {
-        this.#metrics?.cacheLookup('miss');
+      case 'serve-stale':
+        return this.#serveCached(entry, now);
+      case 'wait-fresh':
+        return this.#fetchOrServeCached(entry);
+      case 'fetch':
         return this.#fetchOrBridge(entry, now);
-      }
+    }
+  }
+
+  /** The cached token; a timer may fire late (suspended VM, busy event loop), so an overdue refresh starts now. */
+  #serveCached(entry: Entry, now: number): IssuedToken {
+    const token = entry.token!;
+    if (entry.inflight === undefined && now >= entry.nextAttemptMs) this.#refreshInBackground(entry);
+    return token;
+  }
+
+  /** A fresh token; if Entra fails while the cached one is still comfortably valid, the app is better served with it. */
+  async #fetchOrServeCached(entry: Entry): Promise<IssuedToken> {
+    const cached = entry.token!;
+    try {
+      return await this.#fetch(entry);
+    } catch (error) {
+      if (isServableDuringOutage(cached.expiresOnSeconds * 1000, this.#nowMs(), this.#policy)) return cached;
+      throw error;
     }
   }
 

@@ -39,9 +39,9 @@ export const DEV_IDENTITIES = {
 } as const;
 
 /**
- * Token lifetime: 24 h like IMDS tokens (protocols.md §3 example). Well above the 5-minute "treat as expired"
+ * Token lifetime: 24 h like IMDS tokens (docs/protocols.md §3). Well above the 5-minute "treat as expired"
  * window of JS, msal-node, azure-identity and MSAL Python, and above 2 h so the SDKs' refresh-at-half-life logic
- * behaves as on Azure (protocols.md §11 item 8).
+ * behaves as on Azure (docs/protocols.md §11 item 8).
  */
 export const DEV_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 
@@ -52,8 +52,8 @@ export const DEV_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 const CLOCK_SKEW_SECONDS = 5 * 60;
 
 /**
- * A token is re-used until half its lifetime has passed (IMDS returns identical tokens while valid, protocols.md
- * §11 item 19); SDK caches then refresh at their own half-life point and get a fresh one.
+ * A token is re-used until half its lifetime has passed (IMDS returns identical tokens while valid,
+ * docs/protocols.md §11 item 19); SDK caches then refresh at their own half-life point and get a fresh one.
  */
 const REUSE_FRACTION = 0.5;
 /** Bound of the reuse map (identities × resources); cleared when exceeded. */
@@ -136,7 +136,7 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
     const expiresOn = now + DEV_TOKEN_LIFETIME_SECONDS;
     const oid = d.objectId ?? d.clientId;
     // Claims of an Entra v1 app-only access token, which is what managed identities receive: az login reads
-    // `tid` (protocols.md §10); resource servers check `aud`, `iss`, `oid`/`appid`.
+    // `tid` (docs/protocols.md §10); resource servers check `aud`, `iss`, `oid`/`appid`.
     const accessToken = await new SignJWT({
       tid: d.tenantId,
       oid,

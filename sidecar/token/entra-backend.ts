@@ -11,7 +11,7 @@ import type { SidecarMetrics } from '../metrics.ts';
 import { CachingTokenSource, systemScheduler, type CacheLog, type Scheduler } from './caching-token-source.ts';
 import { credentialExpirySeconds, type ReadTextFile } from './client-credential.ts';
 import { EntraTokenSource } from './entra-source.ts';
-import type { CachePolicy } from './token-cache.ts';
+import type { CachePolicy } from './token-cache-policy.ts';
 import type { TokenSource } from './token-source.ts';
 import { AzureCliTokenSource, routeAzureCliIdentities, type AzureCliCredentialFactory } from './azure-cli-source.ts';
 import type { CiAssertions } from './ci-oidc.ts';

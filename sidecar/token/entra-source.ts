@@ -5,8 +5,8 @@
  *
  * Caching is deliberately *not* msal's: every call passes `skipCache: true` and the application's in-memory cache is
  * cleared after each call (this also drops msal's process-wide throttling entries, which would otherwise block a
- * client for 60 s after any 5xx). The sidecar's `token-cache.ts` is the only cache, so expiry, refresh and
- * invalidation on rotation have one owner.
+ * client for 60 s after any 5xx). The sidecar's token cache (`caching-token-source.ts`) is the only cache, so
+ * expiry, refresh and invalidation on rotation have one owner.
  */
 import { ConfidentialClientApplication, LogLevel, type AuthenticationResult, type INetworkModule } from '@azure/msal-node';
 import type { LoadedIdentity } from '../identity/identity.ts';

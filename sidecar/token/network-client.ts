@@ -129,6 +129,26 @@ function errorBodyOf(body: unknown): EntraErrorBody | undefined {
   return { error: b.error, errorCodes: codes, description: typeof b.error_description === 'string' ? b.error_description : undefined };
 }
 
+/** Runs one network call; a transport failure is recorded in the observation and raised as an error msal rethrows. */
+async function callRecordingTransportFailure<T>(call: () => Promise<NetworkResponse<T>>, slot: UpstreamObservation | undefined): Promise<NetworkResponse<T>> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    const code = transportCodeOf(error);
+    if (slot) slot.transport = { code };
+    throw new UpstreamTransportError(code);
+  }
+}
+
+/** Records a non-2xx answer (status, Retry-After, OAuth error body) in the observation; returns its error body. */
+function recordHttpFailure(response: NetworkResponse<unknown>, slot: UpstreamObservation | undefined, nowMs: number): EntraErrorBody | undefined {
+  const body = errorBodyOf(response.body);
+  const retryAfterSeconds = parseRetryAfter(response.headers['retry-after'], nowMs);
+  if (slot) slot.http = { status: response.status, retryAfterSeconds, body };
+  return body;
+}
+
 /**
  * Wraps a network client so that every failure is recorded in the current acquisition's observation, and so
  * that a 429/5xx or body-less error from the token endpoint becomes an error msal rethrows as is (this also keeps
@@ -137,19 +157,9 @@ function errorBodyOf(body: unknown): EntraErrorBody | undefined {
 export function observingNetworkClient(inner: INetworkModule, nowMs: () => number): INetworkModule {
   const observe = async <T>(call: () => Promise<NetworkResponse<T>>, isPost: boolean): Promise<NetworkResponse<T>> => {
     const slot = observations.getStore();
-    let response: NetworkResponse<T>;
-    try {
-      response = await call();
-    } catch (error) {
-      if (error instanceof AuthError) throw error;
-      const code = transportCodeOf(error);
-      if (slot) slot.transport = { code };
-      throw new UpstreamTransportError(code);
-    }
+    const response = await callRecordingTransportFailure(call, slot);
     if (response.status >= 200 && response.status < 300) return response;
-    const body = errorBodyOf(response.body);
-    const retryAfterSeconds = parseRetryAfter(response.headers['retry-after'], nowMs());
-    if (slot) slot.http = { status: response.status, retryAfterSeconds, body };
+    const body = recordHttpFailure(response, slot, nowMs());
     if (isPost && (response.status === 429 || response.status >= 500 || body === undefined)) throw new UpstreamHttpError(response.status);
     return response;
   };

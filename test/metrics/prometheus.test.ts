@@ -70,7 +70,7 @@ const TRIGGERED = new Set([
 const RELAXED = new Set(['MiAnywhereWebhookLatencyHigh', 'MiAnywhereRotatedCredentialFailing']);
 /**
  * Lifetime of the token for the "close to expiry, refresh failing" phase: the cache refreshes a token 2 minutes
- * before its 5-minute floor (sidecar/token/token-cache.ts planRefreshAt), so a 430 s token is refreshed about 10 s
+ * before its 5-minute floor (sidecar/token/token-cache-policy.ts planRefreshAt), so a 430 s token is refreshed about 10 s
  * after issue, while its 420 s left are already under the alert's 600 s.
  */
 const SHORT_TOKEN_LIFETIME_SECONDS = 430;

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import {
-  DIALECTS,
   MAX_AUDIENCE_LABELS,
   NO_IDENTITY,
   TOKEN_CODE_CHALLENGE,
@@ -17,6 +16,7 @@ import {
   audienceOf,
   createSidecarMetrics,
 } from '../../sidecar/metrics.ts';
+import { DIALECTS } from '../../sidecar/protocol/dialect.ts';
 import { createWebhookMetrics } from '../../webhook/metrics.ts';
 import { OUTCOMES } from '../../webhook/admission/handler.ts';
 import { findTool, runTool } from './artifacts.ts';

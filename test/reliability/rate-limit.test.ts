@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { loadConfig } from '../../sidecar/config.ts';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { createTokenBucket } from '../../sidecar/http/rate-limit.ts';
-import type { Dialect } from '../../sidecar/metrics.ts';
+import type { Dialect } from '../../sidecar/protocol/dialect.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
 import { isDialectError } from '../security/shapes.ts';
 

@@ -4,7 +4,7 @@
  * a whole log (per app and resource, and the global rate). Used by the fault soak and the upstream-fault tests; the
  * checker is itself tested in test/soak/soak-quick.test.ts.
  */
-import { DEFAULT_CACHE_POLICY } from '../../sidecar/token/token-cache.ts';
+import { DEFAULT_CACHE_POLICY } from '../../sidecar/token/token-cache-policy.ts';
 import type { CallRecord } from '../authority/authority.ts';
 
 /**

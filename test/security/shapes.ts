@@ -2,7 +2,7 @@
  * The error and success body shapes each dialect must answer with (protocols.md §3, §4.1), as predicates for the
  * attacker, fuzz and soak suites: whatever the input, the answer is one of these.
  */
-import type { Dialect } from '../../sidecar/metrics.ts';
+import type { Dialect } from '../../sidecar/protocol/dialect.ts';
 
 type Json = Record<string, unknown>;
 

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { PATHS } from '../../sidecar/contract.ts';
 import { DEFAULT_LIMITS } from '../../sidecar/config.ts';
 import { startInProcessSidecar, startSidecar, type RunningSidecar } from '../helpers/sidecar.ts';
-import type { Dialect } from '../../sidecar/metrics.ts';
+import type { Dialect } from '../../sidecar/protocol/dialect.ts';
 import { portOf, rawRequest, startVictim, type RawResponse, type Victim } from './raw-http.ts';
 import { isDialectError } from './shapes.ts';
 

@@ -20,6 +20,7 @@ import {
   SIDECAR_FEDERATED_TOKEN_FILE,
   SIDECAR_IDENTITY_DIR,
   DEFAULT_TOKEN_ADDRESS,
+  IMDS_ADDRESS,
   profileEnv,
 } from '../../sidecar/contract.ts';
 import type { SidecarConfig } from '../config.ts';
@@ -34,9 +35,6 @@ export const VOLUME_NAMES = {
 
 /** Named container ports (at most 15 characters, unique per pod); a PodMonitor can select `mi-any-metrics`. */
 export const PORT_NAMES = { health: 'mi-any-health', metrics: 'mi-any-metrics' } as const;
-
-/** The IMDS address hard-coded by SDKs and tools (protocols.md §2.1). */
-export const IMDS_ADDRESS = '169.254.169.254';
 
 /** Inputs that are not settings: the mode chosen at start-up and this pod's facts. */
 export interface BuildInput {

@@ -13,7 +13,7 @@ import {
   planRefreshAt,
   type CachePolicy,
   type LookupDecision,
-} from '../../../sidecar/token/token-cache.ts';
+} from '../../../sidecar/token/token-cache-policy.ts';
 import { CachingTokenSource } from '../../../sidecar/token/caching-token-source.ts';
 import type { IssuedToken, TokenSource, TokenSourceRequest } from '../../../sidecar/token/token-source.ts';
 import type { LoadedIdentity } from '../../../sidecar/identity/identity.ts';

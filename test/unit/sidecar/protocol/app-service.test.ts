@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IdentityNotFoundError, SidecarError, UpstreamUnavailableError } from '../../../../sidecar/errors.ts';
-import { parseAppServiceRequest, renderAppServiceError, renderAppServiceToken } from '../../../../sidecar/protocol/app-service.ts';
+import { parseAppServiceRequest, renderAppServiceError } from '../../../../sidecar/protocol/app-service.ts';
+import { renderToken } from '../../../../sidecar/protocol/render.ts';
 import type { RequestLike, TokenRequest } from '../../../../sidecar/protocol/common.ts';
 
 const SECRET = 'a-very-long-identity-header-value';
@@ -48,7 +49,7 @@ describe('parseAppServiceRequest: refused requests', () => {
 
 describe('App Service rendering', () => {
   it('success body has every field and no error keys', () => {
-    const r = renderAppServiceToken({ accessToken: 't', expiresOnSeconds: 5000, notBeforeSeconds: 1000, resource: 'r', clientId: 'c' }, 1000);
+    const r = renderToken('app-service', { accessToken: 't', expiresOnSeconds: 5000, notBeforeSeconds: 1000, resource: 'r', clientId: 'c' }, 1000);
     const body = JSON.parse(r.body) as Record<string, string>;
     assert.deepEqual(Object.keys(body).sort(), ['access_token', 'client_id', 'expires_in', 'expires_on', 'ext_expires_in', 'not_before', 'resource', 'token_type']);
     assert.equal(body['expires_in'], '4000');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SidecarError } from '../../../../sidecar/errors.ts';
-import { arcRealm, parseArcRequest, renderArcChallenge, renderArcToken, type ArcRequest } from '../../../../sidecar/protocol/arc.ts';
+import { arcRealm, parseArcRequest, renderArcChallenge, type ArcRequest } from '../../../../sidecar/protocol/arc.ts';
+import { renderToken } from '../../../../sidecar/protocol/render.ts';
 import type { RequestLike } from '../../../../sidecar/protocol/common.ts';
 
 const R = 'https%3A%2F%2Fmanagement.azure.com%2F';
@@ -48,9 +49,9 @@ describe('Arc rendering', () => {
   });
   it('token echoes the selector and keeps client_id', () => {
     const token = { accessToken: 't', expiresOnSeconds: 100, notBeforeSeconds: 0, resource: 'r', clientId: 'cid' };
-    assert.equal(JSON.parse(renderArcToken(token, 0, { key: 'msi_res_id', value: '/subscriptions/X' }).body).msi_res_id, '/subscriptions/X');
-    const body = JSON.parse(renderArcToken(token, 0, { key: 'client_id', value: 'CID' }).body);
+    assert.equal(JSON.parse(renderToken('arc', token, 0, { key: 'msi_res_id', value: '/subscriptions/X' }).body).msi_res_id, '/subscriptions/X');
+    const body = JSON.parse(renderToken('arc', token, 0, { key: 'client_id', value: 'CID' }).body);
     assert.equal(body.client_id, 'CID');
-    assert.equal(JSON.parse(renderArcToken(token, 0, undefined).body).client_id, 'cid');
+    assert.equal(JSON.parse(renderToken('arc', token, 0, undefined).body).client_id, 'cid');
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SidecarError } from '../../../../sidecar/errors.ts';
-import { parseImdsRequest, renderImdsError, renderImdsToken } from '../../../../sidecar/protocol/imds.ts';
+import { parseImdsRequest, renderImdsError } from '../../../../sidecar/protocol/imds.ts';
+import { renderToken } from '../../../../sidecar/protocol/render.ts';
 import type { RequestLike, TokenRequest } from '../../../../sidecar/protocol/common.ts';
 import { IdentityNotFoundError, RateLimitedError, InternalError, MethodNotAllowedError } from '../../../../sidecar/errors.ts';
 
@@ -59,7 +60,7 @@ describe('parseImdsRequest: refused requests', () => {
 
 describe('IMDS rendering', () => {
   it('renders the success body with digit-string times consistent with the token', () => {
-    const r = renderImdsToken({ accessToken: 'jwt', expiresOnSeconds: 2000, notBeforeSeconds: 900, resource: 'https://vault.azure.net', clientId: 'cid' }, 1000);
+    const r = renderToken('imds', { accessToken: 'jwt', expiresOnSeconds: 2000, notBeforeSeconds: 900, resource: 'https://vault.azure.net', clientId: 'cid' }, 1000);
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
     assert.deepEqual(JSON.parse(r.body), {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IdentityNotFoundError, SidecarError } from '../../../../sidecar/errors.ts';
 import type { RequestLike, TokenRequest } from '../../../../sidecar/protocol/common.ts';
-import { parseMsiEndpointRequest, renderMsiEndpointError } from '../../../../sidecar/protocol/msi-endpoint.ts';
+import { parseMsiEndpointRequest } from '../../../../sidecar/protocol/msi-endpoint.ts';
+import { renderError } from '../../../../sidecar/protocol/render.ts';
 
 const SECRET = 'a-very-long-msi-secret-value';
 const ctx = { secret: SECRET };
@@ -62,7 +63,7 @@ describe('parseMsiEndpointRequest: refused requests', () => {
 describe('MSI_ENDPOINT error shapes', () => {
   const error = new IdentityNotFoundError('no identity has client id x');
   it('GET (Azure ML / App Service 2017): App Service shape', () => {
-    assert.deepEqual(JSON.parse(renderMsiEndpointError(error, 'msi-endpoint', 'c-1').body), {
+    assert.deepEqual(JSON.parse(renderError('msi-endpoint', error, 'c-1').body), {
       statusCode: 400,
       message: 'Identity not found: no identity has client id x',
       correlationId: 'c-1',
@@ -71,7 +72,7 @@ describe('MSI_ENDPOINT error shapes', () => {
     });
   });
   it('Cloud Shell POST: nested error object', () => {
-    assert.deepEqual(JSON.parse(renderMsiEndpointError(error, 'cloud-shell', 'c-1').body), {
+    assert.deepEqual(JSON.parse(renderError('cloud-shell', error, 'c-1').body), {
       error: { code: 'invalid_request', message: 'Identity not found: no identity has client id x' },
     });
   });

@@ -1,5 +1,5 @@
 /**
- * The token cache's decision core: when to serve a cached token, when a request must wait for a fresh one, when
+ * The token cache's policy, its pure decision core: when to serve a cached token, when a request must wait for a fresh one, when
  * to refresh in the background, how long to back off after an upstream failure, and how many upstream calls per
  * second are allowed. Every function takes `now` (ms) and, where randomness is needed, a `random()` in [0, 1).
  *
