@@ -228,7 +228,7 @@ function announce({ config, logger, served, arcKeys, listeners, serving }: Start
     logger.info({ listener: name, address: listeners[name].address, port: listeners[name].port }, 'listening');
   }
   // Dev mode prints the secret in each profile (dev tokens are worthless to Azure). Entra mode references it by name;
-  // a secret generated here (nobody else knows it) is printed once, on its own line (docs/security.md).
+  // a secret generated here (nobody else knows it) is printed once, on its own line (docs/security.md §5).
   const secretText = config.mode === 'dev' ? serving.identityHeader : `$${SIDECAR_ENV.identityHeader}`;
   const generatedSecret = config.mode === 'entra' && config.identityHeader === undefined ? serving.identityHeader : undefined;
   process.stdout.write(

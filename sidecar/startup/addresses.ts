@@ -17,7 +17,7 @@ export function baseUrlFor(config: Config, token: { readonly address: string; re
 }
 
 /**
- * Host names the token listener answers for besides loopback names (DNS-rebinding defence, docs/security.md): the
+ * Host names the token listener answers for besides loopback names (DNS-rebinding defence, docs/security.md §4.2): the
  * configured ones, the advertised host, and a specific (non-wildcard) bind address.
  */
 export function allowedHosts(config: Config, baseUrl: string, boundAddress: string): string[] {

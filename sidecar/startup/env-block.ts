@@ -16,7 +16,7 @@ export interface EnvBlockInput {
   readonly arcEnabled: boolean;
   /**
    * Entra mode with a secret generated at start-up: printed once, as the `MI_ANYWHERE_IDENTITY_HEADER` line the
-   * profiles' `$MI_ANYWHERE_IDENTITY_HEADER` references resolve to (docs/security.md, "Endpoint secret on stdout").
+   * profiles' `$MI_ANYWHERE_IDENTITY_HEADER` references resolve to (docs/security.md §5, "Endpoint secret on stdout").
    */
   readonly generatedSecret?: string | undefined;
 }
