@@ -33,6 +33,7 @@ import { createTokenBackends, warmUp, type TokenBackends } from './startup/token
 
 const nowMs = (): number => Date.now();
 
+/** The start-up steps, in order; resolves with the exit code once the sidecar has stopped. */
 async function main(logOutput: LogOutput): Promise<number> {
   // Before the configuration: `--version` answers on any machine, whatever the environment holds.
   if (process.argv.includes('--version')) return printVersion();
@@ -44,9 +45,10 @@ async function main(logOutput: LogOutput): Promise<number> {
   const arcKeys = await prepareArcKeys({ config, logger, nowMs });
   const listeners = await startListeners(config, logger);
   const serving = await closingOnFailure(listeners, () => startServing({ config, logger, served, telemetry, arcKeys, listeners, logOutput }));
-  announce({ config, logger, served, arcKeys, listeners, serving });
-  startBackgroundWork({ config, logger, served, telemetry, arcKeys, serving });
-  return untilStopped({ config, logger, arcKeys, listeners, serving });
+  const started: Started = { config, logger, served, telemetry, arcKeys, listeners, serving };
+  announce(started);
+  startBackgroundWork(started);
+  return untilStopped(started);
 }
 
 function printVersion(): number {
@@ -173,18 +175,8 @@ interface Serving extends TokenBackends {
   readonly watcher: IdentityWatcher | undefined;
 }
 
-interface StartServingContext {
-  readonly config: Config;
-  readonly logger: Logger;
-  readonly served: ServedIdentities;
-  readonly telemetry: Telemetry;
-  readonly arcKeys: ArcKeyStore | undefined;
-  readonly listeners: Listeners;
-  readonly logOutput: LogOutput;
-}
-
 /** Builds the token backends and the HTTP app, and hands the listeners to it. */
-async function startServing(ctx: StartServingContext): Promise<Serving> {
+async function startServing(ctx: Omit<Started, 'serving'> & { readonly logOutput: LogOutput }): Promise<Serving> {
   const { config, logger, listeners, telemetry } = ctx;
   const { identities } = ctx.served;
   const baseUrl = baseUrlFor(config, listeners.token);
@@ -213,10 +205,12 @@ async function startServing(ctx: StartServingContext): Promise<Serving> {
   return { ...backends, baseUrl, identityHeader, watcher };
 }
 
+/** Everything the sidecar runs with once it serves. */
 interface Started {
   readonly config: Config;
   readonly logger: Logger;
   readonly served: ServedIdentities;
+  readonly telemetry: Telemetry;
   readonly arcKeys: ArcKeyStore | undefined;
   readonly listeners: Listeners;
   readonly serving: Serving;
@@ -244,7 +238,7 @@ function announce({ config, logger, served, arcKeys, listeners, serving }: Start
 }
 
 /** Entra mode's first token for the default identity (readiness waits for it), and the Arc key sweep. */
-function startBackgroundWork(ctx: Omit<Started, 'listeners'> & { readonly telemetry: Telemetry }): void {
+function startBackgroundWork(ctx: Started): void {
   const { readiness } = ctx.telemetry;
   if (ctx.config.mode === 'entra') {
     warmUp({ tokenSource: ctx.serving.tokenSource, identity: ctx.served.defaultIdentity, onSuccess: () => readiness.tokenObtained(), logger: ctx.logger });
@@ -256,7 +250,7 @@ function startBackgroundWork(ctx: Omit<Started, 'listeners'> & { readonly teleme
  * Serves until SIGTERM, SIGINT or SIGHUP, then drains: SIGHUP (a closed terminal, some supervisors) drains like
  * SIGTERM, so no request is cut off and no Arc key file is left behind. Resolves with the exit code.
  */
-function untilStopped(ctx: Omit<Started, 'served'>): Promise<number> {
+function untilStopped(ctx: Started): Promise<number> {
   const { logger, serving } = ctx;
   return new Promise<number>((resolve) => {
     let stopping = false;
