@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { APP_ENV, DEFAULT_TOKEN_PORT, IDENTITY_FILES, PATHS, SIDECAR_ENV, type CredentialSource } from '../sidecar/contract.ts';
-import { ENV_BLOCK_END } from '../sidecar/main.ts';
+import { ENV_BLOCK_END } from '../sidecar/startup/env-block.ts';
 
 const DEVELOPER_IDENTITY = 'developer';
 const root = resolve(import.meta.dirname, '..');

@@ -43,7 +43,7 @@ export interface Limits {
   readonly maxBodyBytes: number;
 }
 
-/** HTTP server timeouts (HS-10): bounded so a slow or stuck client cannot hold a socket forever. */
+/** HTTP server timeouts (CONTRIBUTING.md, "HTTP server hygiene"): bounded so a slow or stuck client cannot hold a socket forever. */
 export interface Timeouts {
   /** Time to receive the complete headers (slowloris bound). */
   readonly headersTimeoutMs: number;

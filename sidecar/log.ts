@@ -36,6 +36,9 @@ export const REDACT_PATHS: readonly string[] = [
   'config.credentials',
 ];
 
+/** The `program` binding of every log line (the hand-written access line repeats it, http/access-log.ts). */
+export const PROGRAM = 'mi-anywhere-sidecar';
+
 export function createLogger(options: LoggerOptions): Logger {
-  return createProgramLogger({ program: 'mi-anywhere-sidecar', redactPaths: REDACT_PATHS }, options);
+  return createProgramLogger({ program: PROGRAM, redactPaths: REDACT_PATHS }, options);
 }

@@ -161,7 +161,7 @@ function bareApp(): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  // The dialect parsers read the raw query themselves (duplicates and raw resources matter, docs/protocols.md).
+  // The dialect parsers read the raw query themselves (duplicates and raw resources matter, docs/protocols.md §2 and §9).
   app.set('query parser', false);
   return app;
 }
@@ -191,13 +191,21 @@ function createTokenRenderer(): (dialect: Dialect, token: IssuedToken, nowSecond
 }
 
 export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
+  const newRequestId = deps.newRequestId ?? randomUUID;
+  return {
+    token: createTokenApp(deps, newRequestId),
+    health: createHealthApp(deps.readiness),
+    metrics: createMetricsApp(deps.register, deps.logger),
+    ...rawSocketListeners(deps, newRequestId),
+  };
+}
+
+/** The token listener's application: the middleware chain of the module header. */
+function createTokenApp(deps: SidecarAppDeps, newRequestId: () => string): Express {
   const { limits, logger, metrics } = deps;
   const accessLog = deps.accessLog ?? pinoAccessLog(logger);
-  const newRequestId = deps.newRequestId ?? randomUUID;
-  const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
   const remote = deps.remote === true;
   const hosts = memoiseHosts(createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote }));
-  const renderTokenFor = createTokenRenderer();
   const routeOf = memoise(routeTarget, 256);
 
   /** Writes the answer, then the access line and the metrics observation (token listener only). */
@@ -223,39 +231,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
     metrics.tokenRequest({ dialect: exchange.dialect, identity: exchange.identity, resource: exchange.resource, code }, durationMs / 1000);
   }
 
-  const steps: DialectSteps = {
-    identityHeader: deps.identityHeader,
-    maxBodyBytes: limits.maxBodyBytes,
-    arcKeys: deps.arcKeys,
-    devIssuer: deps.devIssuer,
-    resolve(request, exchange) {
-      const identity = findIdentity(deps.identities(), request.selector);
-      if (identity === undefined) throw new IdentityNotFoundError(describeSelector(request.selector));
-      exchange.identity = identity.descriptor.name;
-      return identity;
-    },
-    takeRate(exchange) {
-      const taken = bucket.take(deps.nowMs());
-      if (taken.allowed) return;
-      metrics.rateLimited(exchange.dialect);
-      throw new RateLimitedError(taken.retryAfterSeconds);
-    },
-    async issue(request, identity, res) {
-      const abort = new AbortController();
-      const onClose = (): void => {
-        if (!res.writableFinished) abort.abort();
-      };
-      res.once('close', onClose);
-      try {
-        const token = await deps.tokenSource.getToken({ identity, resource: request.resource, signal: abort.signal });
-        if (identity.descriptor.isDefault) deps.readiness.tokenObtained();
-        return renderTokenFor(request.dialect, token, deps.nowMs() / 1000, request.echo);
-      } finally {
-        res.off('close', onClose);
-      }
-    },
-    respond: (res, response) => respond(res, response),
-  };
+  const steps = createDialectSteps(deps, (res, response) => respond(res, response));
 
   /** Middleware 1: the exchange record, URL size, absolute form and path normalisation. */
   function target(req: Request, res: Response, next: NextFunction): void {
@@ -333,25 +309,61 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
   token.use(imdsRouter(steps), appServiceRouter(steps), msiEndpointRouter(steps), arcRouter(steps), devIssuerRouter(steps));
   token.use(notFound);
   token.use(renderFailure);
+  return token;
+}
 
-  /** Writes a rendered IMDS-shape error directly on a socket (no ServerResponse exists for these). */
-  function writeRaw(socket: Duplex, error: SidecarError, reason: string): void {
-    const response = renderError('unknown', error, newRequestId());
-    const head = [`HTTP/1.1 ${response.status} ${reason}`];
-    for (const [name, value] of Object.entries(response.headers)) head.push(`${name}: ${value}`);
-    head.push(`content-length: ${Buffer.byteLength(response.body)}`, 'connection: close', '', '');
-    socket.end(head.join('\r\n') + response.body);
-  }
-
+/** The steps every dialect router runs: identity lookup, rate limit, issuing and rendering the token, answering. */
+function createDialectSteps(deps: SidecarAppDeps, respond: DialectSteps['respond']): DialectSteps {
+  const bucket = createTokenBucket({ ratePerSecond: deps.rateLimitPerSecond });
+  const renderTokenFor = createTokenRenderer();
   return {
-    token,
-    health: createHealthApp(deps.readiness),
-    metrics: createMetricsApp(deps.register, logger),
+    identityHeader: deps.identityHeader,
+    maxBodyBytes: deps.limits.maxBodyBytes,
+    arcKeys: deps.arcKeys,
+    devIssuer: deps.devIssuer,
+    resolve(request, exchange) {
+      const identity = findIdentity(deps.identities(), request.selector);
+      if (identity === undefined) throw new IdentityNotFoundError(describeSelector(request.selector));
+      exchange.identity = identity.descriptor.name;
+      return identity;
+    },
+    takeRate(exchange) {
+      const taken = bucket.take(deps.nowMs());
+      if (taken.allowed) return;
+      deps.metrics.rateLimited(exchange.dialect);
+      throw new RateLimitedError(taken.retryAfterSeconds);
+    },
+    async issue(request, identity, res) {
+      const abort = new AbortController();
+      const onClose = (): void => {
+        if (!res.writableFinished) abort.abort();
+      };
+      res.once('close', onClose);
+      try {
+        const token = await deps.tokenSource.getToken({ identity, resource: request.resource, signal: abort.signal });
+        if (identity.descriptor.isDefault) deps.readiness.tokenObtained();
+        return renderTokenFor(request.dialect, token, deps.nowMs() / 1000, request.echo);
+      } finally {
+        res.off('close', onClose);
+      }
+    },
+    respond,
+  };
+}
+
+/**
+ * The two server-level listeners of the token listener: there is no ServerResponse for these, so the answer (IMDS
+ * shape) is written on the socket itself.
+ */
+function rawSocketListeners(deps: SidecarAppDeps, newRequestId: () => string): Pick<SidecarApp, 'connect' | 'clientError'> {
+  const { logger, metrics, limits } = deps;
+  const writeError = (socket: Duplex, error: SidecarError, reason: string): void => writeRaw(socket, renderError('unknown', error, newRequestId()), reason);
+  return {
     connect: (req, socket) => {
       logger.info({ dialect: 'unknown', status: 405, method: 'CONNECT' }, 'token request');
       metrics.tokenRequest({ dialect: 'unknown', identity: NO_IDENTITY, resource: '', code: new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']).code }, 0);
       socket.on('error', () => socket.destroy());
-      writeRaw(socket, new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']), 'Method Not Allowed');
+      writeError(socket, new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']), 'Method Not Allowed');
     },
     clientError: (error, socket) => {
       socket.on('error', () => socket.destroy());
@@ -360,7 +372,7 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
         return;
       }
       if (error.code === 'HPE_HEADER_OVERFLOW') {
-        writeRaw(socket, new HeadersTooLargeError(limits.maxHeaderBytes), 'Request Header Fields Too Large');
+        writeError(socket, new HeadersTooLargeError(limits.maxHeaderBytes), 'Request Header Fields Too Large');
         return;
       }
       // Header or request timeout (a slow client): nothing useful can be sent mid-request; cut it.
@@ -368,9 +380,17 @@ export function createSidecarApp(deps: SidecarAppDeps): SidecarApp {
         socket.destroy();
         return;
       }
-      writeRaw(socket, new BadRequestError('Malformed HTTP request'), 'Bad Request');
+      writeError(socket, new BadRequestError('Malformed HTTP request'), 'Bad Request');
     },
   };
+}
+
+/** Writes a rendered response directly on a socket, closing the connection. */
+function writeRaw(socket: Duplex, response: RenderedResponse, reason: string): void {
+  const head = [`HTTP/1.1 ${response.status} ${reason}`];
+  for (const [name, value] of Object.entries(response.headers)) head.push(`${name}: ${value}`);
+  head.push(`content-length: ${Buffer.byteLength(response.body)}`, 'connection: close', '', '');
+  socket.end(head.join('\r\n') + response.body);
 }
 
 /**

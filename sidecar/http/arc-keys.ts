@@ -1,5 +1,5 @@
 /**
- * Key files of the Azure Arc challenge (protocols.md §7). Each challenge writes a fresh random secret into
+ * Key files of the Azure Arc challenge (docs/protocols.md §7). Each challenge writes a fresh random secret into
  * `<keyDir>/<random>.key`; the app sees the same file at `/var/opt/azcmagent/tokens/<random>.key` (a shared volume)
  * and sends its contents back. A key is valid once, for a short time; its file is deleted after use or expiry.
  *

@@ -98,7 +98,7 @@ export function appServiceRouter(steps: DialectSteps): Router {
 /**
  * MSI_ENDPOINT: GET (Azure ML, App Service 2017, MSAL4J Cloud Shell) and Cloud Shell POST on one path. The POST
  * body is read as bytes whatever its Content-Type (MSAL.NET sends a header named `ContentType` instead,
- * docs/protocols.md) and decoded as UTF-8 form data by the parser.
+ * docs/protocols.md §2.4) and decoded as UTF-8 form data by the parser.
  */
 export function msiEndpointRouter(steps: DialectSteps): Router {
   const ctx = { secret: steps.identityHeader };

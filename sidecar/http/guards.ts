@@ -1,9 +1,9 @@
 /**
  * Checks the token listener applies to every request before a dialect parser sees it: who may be named in `Host`
  * (DNS rebinding), browser markers (`Origin`), proxy-hop headers, and the size of the header block. Plain functions
- * over the header map, so they are tested without a server; the express middleware in `dialects.ts` calls them.
+ * over the header map, so they are tested without a server; the `guards` middleware of `app.ts` calls them.
  *
- * Why a Host allow-list (docs/security.md, "DNS rebinding"): a web page opened on a developer's machine can make
+ * Why a Host allow-list (docs/security.md §4.2, DNS rebinding): a web page opened on a developer's machine can make
  * its own name resolve to 127.0.0.1 and then read the sidecar's answers as same-origin responses. The browser still
  * sends the page's name in `Host`, so answering only for names that mean "this machine" (or names the operator
  * lists) defeats it. Browsers also send `Origin` on every cross-origin and every non-GET request; no SDK does.
@@ -16,8 +16,8 @@ import type { Headers } from '../protocol/common.ts';
 
 /**
  * Headers that say a request passed through a proxy or load balancer. Real IMDS refuses `X-Forwarded-For`
- * (docs/security.md, "Proxy headers"); every other spelling of the same fact is refused alike, so relaying a
- * server-side request forgery through a proxy that writes, say, `X-Real-IP` instead does not get through.
+ * (docs/security.md §4.2, "Proxy headers, one rule"); every other spelling of the same fact is refused alike, so
+ * relaying a server-side request forgery through a proxy that writes, say, `X-Real-IP` instead does not get through.
  */
 export const PROXY_HEADERS: readonly string[] = [
   'forwarded',

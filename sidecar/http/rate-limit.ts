@@ -1,8 +1,8 @@
 /**
- * The token listener's rate limit (issue 8): a token bucket that refills at `ratePerSecond` and holds at most
+ * The token listener's rate limit: a token bucket that refills at `ratePerSecond` and holds at most
  * `burst` tokens. Above the rate, requests get 429 with `Retry-After` (the time until the next token), so a runaway
  * client loop cannot starve the other clients of the pod nor hammer Entra ID. Real IMDS does the same: 20 requests/s
- * for the managed-identity category, 429 beyond (protocols.md §9).
+ * for the managed-identity category, 429 beyond (docs/protocols.md §9).
  *
  * Why a bucket and not a fixed one-second window: a window lets 2x the rate through around its edge and makes every
  * refused client retry at the same instant; the bucket spreads them and its `Retry-After` is exact.

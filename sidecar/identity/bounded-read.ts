@@ -12,7 +12,7 @@
  * Failures are {@link IdentityFileError}s with a stable `reason` and a message naming the file.
  */
 import { constants, type Stats } from 'node:fs';
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import type { IdentityFs } from './load.ts';
 
@@ -56,6 +56,20 @@ function errnoText(error: unknown): string {
  * @throws IdentityFileError
  */
 export async function readBoundedFile(path: string, maxBytes: number): Promise<Buffer> {
+  const resolved = await resolveInsideDirectory(path);
+  const handle = await openExactly(resolved, path);
+  try {
+    return await readRegularFile(handle, path, maxBytes);
+  } catch (error) {
+    if (error instanceof IdentityFileError) throw error;
+    throw new IdentityFileError('unreadable', path, errnoText(error), { cause: error });
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The file `path` finally names, after every symlink, provided it lies inside `path`'s own directory. */
+async function resolveInsideDirectory(path: string): Promise<string> {
   let resolved: string;
   let root: string;
   try {
@@ -71,33 +85,40 @@ export async function readBoundedFile(path: string, maxBytes: number): Promise<B
       `is a symlink leading outside its directory (${root}); only the Kubernetes Secret-volume layout (..data/<key>) is accepted`,
     );
   }
-  let handle;
+  return resolved;
+}
+
+/** Opens the resolved file itself, without blocking on a FIFO or device. */
+async function openExactly(resolved: string, path: string): Promise<FileHandle> {
   try {
     // O_NOFOLLOW: the resolved path must itself be the file (a symlink swapped in since realpath is refused).
-    handle = await open(resolved, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    return await open(resolved, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (error) {
     throw new IdentityFileError('unreadable', path, errnoText(error), { cause: error });
   }
-  try {
-    const info: Stats = await handle.stat();
-    if (!info.isFile()) throw new IdentityFileError('not-regular', path, 'is not a regular file');
-    if (info.size > maxBytes) throw new IdentityFileError('too-large', path, `is larger than ${maxBytes} bytes`);
-    // Read one byte more than allowed, so a file that grows (or lies about its size) is still caught.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > maxBytes) throw new IdentityFileError('too-large', path, `is larger than ${maxBytes} bytes`);
-    return buffer.subarray(0, length);
-  } catch (error) {
-    if (error instanceof IdentityFileError) throw error;
-    throw new IdentityFileError('unreadable', path, errnoText(error), { cause: error });
-  } finally {
-    await handle.close();
+}
+
+/** The contents of the opened file, checked on the descriptor: a regular file of at most `maxBytes`. */
+async function readRegularFile(handle: FileHandle, path: string, maxBytes: number): Promise<Buffer> {
+  const info: Stats = await handle.stat();
+  if (!info.isFile()) throw new IdentityFileError('not-regular', path, 'is not a regular file');
+  if (info.size > maxBytes) throw new IdentityFileError('too-large', path, `is larger than ${maxBytes} bytes`);
+  // Read one byte more than allowed, so a file that grows (or lies about its size) is still caught.
+  const contents = await readUpTo(handle, maxBytes + 1);
+  if (contents.length > maxBytes) throw new IdentityFileError('too-large', path, `is larger than ${maxBytes} bytes`);
+  return contents;
+}
+
+/** At most `limit` bytes from the start of the file, whatever its size claims (`/proc`-like files report 0). */
+async function readUpTo(handle: FileHandle, limit: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(limit);
+  let length = 0;
+  while (length < limit) {
+    const { bytesRead } = await handle.read(buffer, length, limit - length, null);
+    if (bytesRead === 0) break;
+    length += bytesRead;
   }
+  return buffer.subarray(0, length);
 }
 
 /** The federated token, bounded and inside its mounted directory, as text. @throws IdentityFileError */

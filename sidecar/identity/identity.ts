@@ -62,7 +62,7 @@ export type IdentitySelector =
 
 /**
  * Finds the identity a selector names. GUIDs and ARM ids are compared case-insensitively (Azure treats both
- * case-insensitively; msal-node compares the Arc echo case-insensitively, protocols.md §7).
+ * case-insensitively; msal-node compares the Arc echo case-insensitively, docs/protocols.md §7).
  */
 export function findIdentity<T extends { readonly descriptor: IdentityDescriptor }>(
   identities: readonly T[],

@@ -93,94 +93,124 @@ const CREDENTIAL_FILES = [
 
 /** Loads one identity directory. Never throws for content problems; they are returned. */
 export async function loadIdentityDir(options: LoadIdentityDirOptions): Promise<LoadIdentityDirResult> {
-  const { fs, dir, name } = options;
   const problems: IdentityProblem[] = [];
-  const problem = (field: string | undefined, message: string, code: IdentityProblemCode = 'invalid'): void => {
-    problems.push({ identity: name, file: field === undefined ? dir : posix.join(dir, field), field, message, code });
+  const problem: IdentityFiles['problem'] = (field, message, code = 'invalid') => {
+    problems.push({ identity: options.name, file: field === undefined ? options.dir : posix.join(options.dir, field), field, message, code });
   };
-
-  let entries: Set<string>;
-  try {
-    entries = new Set((await fs.readdir(dir)).filter((e) => !e.startsWith('.')));
-  } catch (error) {
-    problem(undefined, `cannot read the identity directory: ${errorText(error)}`, 'layout');
-    return { identity: undefined, problems };
-  }
-
-  const read = async (field: string): Promise<Buffer | undefined> => {
-    if (!entries.has(field)) return undefined;
-    const path = posix.join(dir, field);
-    try {
-      const info = await fs.stat(path);
-      if (!info.isFile()) {
-        problem(field, 'is not a regular file');
-        return undefined;
-      }
-      if (info.size > MAX_IDENTITY_FILE_BYTES) {
-        problem(field, `is larger than ${MAX_IDENTITY_FILE_BYTES} bytes`);
-        return undefined;
-      }
-      return await fs.readFile(path);
-    } catch (error) {
-      problem(field, error instanceof IdentityFileError ? error.detail : `cannot be read: ${errorText(error)}`);
-      return undefined;
-    }
-  };
-  const readText = async (field: string): Promise<string | undefined> => (await read(field))?.toString('utf8').trim();
-
-  const source = await readCredentialSource(readText, problem);
-  // The developer identity is whoever `az login` signed in: tenant and client id are optional there.
-  const idsOptional = source === 'azure-cli';
-  const tenantId = await readText(IDENTITY_FILES.tenantId);
-  if (tenantId === undefined) {
-    if (!entries.has(IDENTITY_FILES.tenantId) && !idsOptional) problem(IDENTITY_FILES.tenantId, 'is missing (the Entra tenant id, a GUID)');
-  } else if (!GUID.test(tenantId) && !TENANT_DOMAIN.test(tenantId)) {
-    problem(IDENTITY_FILES.tenantId, 'must be a tenant id (GUID) or a verified domain name');
-  }
-  const clientId = (await readText(IDENTITY_FILES.clientId)) ?? (idsOptional && !entries.has(IDENTITY_FILES.clientId) ? AZURE_CLI_CLIENT_ID : undefined);
-  if (clientId === undefined) {
-    if (!entries.has(IDENTITY_FILES.clientId)) problem(IDENTITY_FILES.clientId, 'is missing (the application (client) id, a GUID)');
-  } else if (!GUID.test(clientId)) {
-    problem(IDENTITY_FILES.clientId, 'must be a GUID (the application (client) id)');
-  }
-  const objectId = await readText(IDENTITY_FILES.objectId);
-  if (objectId !== undefined && !GUID.test(objectId)) problem(IDENTITY_FILES.objectId, 'must be a GUID (the service principal object id)');
-  const resourceId = await readText(IDENTITY_FILES.resourceId);
-  if (resourceId !== undefined && !ARM_ID.test(resourceId)) {
-    problem(IDENTITY_FILES.resourceId, 'must look like /subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>');
-  }
-
-  const material = await loadMaterial(options, entries, source, { read, readText, problem });
-  if (problems.length > 0 || material === undefined || (tenantId === undefined && !idsOptional) || clientId === undefined) {
-    return { identity: undefined, problems };
-  }
-  const descriptor: IdentityDescriptor = {
-    name,
-    tenantId: tenantId ?? '',
-    clientId,
-    objectId: objectId || undefined,
-    resourceId: resourceId || undefined,
-    credentialKind: credentialKindOf(material),
-    isDefault: options.isDefault,
-  };
-  return { identity: { descriptor, material, credentialFingerprint: fingerprint(material) }, problems };
+  const entries = await listEntries(options, problem);
+  if (entries === undefined) return { identity: undefined, problems };
+  const identity = await readIdentity(options, identityFiles(options, entries, problem));
+  return { identity: problems.length > 0 ? undefined : identity, problems };
 }
 
-interface Readers {
+/** The files of one identity directory, read on demand; every problem is recorded against the identity. */
+interface IdentityFiles {
+  has(field: string): boolean;
+  /** The file's bytes; undefined when absent or unreadable (the problem is recorded). */
   read(field: string): Promise<Buffer | undefined>;
+  /** The file as trimmed UTF-8 text (Secrets written by hand often end in a newline). */
   readText(field: string): Promise<string | undefined>;
   problem(field: string | undefined, message: string, code?: IdentityProblemCode): void;
 }
 
+/** The directory's entries without the dot-entries of a Secret volume; undefined (and a problem) when unreadable. */
+async function listEntries(options: LoadIdentityDirOptions, problem: IdentityFiles['problem']): Promise<ReadonlySet<string> | undefined> {
+  try {
+    return new Set((await options.fs.readdir(options.dir)).filter((e) => !e.startsWith('.')));
+  } catch (error) {
+    problem(undefined, `cannot read the identity directory: ${errorText(error)}`, 'layout');
+    return undefined;
+  }
+}
+
+function identityFiles(options: LoadIdentityDirOptions, entries: ReadonlySet<string>, problem: IdentityFiles['problem']): IdentityFiles {
+  const read = async (field: string): Promise<Buffer | undefined> => {
+    if (!entries.has(field)) return undefined;
+    return readField(options.fs, posix.join(options.dir, field), (message) => problem(field, message));
+  };
+  return {
+    has: (field) => entries.has(field),
+    read,
+    readText: async (field) => (await read(field))?.toString('utf8').trim(),
+    problem,
+  };
+}
+
+async function readField(fs: IdentityFs, path: string, problem: (message: string) => void): Promise<Buffer | undefined> {
+  try {
+    const info = await fs.stat(path);
+    const unfit = !info.isFile() ? 'is not a regular file' : info.size > MAX_IDENTITY_FILE_BYTES ? `is larger than ${MAX_IDENTITY_FILE_BYTES} bytes` : undefined;
+    if (unfit === undefined) return await fs.readFile(path);
+    problem(unfit);
+  } catch (error) {
+    problem(error instanceof IdentityFileError ? error.detail : `cannot be read: ${errorText(error)}`);
+  }
+  return undefined;
+}
+
+/** The identity the files describe; undefined when something is missing (the problems say what). */
+async function readIdentity(options: LoadIdentityDirOptions, files: IdentityFiles): Promise<LoadedIdentity | undefined> {
+  const source = await readCredentialSource(files);
+  const ids = await readIds(files, source);
+  const material = await loadMaterial(options, files, source);
+  if (ids === undefined || material === undefined) return undefined;
+  const descriptor: IdentityDescriptor = { name: options.name, ...ids, credentialKind: credentialKindOf(material), isDefault: options.isDefault };
+  return { descriptor, material, credentialFingerprint: fingerprint(material) };
+}
+
+type Ids = Pick<IdentityDescriptor, 'tenantId' | 'clientId' | 'objectId' | 'resourceId'>;
+
+/** The ids of the descriptor; undefined when a required one is missing. */
+async function readIds(files: IdentityFiles, source: CredentialSource | undefined): Promise<Ids | undefined> {
+  // The developer identity is whoever `az login` signed in: tenant and client id are optional there.
+  const idsOptional = source === 'azure-cli';
+  const tenantId = await readTenantId(files, idsOptional);
+  const clientId = await readClientId(files, idsOptional);
+  const objectId = await readOptionalId(files, IDENTITY_FILES.objectId, GUID, 'must be a GUID (the service principal object id)');
+  const resourceId = await readOptionalId(
+    files,
+    IDENTITY_FILES.resourceId,
+    ARM_ID,
+    'must look like /subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>',
+  );
+  if ((tenantId === undefined && !idsOptional) || clientId === undefined) return undefined;
+  return { tenantId: tenantId ?? '', clientId, objectId: objectId || undefined, resourceId: resourceId || undefined };
+}
+
+async function readTenantId(files: IdentityFiles, optional: boolean): Promise<string | undefined> {
+  const tenantId = await files.readText(IDENTITY_FILES.tenantId);
+  if (tenantId === undefined) {
+    if (!files.has(IDENTITY_FILES.tenantId) && !optional) files.problem(IDENTITY_FILES.tenantId, 'is missing (the Entra tenant id, a GUID)');
+  } else if (!GUID.test(tenantId) && !TENANT_DOMAIN.test(tenantId)) {
+    files.problem(IDENTITY_FILES.tenantId, 'must be a tenant id (GUID) or a verified domain name');
+  }
+  return tenantId;
+}
+
+/** The client id; for the developer identity without a `clientId` file, the Azure CLI's own. */
+async function readClientId(files: IdentityFiles, optional: boolean): Promise<string | undefined> {
+  const absent = !files.has(IDENTITY_FILES.clientId);
+  const clientId = (await files.readText(IDENTITY_FILES.clientId)) ?? (optional && absent ? AZURE_CLI_CLIENT_ID : undefined);
+  if (clientId === undefined) {
+    if (absent) files.problem(IDENTITY_FILES.clientId, 'is missing (the application (client) id, a GUID)');
+  } else if (!GUID.test(clientId)) {
+    files.problem(IDENTITY_FILES.clientId, 'must be a GUID (the application (client) id)');
+  }
+  return clientId;
+}
+
+async function readOptionalId(files: IdentityFiles, field: string, shape: RegExp, mismatch: string): Promise<string | undefined> {
+  const value = await files.readText(field);
+  if (value !== undefined && !shape.test(value)) files.problem(field, mismatch);
+  return value;
+}
+
 /** Reads `credentialSource`; undefined when absent or invalid (the problem is recorded). */
-async function readCredentialSource(
-  readText: Readers['readText'],
-  problem: Readers['problem'],
-): Promise<CredentialSource | undefined> {
-  const value = await readText(IDENTITY_FILES.credentialSource);
+async function readCredentialSource(files: IdentityFiles): Promise<CredentialSource | undefined> {
+  const value = await files.readText(IDENTITY_FILES.credentialSource);
   if (value === undefined) return undefined;
   if ((CREDENTIAL_SOURCES as readonly string[]).includes(value)) return value as CredentialSource;
-  problem(IDENTITY_FILES.credentialSource, `must be one of ${CREDENTIAL_SOURCES.join(', ')} (found ${JSON.stringify(value.slice(0, 40))})`);
+  files.problem(IDENTITY_FILES.credentialSource, `must be one of ${CREDENTIAL_SOURCES.join(', ')} (found ${JSON.stringify(value.slice(0, 40))})`);
   return undefined;
 }
 
@@ -190,125 +220,149 @@ const SOURCE_ONLY_FILES: ReadonlyArray<{ file: string; usedBy: (source: Credenti
   { file: IDENTITY_FILES.federatedAudience, usedBy: (s) => s !== 'azure-cli', what: 'azure-cli identities have no federated assertion' },
 ];
 
-async function loadSourcedMaterial(
-  source: CredentialSource,
-  present: readonly string[],
-  entries: ReadonlySet<string>,
-  r: Readers,
-): Promise<CredentialMaterial | undefined> {
+/** The identity's credential: from its files, from its `credentialSource`, or none at all in dev mode. */
+async function loadMaterial(options: LoadIdentityDirOptions, files: IdentityFiles, source: CredentialSource | undefined): Promise<CredentialMaterial | undefined> {
+  const present = CREDENTIAL_FILES.filter((f) => files.has(f));
+  if (options.mode === 'dev') return devMaterial(files, present);
+  const misplaced = reportMisplacedFiles(files, source);
+  if (files.has(IDENTITY_FILES.credentialSource)) {
+    if (source === undefined || misplaced) return undefined;
+    return loadSourcedMaterial(source, present, files);
+  }
+  if (misplaced && files.has(IDENTITY_FILES.serviceConnectionId)) return undefined;
+  return loadCredentialFiles(options, files, present);
+}
+
+/** Dev mode never uses real credentials: any credential file or source is refused, naming the file. */
+function devMaterial(files: IdentityFiles, present: readonly string[]): CredentialMaterial | undefined {
+  for (const f of present) {
+    files.problem(f, 'is a credential file, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
+  }
+  const namesSource = files.has(IDENTITY_FILES.credentialSource);
+  if (namesSource) {
+    files.problem(IDENTITY_FILES.credentialSource, 'names a real credential, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
+  }
+  return present.length === 0 && !namesSource ? { kind: 'dev' } : undefined;
+}
+
+/** Records the source-only files this identity's source does not use; true when there are any. */
+function reportMisplacedFiles(files: IdentityFiles, source: CredentialSource | undefined): boolean {
+  const misplaced = SOURCE_ONLY_FILES.filter(({ file, usedBy }) => files.has(file) && !usedBy(source));
+  for (const { file, what } of misplaced) files.problem(file, `is not used by this identity (${what})`);
+  return misplaced.length > 0;
+}
+
+async function loadSourcedMaterial(source: CredentialSource, present: readonly string[], files: IdentityFiles): Promise<CredentialMaterial | undefined> {
   if (present.length > 0) {
-    r.problem(undefined, `names credentialSource ${source} and also holds ${present.join(', ')}; keep one credential`);
+    files.problem(undefined, `names credentialSource ${source} and also holds ${present.join(', ')}; keep one credential`);
     return undefined;
   }
-  if (source === 'azure-cli') return { kind: 'azure-cli', tenantId: await r.readText(IDENTITY_FILES.tenantId) };
-  const audience = (await r.readText(IDENTITY_FILES.federatedAudience)) || DEFAULT_FEDERATED_AUDIENCE;
+  if (source === 'azure-cli') return { kind: 'azure-cli', tenantId: await files.readText(IDENTITY_FILES.tenantId) };
+  const audience = (await files.readText(IDENTITY_FILES.federatedAudience)) || DEFAULT_FEDERATED_AUDIENCE;
   if (source !== 'azure-pipelines') return { kind: 'ci-oidc', platform: source, audience };
-  const serviceConnectionId = await r.readText(IDENTITY_FILES.serviceConnectionId);
+  const serviceConnectionId = await readServiceConnectionId(files);
+  return serviceConnectionId === undefined ? undefined : { kind: 'ci-oidc', platform: source, audience, serviceConnectionId };
+}
+
+async function readServiceConnectionId(files: IdentityFiles): Promise<string | undefined> {
+  const serviceConnectionId = await files.readText(IDENTITY_FILES.serviceConnectionId);
   if (serviceConnectionId === undefined) {
-    if (!entries.has(IDENTITY_FILES.serviceConnectionId)) {
-      r.problem(IDENTITY_FILES.serviceConnectionId, 'is missing (the id of the workload-identity service connection, a GUID)');
+    if (!files.has(IDENTITY_FILES.serviceConnectionId)) {
+      files.problem(IDENTITY_FILES.serviceConnectionId, 'is missing (the id of the workload-identity service connection, a GUID)');
     }
     return undefined;
   }
   if (!GUID.test(serviceConnectionId)) {
-    r.problem(IDENTITY_FILES.serviceConnectionId, 'must be a GUID (the id of the workload-identity service connection)');
+    files.problem(IDENTITY_FILES.serviceConnectionId, 'must be a GUID (the id of the workload-identity service connection)');
     return undefined;
   }
-  return { kind: 'ci-oidc', platform: source, audience, serviceConnectionId };
+  return serviceConnectionId;
 }
 
-async function loadMaterial(
-  options: LoadIdentityDirOptions,
-  entries: ReadonlySet<string>,
-  source: CredentialSource | undefined,
-  r: Readers,
-): Promise<CredentialMaterial | undefined> {
-  const present = CREDENTIAL_FILES.filter((f) => entries.has(f));
-  if (options.mode === 'dev') {
-    for (const f of present) {
-      r.problem(f, 'is a credential file, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
-    }
-    if (entries.has(IDENTITY_FILES.credentialSource)) {
-      r.problem(IDENTITY_FILES.credentialSource, 'names a real credential, but dev mode never uses real credentials: remove it or start in entra mode', 'credential-forbidden');
-    }
-    return present.length === 0 && !entries.has(IDENTITY_FILES.credentialSource) ? { kind: 'dev' } : undefined;
-  }
-  let misplaced = false;
-  for (const { file, usedBy, what } of SOURCE_ONLY_FILES) {
-    if (entries.has(file) && !usedBy(source)) {
-      r.problem(file, `is not used by this identity (${what})`);
-      misplaced = true;
-    }
-  }
-  if (entries.has(IDENTITY_FILES.credentialSource)) {
-    if (source === undefined || misplaced) return undefined;
-    return loadSourcedMaterial(source, present, entries, r);
-  }
-  if (misplaced && entries.has(IDENTITY_FILES.serviceConnectionId)) return undefined;
-  const hasSecret = entries.has(IDENTITY_FILES.clientSecret);
-  const hasPem = entries.has(IDENTITY_FILES.certificate) || entries.has(IDENTITY_FILES.privateKey);
-  const hasPfx = entries.has(IDENTITY_FILES.pfx);
-  if (!hasPfx && entries.has(IDENTITY_FILES.pfxPassword)) {
-    r.problem(IDENTITY_FILES.pfxPassword, `is present without ${IDENTITY_FILES.pfx}`);
+/**
+ * The credential held in files: exactly one of a client secret, a PEM certificate and key, or a PFX; none at all
+ * makes the identity federated (the projected token of `MI_ANYWHERE_FEDERATED_TOKEN_FILE`).
+ */
+async function loadCredentialFiles(options: LoadIdentityDirOptions, files: IdentityFiles, present: readonly string[]): Promise<CredentialMaterial | undefined> {
+  const hasSecret = files.has(IDENTITY_FILES.clientSecret);
+  const hasPem = files.has(IDENTITY_FILES.certificate) || files.has(IDENTITY_FILES.privateKey);
+  const hasPfx = files.has(IDENTITY_FILES.pfx);
+  if (!hasPfx && files.has(IDENTITY_FILES.pfxPassword)) {
+    files.problem(IDENTITY_FILES.pfxPassword, `is present without ${IDENTITY_FILES.pfx}`);
     return undefined;
   }
   if ([hasSecret, hasPem, hasPfx].filter(Boolean).length > 1) {
-    r.problem(undefined, `holds more than one credential (${present.join(', ')}); keep exactly one of clientSecret, tls.crt+tls.key, certificate.pfx`);
+    files.problem(undefined, `holds more than one credential (${present.join(', ')}); keep exactly one of clientSecret, tls.crt+tls.key, certificate.pfx`);
     return undefined;
   }
-  if (hasSecret) {
-    const clientSecret = await r.readText(IDENTITY_FILES.clientSecret);
-    if (clientSecret === undefined) return undefined;
-    if (clientSecret === '') {
-      r.problem(IDENTITY_FILES.clientSecret, 'is empty');
-      return undefined;
-    }
-    return { kind: 'secret', clientSecret };
+  if (hasSecret) return loadClientSecret(files);
+  if (hasPem) return loadPem(files);
+  if (hasPfx) return loadPfx(files);
+  return federatedMaterial(options, files);
+}
+
+async function loadClientSecret(files: IdentityFiles): Promise<CredentialMaterial | undefined> {
+  const clientSecret = await files.readText(IDENTITY_FILES.clientSecret);
+  if (clientSecret === undefined) return undefined;
+  if (clientSecret === '') {
+    files.problem(IDENTITY_FILES.clientSecret, 'is empty');
+    return undefined;
   }
-  if (hasPem) return loadPem(r, entries);
-  if (hasPfx) {
-    const pfx = await r.read(IDENTITY_FILES.pfx);
-    if (pfx === undefined) return undefined;
-    if (pfx.length === 0) {
-      r.problem(IDENTITY_FILES.pfx, 'is empty');
-      return undefined;
-    }
-    const passphrase = entries.has(IDENTITY_FILES.pfxPassword) ? await r.readText(IDENTITY_FILES.pfxPassword) : undefined;
-    return { kind: 'certificate-pfx', pfx, passphrase };
+  return { kind: 'secret', clientSecret };
+}
+
+async function loadPem(files: IdentityFiles): Promise<CredentialMaterial | undefined> {
+  if (!files.has(IDENTITY_FILES.certificate)) {
+    files.problem(IDENTITY_FILES.certificate, 'is missing (tls.key is present; a certificate needs both)');
+    return undefined;
   }
+  if (!files.has(IDENTITY_FILES.privateKey)) {
+    files.problem(IDENTITY_FILES.privateKey, 'is missing (tls.crt is present; a certificate needs both)');
+    return undefined;
+  }
+  const certificatePem = await files.readText(IDENTITY_FILES.certificate);
+  const privateKeyPem = await files.readText(IDENTITY_FILES.privateKey);
+  const certificateOk = isPem(files, IDENTITY_FILES.certificate, certificatePem, PEM_CERTIFICATE);
+  const privateKeyOk = isPem(files, IDENTITY_FILES.privateKey, privateKeyPem, PEM_PRIVATE_KEY);
+  if (!certificateOk || !privateKeyOk || certificatePem === undefined || privateKeyPem === undefined) return undefined;
+  return { kind: 'certificate', certificatePem, privateKeyPem };
+}
+
+const PEM_CERTIFICATE = { test: (text: string) => text.includes('-----BEGIN CERTIFICATE-----'), mismatch: 'is not a PEM certificate (no "-----BEGIN CERTIFICATE-----")' };
+const PEM_PRIVATE_KEY = {
+  test: (text: string) => /-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(text),
+  mismatch: 'is not a PEM private key (no "-----BEGIN ... PRIVATE KEY-----")',
+};
+
+/** True when the file was read and has the PEM block; a file read but without it is recorded as a problem. */
+function isPem(files: IdentityFiles, field: string, text: string | undefined, kind: typeof PEM_CERTIFICATE): boolean {
+  if (text === undefined) return false;
+  if (kind.test(text)) return true;
+  files.problem(field, kind.mismatch);
+  return false;
+}
+
+async function loadPfx(files: IdentityFiles): Promise<CredentialMaterial | undefined> {
+  const pfx = await files.read(IDENTITY_FILES.pfx);
+  if (pfx === undefined) return undefined;
+  if (pfx.length === 0) {
+    files.problem(IDENTITY_FILES.pfx, 'is empty');
+    return undefined;
+  }
+  const passphrase = files.has(IDENTITY_FILES.pfxPassword) ? await files.readText(IDENTITY_FILES.pfxPassword) : undefined;
+  return { kind: 'certificate-pfx', pfx, passphrase };
+}
+
+async function federatedMaterial(options: LoadIdentityDirOptions, files: IdentityFiles): Promise<CredentialMaterial | undefined> {
   if (options.federatedTokenFile === undefined) {
-    r.problem(
+    files.problem(
       undefined,
       'has no credential (clientSecret, tls.crt+tls.key or certificate.pfx), so it is federated, but MI_ANYWHERE_FEDERATED_TOKEN_FILE is not set',
     );
     return undefined;
   }
-  const audience = (await r.readText(IDENTITY_FILES.federatedAudience)) || DEFAULT_FEDERATED_AUDIENCE;
+  const audience = (await files.readText(IDENTITY_FILES.federatedAudience)) || DEFAULT_FEDERATED_AUDIENCE;
   return { kind: 'federated', tokenFile: options.federatedTokenFile, audience };
-}
-
-async function loadPem(r: Readers, entries: ReadonlySet<string>): Promise<CredentialMaterial | undefined> {
-  if (!entries.has(IDENTITY_FILES.certificate)) {
-    r.problem(IDENTITY_FILES.certificate, 'is missing (tls.key is present; a certificate needs both)');
-    return undefined;
-  }
-  if (!entries.has(IDENTITY_FILES.privateKey)) {
-    r.problem(IDENTITY_FILES.privateKey, 'is missing (tls.crt is present; a certificate needs both)');
-    return undefined;
-  }
-  const certificatePem = await r.readText(IDENTITY_FILES.certificate);
-  const privateKeyPem = await r.readText(IDENTITY_FILES.privateKey);
-  let ok = certificatePem !== undefined && privateKeyPem !== undefined;
-  if (certificatePem !== undefined && !certificatePem.includes('-----BEGIN CERTIFICATE-----')) {
-    r.problem(IDENTITY_FILES.certificate, 'is not a PEM certificate (no "-----BEGIN CERTIFICATE-----")');
-    ok = false;
-  }
-  if (privateKeyPem !== undefined && !/-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(privateKeyPem)) {
-    r.problem(IDENTITY_FILES.privateKey, 'is not a PEM private key (no "-----BEGIN ... PRIVATE KEY-----")');
-    ok = false;
-  }
-  if (!ok || certificatePem === undefined || privateKeyPem === undefined) return undefined;
-  return { kind: 'certificate', certificatePem, privateKeyPem };
 }
 
 /** The descriptor's credential kind for a material (a PFX is a certificate, a CI OIDC token a federated assertion). */
@@ -321,29 +375,31 @@ export function credentialKindOf(material: CredentialMaterial): CredentialKind {
 /** SHA-256 over the credential material: changes when the Secret rotates, reveals nothing about it. */
 export function fingerprint(material: CredentialMaterial): string {
   const hash = createHash('sha256').update(material.kind);
+  credentialParts(material).forEach((part, i) => {
+    if (i > 0) hash.update('\0');
+    hash.update(part ?? '');
+  });
+  return hash.digest('hex');
+}
+
+/** What identifies a credential, in a fixed order (an absent optional part hashes as empty). */
+function credentialParts(material: CredentialMaterial): ReadonlyArray<string | Buffer | undefined> {
   switch (material.kind) {
     case 'secret':
-      hash.update(material.clientSecret);
-      break;
+      return [material.clientSecret];
     case 'certificate':
-      hash.update(material.certificatePem).update('\0').update(material.privateKeyPem);
-      break;
+      return [material.certificatePem, material.privateKeyPem];
     case 'certificate-pfx':
-      hash.update(material.pfx).update('\0').update(material.passphrase ?? '');
-      break;
+      return [material.pfx, material.passphrase];
     case 'federated':
-      hash.update(material.tokenFile).update('\0').update(material.audience);
-      break;
+      return [material.tokenFile, material.audience];
     case 'ci-oidc':
-      hash.update(material.platform).update('\0').update(material.audience).update('\0').update(material.serviceConnectionId ?? '');
-      break;
+      return [material.platform, material.audience, material.serviceConnectionId];
     case 'azure-cli':
-      hash.update(material.tenantId ?? '');
-      break;
+      return [material.tenantId];
     case 'dev':
-      break;
+      return [];
   }
-  return hash.digest('hex');
 }
 
 function errorText(error: unknown): string {
@@ -373,53 +429,58 @@ export interface LoadIdentitiesResult {
  * or resource id collides with an earlier one are dropped (a selector must name exactly one identity).
  */
 export async function loadIdentities(options: LoadIdentitiesOptions): Promise<LoadIdentitiesResult> {
-  const { fs, dir } = options;
-  const problems: IdentityProblem[] = [];
-  let names: string[];
-  try {
-    names = (await fs.readdir(dir)).filter((e) => !e.startsWith('.')).sort();
-  } catch (error) {
-    return { identities: [], problems: [{ identity: '', file: dir, field: undefined, message: `cannot read the identity directory: ${errorText(error)}`, code: 'layout' }] };
-  }
-  const candidates: string[] = [];
-  for (const name of names) {
-    const path = posix.join(dir, name);
-    try {
-      if ((await fs.stat(path)).isDirectory()) {
-        candidates.push(name);
-        continue;
-      }
-      const hint = (Object.values(IDENTITY_FILES) as string[]).includes(name)
-        ? ` — it looks like a Secret key: mount each identity's Secret in its own subdirectory, e.g. ${posix.join(dir, '<name>', name)}`
-        : '';
-      problems.push({ identity: '', file: path, field: undefined, message: `is not a directory and was ignored${hint}`, code: 'layout' });
-    } catch (error) {
-      problems.push({ identity: name, file: path, field: undefined, message: `cannot be read: ${errorText(error)}`, code: 'layout' });
-    }
-  }
-  const defaultName = options.defaultName ?? (candidates.length === 1 && !options.existing?.length ? candidates[0] : undefined);
+  const { names, problems } = await listIdentityDirectories(options.fs, options.dir);
+  const existing = options.existing ?? [];
+  // Without a configured default, a directory holding exactly one identity (and nothing built in) serves it as default.
+  const defaultName = options.defaultName ?? (names.length === 1 && existing.length === 0 ? names[0] : undefined);
   const loaded: LoadedIdentity[] = [];
-  const taken = [...(options.existing ?? [])];
-  for (const name of candidates) {
+  for (const name of names) {
     const result = await loadIdentityDir({
-      fs,
-      dir: posix.join(dir, name),
+      fs: options.fs,
+      dir: posix.join(options.dir, name),
       name,
       isDefault: name === defaultName,
       mode: options.mode,
       federatedTokenFile: options.federatedTokenFile,
     });
     problems.push(...result.problems);
-    if (result.identity === undefined) continue;
-    const clash = findClash(taken, result.identity.descriptor);
-    if (clash !== undefined) {
-      problems.push({ identity: name, file: posix.join(dir, name), field: clash.field, message: clash.message, code: 'conflict' });
-      continue;
-    }
-    loaded.push(result.identity);
-    taken.push(result.identity);
+    const clash = result.identity && findClash([...existing, ...loaded], result.identity.descriptor);
+    if (clash) problems.push({ identity: name, file: posix.join(options.dir, name), field: clash.field, message: clash.message, code: 'conflict' });
+    else if (result.identity) loaded.push(result.identity);
   }
   return { identities: loaded, problems };
+}
+
+/** The subdirectories of `dir` (sorted, dot-entries skipped), and a problem for every other entry. */
+async function listIdentityDirectories(fs: IdentityFs, dir: string): Promise<{ names: string[]; problems: IdentityProblem[] }> {
+  let entries: string[];
+  try {
+    entries = (await fs.readdir(dir)).filter((e) => !e.startsWith('.')).sort();
+  } catch (error) {
+    return { names: [], problems: [{ identity: '', file: dir, field: undefined, message: `cannot read the identity directory: ${errorText(error)}`, code: 'layout' }] };
+  }
+  const names: string[] = [];
+  const problems: IdentityProblem[] = [];
+  for (const name of entries) {
+    const problem = await notAnIdentityDirectory(fs, dir, name);
+    if (problem === undefined) names.push(name);
+    else problems.push(problem);
+  }
+  return { names, problems };
+}
+
+/** Why the entry `name` of `dir` is not an identity, or undefined when it is a directory. */
+async function notAnIdentityDirectory(fs: IdentityFs, dir: string, name: string): Promise<IdentityProblem | undefined> {
+  const path = posix.join(dir, name);
+  try {
+    if ((await fs.stat(path)).isDirectory()) return undefined;
+  } catch (error) {
+    return { identity: name, file: path, field: undefined, message: `cannot be read: ${errorText(error)}`, code: 'layout' };
+  }
+  const hint = (Object.values(IDENTITY_FILES) as string[]).includes(name)
+    ? ` — it looks like a Secret key: mount each identity's Secret in its own subdirectory, e.g. ${posix.join(dir, '<name>', name)}`
+    : '';
+  return { identity: '', file: path, field: undefined, message: `is not a directory and was ignored${hint}`, code: 'layout' };
 }
 
 function findClash(taken: readonly LoadedIdentity[], d: IdentityDescriptor): { field: string; message: string } | undefined {

@@ -17,7 +17,7 @@
 import { posix } from 'node:path';
 import type { Scheduler } from '../token/caching-token-source.ts';
 import type { LoadedIdentity } from './identity.ts';
-import { formatProblem, loadIdentities, type IdentityFs, type IdentityProblem } from './load.ts';
+import { formatProblem, loadIdentities, type IdentityFs, type IdentityProblem, type LoadIdentitiesResult } from './load.ts';
 
 /** `fs.watch`-like seam: calls `onEvent` on any change below `path`; may throw when watching is unsupported. */
 export type WatchFn = (path: string, onEvent: () => void) => { close(): void };
@@ -170,6 +170,7 @@ export class IdentityWatcher {
     return (this.#o.builtIn ?? []).some((b) => b.descriptor.name === identity.descriptor.name);
   }
 
+  /** One reload: the directory as it is now, merged with what is served (see the module header). */
   async #reloadOnce(): Promise<void> {
     const builtIn = this.#o.builtIn ?? [];
     const result = await loadIdentities({
@@ -180,45 +181,45 @@ export class IdentityWatcher {
       federatedTokenFile: this.#o.federatedTokenFile,
       existing: builtIn,
     });
-    const rootUnreadable = result.problems.some((p) => p.identity === '' && p.file === this.#o.dir && p.code === 'layout');
-    const problemsByName = new Map<string, IdentityProblem[]>();
-    for (const p of result.problems) {
-      if (p.identity === '') continue;
-      problemsByName.set(p.identity, [...(problemsByName.get(p.identity) ?? []), p]);
-    }
+    const found = foundInDirectory(result, this.#o.dir);
     const previous = new Map(this.#identities.filter((i) => !this.#isBuiltIn(i)).map((i) => [i.descriptor.name, i]));
-    const loaded = new Map(result.identities.map((i) => [i.descriptor.name, i]));
     const next: LoadedIdentity[] = [...builtIn];
     const changes: IdentityChange[] = [];
-
-    for (const name of new Set([...previous.keys(), ...loaded.keys(), ...problemsByName.keys()])) {
-      const before = previous.get(name);
-      const after = loaded.get(name);
-      const problems = problemsByName.get(name);
-      if (after !== undefined) {
-        next.push(after);
-        this.#clearFailure(name);
-        if (before === undefined || !sameIdentity(before, after)) {
-          const credentialChanged =
-            before !== undefined &&
-            (before.credentialFingerprint !== after.credentialFingerprint ||
-              before.descriptor.tenantId.toLowerCase() !== after.descriptor.tenantId.toLowerCase() ||
-              before.descriptor.clientId.toLowerCase() !== after.descriptor.clientId.toLowerCase());
-          changes.push({ name, previous: before, next: after, credentialChanged });
-          this.#o.metrics?.identityLoad(name, 'success');
-          this.#o.log?.info({ identity: name, kind: after.descriptor.credentialKind, credentialChanged }, before ? 'identity reloaded' : 'identity added');
-        }
-      } else if (problems !== undefined || rootUnreadable) {
-        // Broken update (half-written Secret, bad PEM, conflict): keep serving the last good version.
-        if (before !== undefined) next.push(before);
-        this.#reportFailure(name, problems ?? [], before !== undefined);
-      } else if (before !== undefined) {
-        changes.push({ name, previous: before, next: undefined, credentialChanged: true });
-        this.#clearFailure(name);
-        this.#o.log?.info({ identity: name }, 'identity removed (its directory is gone)');
-      }
+    for (const name of new Set([...previous.keys(), ...found.loaded.keys(), ...found.problems.keys()])) {
+      const { serve, change } = this.#reconcile(name, previous.get(name), found);
+      if (serve !== undefined) next.push(serve);
+      if (change !== undefined) changes.push(change);
     }
-    if (changes.length === 0) return;
+    if (changes.length > 0) this.#replace(next, changes);
+  }
+
+  /** What to serve under `name` after this reload, and the change to report, if any. */
+  #reconcile(name: string, before: LoadedIdentity | undefined, found: FoundInDirectory): Reconciled {
+    const after = found.loaded.get(name);
+    if (after !== undefined) return this.#accept(name, before, after);
+    const problems = found.problems.get(name);
+    if (problems !== undefined || found.rootUnreadable) {
+      // Broken update (half-written Secret, bad PEM, conflict): keep serving the last good version.
+      this.#reportFailure(name, problems ?? [], before !== undefined);
+      return { serve: before, change: undefined };
+    }
+    if (before === undefined) return { serve: undefined, change: undefined };
+    this.#clearFailure(name);
+    this.#o.log?.info({ identity: name }, 'identity removed (its directory is gone)');
+    return { serve: undefined, change: { name, previous: before, next: undefined, credentialChanged: true } };
+  }
+
+  /** A good load of `name`: served from now on, and reported when it differs from what was served. */
+  #accept(name: string, before: LoadedIdentity | undefined, after: LoadedIdentity): Reconciled {
+    this.#clearFailure(name);
+    if (before !== undefined && sameIdentity(before, after)) return { serve: after, change: undefined };
+    const credentialChanged = before !== undefined && credentialChangedBetween(before, after);
+    this.#o.metrics?.identityLoad(name, 'success');
+    this.#o.log?.info({ identity: name, kind: after.descriptor.credentialKind, credentialChanged }, before ? 'identity reloaded' : 'identity added');
+    return { serve: after, change: { name, previous: before, next: after, credentialChanged } };
+  }
+
+  #replace(next: readonly LoadedIdentity[], changes: readonly IdentityChange[]): void {
     this.#identities = next;
     this.#o.metrics?.identities(next.length);
     this.#syncWatchers();
@@ -239,6 +240,41 @@ export class IdentityWatcher {
   #clearFailure(name: string): void {
     this.#failures.delete(name);
   }
+}
+
+interface FoundInDirectory {
+  /** The identities that loaded, by name. */
+  readonly loaded: ReadonlyMap<string, LoadedIdentity>;
+  /** The problems of each identity that did not load, by name. */
+  readonly problems: ReadonlyMap<string, readonly IdentityProblem[]>;
+  /** The identity root itself could not be read: nothing can be told about any identity. */
+  readonly rootUnreadable: boolean;
+}
+
+interface Reconciled {
+  readonly serve: LoadedIdentity | undefined;
+  readonly change: IdentityChange | undefined;
+}
+
+function foundInDirectory(result: LoadIdentitiesResult, dir: string): FoundInDirectory {
+  const problems = new Map<string, IdentityProblem[]>();
+  for (const p of result.problems) {
+    if (p.identity !== '') problems.set(p.identity, [...(problems.get(p.identity) ?? []), p]);
+  }
+  return {
+    loaded: new Map(result.identities.map((i) => [i.descriptor.name, i])),
+    problems,
+    rootUnreadable: result.problems.some((p) => p.identity === '' && p.file === dir && p.code === 'layout'),
+  };
+}
+
+/** The tokens cached for the identity no longer fit: other credential material, or another app (tenant, client). */
+function credentialChangedBetween(before: LoadedIdentity, after: LoadedIdentity): boolean {
+  return (
+    before.credentialFingerprint !== after.credentialFingerprint ||
+    before.descriptor.tenantId.toLowerCase() !== after.descriptor.tenantId.toLowerCase() ||
+    before.descriptor.clientId.toLowerCase() !== after.descriptor.clientId.toLowerCase()
+  );
 }
 
 /** Same credential and same descriptor fields: nothing to do. */

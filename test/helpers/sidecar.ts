@@ -23,7 +23,7 @@ import { createReadiness, type Readiness } from '../../sidecar/http/readiness.ts
 import { closeGracefully, listen } from '../../sidecar/http/server.ts';
 import type { LoadedIdentity } from '../../sidecar/identity/identity.ts';
 import { createLogger } from '../../sidecar/log.ts';
-import { ENV_BLOCK_END } from '../../sidecar/main.ts';
+import { ENV_BLOCK_END } from '../../sidecar/startup/env-block.ts';
 import { createSidecarMetrics, type SidecarMetrics } from '../../sidecar/metrics.ts';
 import { createDevIssuer, devIdentities, type DevIssuer } from '../../sidecar/token/dev-issuer.ts';
 import type { TokenSource } from '../../sidecar/token/token-source.ts';

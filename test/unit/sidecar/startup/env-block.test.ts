@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SidecarError } from '../../../sidecar/errors.ts';
-import { byCredentialKind, ENV_BLOCK_END, formatEnvBlock } from '../../../sidecar/main.ts';
-import { devIdentities } from '../../../sidecar/token/dev-issuer.ts';
-import type { TokenSource } from '../../../sidecar/token/token-source.ts';
-import { parseEnvBlock } from '../../helpers/sidecar.ts';
+import { ENV_BLOCK_END, formatEnvBlock } from '../../../../sidecar/startup/env-block.ts';
+import { parseEnvBlock } from '../../../helpers/sidecar.ts';
 
 describe('formatEnvBlock', () => {
   const input = { mode: 'dev' as const, baseUrl: 'http://127.0.0.1:50342', secretText: 's3cr3t', defaultClientId: 'cid', arcEnabled: false };
@@ -38,17 +35,5 @@ describe('formatEnvBlock', () => {
     const profiles = parseEnvBlock(text);
     assert.equal(profiles.get('app-service')?.['IDENTITY_HEADER'], '$MI_ANYWHERE_IDENTITY_HEADER');
     assert.equal(profiles.get('default')?.['MSI_SECRET'], '$MI_ANYWHERE_IDENTITY_HEADER');
-  });
-});
-
-describe('byCredentialKind', () => {
-  const identity = devIdentities()[0];
-  assert.ok(identity);
-  it('dispatches on the credential kind', async () => {
-    const dev: TokenSource = { getToken: async (r) => ({ accessToken: 'dev', expiresOnSeconds: 1, notBeforeSeconds: 0, resource: r.resource, clientId: 'c' }) };
-    assert.equal((await byCredentialKind({ dev }).getToken({ identity, resource: 'r' })).accessToken, 'dev');
-  });
-  it('a kind without a source fails as an unavailable credential', () => {
-    assert.throws(() => byCredentialKind({}).getToken({ identity, resource: 'r' }), (e: unknown) => e instanceof SidecarError && e.code === 'SIDECAR_ERR_CREDENTIAL_UNAVAILABLE');
   });
 });
