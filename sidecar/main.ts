@@ -21,7 +21,7 @@ import { createAccessLog } from './http/access-log.ts';
 import { createArcKeyStore, removeStaleKeyFiles, type ArcKeyStore } from './http/arc-keys.ts';
 import { createSidecarApp, type SidecarApp } from './http/app.ts';
 import { createReadiness } from './http/readiness.ts';
-import { closeGracefully, listen, type Listening } from './http/server.ts';
+import { closeGracefully, listen, type Listening } from '../common/http-server.ts';
 import type { CredentialKind, LoadedIdentity } from './identity/identity.ts';
 import { formatProblem, loadIdentities, noDefaultReason, type IdentityProblem } from './identity/load.ts';
 import { boundedIdentityFs, readFederatedTokenFile } from './identity/bounded-read.ts';

@@ -17,7 +17,7 @@ import { handleReview } from './admission/handler.ts';
 import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
 import { loadProcessConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { closeGracefully, startListening } from '../sidecar/http/server.ts';
+import { closeGracefully, startListening } from '../common/http-server.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';

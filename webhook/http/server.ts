@@ -1,7 +1,7 @@
 /**
  * The webhook's listeners: express applications for the HTTPS admission endpoint (body limit, content-type check)
  * and the plain-HTTP health and metrics endpoints on their own ports. Server-level concerns stay on the node:https
- * / node:http servers: TLS and certificate swapping, timeouts (`sidecar/http/server.ts`, shared by both programs).
+ * / node:http servers: TLS and certificate swapping, timeouts (`common/http-server.ts`, shared by both programs).
  *
  * Every request to the admission listener is answered with an AdmissionReview (HS-7): malformed JSON,
  * wrong content type, an oversized body or a missing uid all produce an errored review carrying the reason,
@@ -14,7 +14,7 @@ import type { SecureVersion } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { WEBHOOK_PATHS } from '../../sidecar/contract.ts';
-import { timeoutOptions } from '../../sidecar/http/server.ts';
+import { timeoutOptions, type ServerTimeouts } from '../../common/http-server.ts';
 import type { HandleResult } from '../admission/handler.ts';
 import { errored, salvageUid } from '../admission/review.ts';
 import type { AdmissionReviewResponse } from '../admission/types.ts';
@@ -33,7 +33,7 @@ export const MAX_REVIEW_BYTES = 7 * 1024 * 1024;
 export const ADMISSION_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Health and metrics listeners: kubelet and Prometheus send small requests at once. */
-const PROBE_TIMEOUTS = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 65_000, shutdownGraceMs: 0 };
+const PROBE_TIMEOUTS: ServerTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 65_000 };
 
 export interface Certificate {
   /** PEM chain. */
@@ -220,7 +220,7 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
       cert: options.certificate.cert,
       key: options.certificate.key,
       // Go's HTTP client (the API server) keeps idle connections for 90 s; staying open 60 s saves TLS handshakes.
-      ...timeoutOptions({ headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs: 60_000, shutdownGraceMs: 0 }),
+      ...timeoutOptions({ headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs: 60_000 }),
     },
     createAdmissionApp(options, limit),
   );

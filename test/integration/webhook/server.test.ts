@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import { handleReview } from '../../../webhook/admission/handler.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
 import { ADMISSION_HEADERS_TIMEOUT_MS, createAdmissionServer, createHealthServer, createMetricsServer, MAX_REVIEW_BYTES, type AdmissionServer } from '../../../webhook/http/server.ts';
-import { connectionsCheckingInterval } from '../../../sidecar/http/server.ts';
+import { connectionsCheckingInterval } from '../../../common/http-server.ts';
 import { createLogger } from '../../../webhook/log.ts';
 import { createWebhookMetrics } from '../../../webhook/metrics.ts';
 import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../unit/webhook/fixtures.ts';
