@@ -89,8 +89,8 @@ describe('admission HTTPS server', () => {
     });
 
   before(async () => {
-    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
-    second = await renewCertificates({ action: 'renew-serving', reason: 'test' }, pki, NAMES, POLICY, Date.now());
+    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
+    second = await renewCertificates({ action: 'renew-serving', reason: 'test' }, { stored: pki, names: NAMES, policy: POLICY, now: Date.now() });
     const logger = createLogger({ level: 'debug', destination: new Writable({ write(chunk, _e, cb) { logs += String(chunk); cb(); } }) });
     const common = {
       handle: (body: unknown) => handleReview(body, fixtureDeps('label-minimal')),
@@ -184,7 +184,7 @@ describe('admission HTTPS server', () => {
 
 describe('a handler bug', () => {
   it('becomes an errored review with the uid, not a crash or a bare 500', async () => {
-    const pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    const pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
     let logs = '';
     const server = createAdmissionServer({
       certificate: { cert: pki.cert, key: pki.key },
@@ -248,7 +248,7 @@ describe('the admission listener against slow or hostile clients', () => {
   let admission: AdmissionServer;
   let port: number;
   before(async () => {
-    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
     admission = createAdmissionServer({
       certificate: { cert: pki.cert, key: pki.key },
       minVersion: 'TLSv1.3',
