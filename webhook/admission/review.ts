@@ -1,5 +1,6 @@
 /**
- * AdmissionReview v1 decoding and the answer vocabulary of controller-runtime's admission/response.go:
+ * AdmissionReview v1 decoding and the answer vocabulary of controller-runtime
+ * (https://github.com/kubernetes-sigs/controller-runtime/blob/main/pkg/webhook/admission/response.go):
  * `allowed`, `patched`, `denied`, `errored`. Every answer echoes the request's uid; a body we cannot read still gets
  * a review (with an empty uid when none could be found), never a bare HTTP error.
  *

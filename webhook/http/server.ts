@@ -3,9 +3,10 @@
  * and the plain-HTTP health and metrics endpoints on their own ports. Server-level concerns stay on the node:https
  * / node:http servers: TLS and certificate swapping, timeouts (`common/http-server.ts`, shared by both programs).
  *
- * Every request to the admission listener is answered with an AdmissionReview (HS-7): malformed JSON,
- * wrong content type, an oversized body or a missing uid all produce an errored review carrying the reason,
- * never a crash, a dropped connection or a bare 500. The verdict itself comes from the pure handler.
+ * Every request to the admission listener is answered with an AdmissionReview (CONTRIBUTING.md, "Typed errors,
+ * mapped in one place"): malformed JSON, wrong content type, an oversized body or a missing uid all produce an
+ * errored review carrying the reason, never a crash, a dropped connection or a bare 500. The verdict itself comes
+ * from the pure handler.
  */
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -23,9 +24,10 @@ import type { Logger } from '../log.ts';
 import type { WebhookMetrics } from '../metrics.ts';
 
 /**
- * 7 MiB, as controller-runtime's admission/http.go (`maxRequestSize`): etcd's default request limit is 1.5 MiB per
- * object and an AdmissionReview can carry the object twice (object + oldObject) plus overhead; 7 MiB leaves room
- * for large pods without letting a client make us buffer arbitrary amounts.
+ * 7 MiB, as controller-runtime's `maxRequestSize`
+ * (https://github.com/kubernetes-sigs/controller-runtime/blob/main/pkg/webhook/admission/http.go): etcd's default
+ * request limit is 1.5 MiB per object and an AdmissionReview can carry the object twice (object + oldObject) plus
+ * overhead; 7 MiB leaves room for large pods without letting a client make us buffer arbitrary amounts.
  */
 export const MAX_REVIEW_BYTES = 7 * 1024 * 1024;
 
