@@ -6,14 +6,12 @@
  * imports it.
  */
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
-import { closeGracefully, startListening } from '../common/http-server.ts';
+import { closeGracefully, startListening, type Listening } from '../common/http-server.ts';
 import { handleReview } from './admission/handler.ts';
 import type { LoadedCertificate } from './cert/files.ts';
 import { openCertificateSource, type CertificateSource } from './cert/source.ts';
@@ -22,7 +20,7 @@ import { ConfigError } from './errors.ts';
 import { createAdmissionServer, createHealthServer, createMetricsServer, type AdmissionServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';
-import { readServerVersion } from './server-version.ts';
+import { readServerVersion, type ServerVersion } from './server-version.ts';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
 
 /** After SIGTERM: time for in-flight reviews (sub-millisecond work) and the API server to notice the endpoint is gone. */
@@ -42,12 +40,16 @@ async function loadKubeConfig(config: Config): Promise<KubeConfig> {
 }
 
 /** `GET /version`: in-cluster with the service-account files (no client library), else through the kubeconfig. */
-async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<{ major: string; minor: string; gitVersion: string }> {
+async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<ServerVersion> {
   if (config.kubeconfig === undefined && config.apiServer !== undefined) return readServerVersion(config.apiServer);
   const { VersionApi } = await import('@kubernetes/client-node');
   return (await kubeConfig()).makeApiClient(VersionApi).getCode();
 }
 
+/**
+ * The sidecar form this cluster gets: as configured, or with `auto` native sidecars (an init container with
+ * restartPolicy Always) when the API server's version supports them.
+ */
 async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig>, logger: Logger): Promise<boolean> {
   if (config.nativeSidecar !== 'auto') return config.nativeSidecar === 'always';
   try {
@@ -62,10 +64,9 @@ async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig
   }
 }
 
-/** `{ address, port }` a listening server is bound to. */
-function boundAddress(server: Server | HttpsServer): { address: string; port: number } {
-  const bound = server.address();
-  return typeof bound === 'object' && bound !== null ? { address: bound.address, port: bound.port } : { address: String(bound), port: 0 };
+/** Where a listener is bound, for the log. */
+function boundAddress({ address, port }: Listening): { address: string; port: number } {
+  return { address, port };
 }
 
 /** The Kubernetes client configuration, loaded on first use and then kept. */
@@ -93,19 +94,23 @@ function readConfig(): Config | undefined {
 
 /** The health and metrics listeners, and the readiness `/readyz` reports. */
 interface ProbeListeners {
-  readonly health: Server;
-  readonly metrics: Server;
+  readonly health: Listening;
+  readonly metrics: Listening;
   setReady(ready: boolean): void;
 }
 
 /** Up before the certificate is: meanwhile kubelet sees the process alive and not ready, and metrics are served. */
 async function startProbeListeners(config: Config, register: Registry, logger: Logger): Promise<ProbeListeners> {
   let ready = false;
-  const health = createHealthServer(() => ready);
-  const metrics = createMetricsServer(register, logger);
-  await startListening(health, config.health);
-  await startListening(metrics, config.metrics);
-  return { health, metrics, setReady: (value) => (ready = value) };
+  const health = await startListening(createHealthServer(() => ready), config.health);
+  const metrics = await startListening(createMetricsServer(register, logger), config.metrics);
+  return {
+    health,
+    metrics,
+    setReady: (value) => {
+      ready = value;
+    },
+  };
 }
 
 interface AdmissionParts {
@@ -163,10 +168,10 @@ async function start(config: Config, logger: Logger): Promise<RunningWebhook> {
   const certificates = await openCertificateSource(config.cert, kubeConfig, logger);
   const admission = createAdmission(config, { certificate: certificates.first, native, logger, metrics });
   followCertificate(certificates, admission, { metrics, logger });
-  await startListening(admission.server, config.webhook);
+  const webhook = await startListening(admission.server, config.webhook);
   probes.setReady(true);
   // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
-  logger.info({ webhook: boundAddress(admission.server), health: boundAddress(probes.health), metrics: boundAddress(probes.metrics), nativeSidecar: native }, 'listening');
+  logger.info({ webhook: boundAddress(webhook), health: boundAddress(probes.health), metrics: boundAddress(probes.metrics), nativeSidecar: native }, 'listening');
   return { admission, probes, certificates };
 }
 
@@ -180,7 +185,7 @@ function stopOnSignal({ admission, probes, certificates }: RunningWebhook, logge
       logger.info({ signal }, 'shutting down');
       probes.setReady(false);
       certificates.stop();
-      void closeGracefully([admission.server, probes.health, probes.metrics], SHUTDOWN_GRACE_MS).then(() => resolve(0));
+      void closeGracefully([admission.server, probes.health.server, probes.metrics.server], SHUTDOWN_GRACE_MS).then(() => resolve(0));
     };
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => shutdown(signal));
   });
