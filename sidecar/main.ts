@@ -18,7 +18,7 @@ import { ConfigError } from './errors.ts';
 import { createSidecarApp, type SidecarApp } from './http/app.ts';
 import type { ArcKeyStore } from './http/arc-keys.ts';
 import { createReadiness, type Readiness } from './http/readiness.ts';
-import { closeGracefully, listen, type Listening } from './http/server.ts';
+import { closeGracefully, listen, type Listening } from '../common/http-server.ts';
 import type { IdentityWatcher } from './identity/watch.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createSidecarMetrics, type SidecarMetrics } from './metrics.ts';

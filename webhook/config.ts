@@ -66,6 +66,7 @@ import {
   PROFILES,
   type Profile,
 } from '../sidecar/contract.ts';
+import type { ListenerConfig } from '../common/http-server.ts';
 import { deepFreeze, LOG_LEVELS, SettingsReader, type Env, type LogLevel } from '../common/settings.ts';
 import { ConfigError } from './errors.ts';
 import { parseQuantity } from './inject/quantity.ts';
@@ -107,11 +108,6 @@ export interface SidecarConfig {
   readonly defaultFederatedExpirationSeconds: number;
   /** Undefined: the IMDS redirect is disabled by the cluster admin and the annotation is refused. */
   readonly imdsRedirectImage: string | undefined;
-}
-
-export interface ListenerConfig {
-  readonly address: string;
-  readonly port: number;
 }
 
 export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';

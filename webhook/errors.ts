@@ -1,9 +1,11 @@
 /**
  * Typed errors of the webhook. Each has a stable `code` (`WEBHOOK_ERR_*`, never reused, listed in
  * docs/webhook.md), the HTTP-style status that goes into the AdmissionReview's `response.status.code`, and an
- * `expose` flag (may the message reach the API server and thus the user's kubectl?). They are turned into
- * AdmissionReview answers in exactly one place (`http/routes.ts` via `admission/review.ts`); the HTTP status of the
- * HTTPS response itself is always 200, because the API server reads the verdict from the body.
+ * `expose` flag (may the message reach the API server and thus the user's kubectl?). They become AdmissionReview
+ * answers only through `admission/review.ts` (`denied`, `errored`): `admission/handler.ts` maps what the decision
+ * throws, the admission app's error handler in `http/server.ts` what the transport throws (body, content type,
+ * path, method). The HTTP status of the HTTPS response itself is 200 (404/405 only for a wrong path or method),
+ * because the API server reads the verdict from the body (CONTRIBUTING.md, "Typed errors, mapped in one place").
  *
  * Messages never contain Secret contents, tokens or the per-pod identity header.
  */

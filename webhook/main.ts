@@ -2,32 +2,29 @@
  * The webhook's composition root: reads the configuration once, builds the logger, metrics and Kubernetes
  * client, decides the sidecar form from the API server version, obtains a serving certificate (mounted files or
  * self-managed), starts the three listeners (admission HTTPS, health, metrics), keeps the certificate fresh, and
- * shuts down gracefully on SIGTERM/SIGINT/SIGHUP. The only file of the webhook that touches `process`.
+ * shuts down gracefully on SIGTERM/SIGINT/SIGHUP. The only file of the webhook that touches `process`; nothing
+ * imports it.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
+import { closeGracefully, startListening, type Listening } from '../common/http-server.ts';
 import { handleReview } from './admission/handler.ts';
-import { watchCertificateFiles, type LoadedCertificate } from './cert/files.ts';
-import { loadProcessConfig, type Config, type FilesCertConfig, type SelfManagedCertConfig } from './config.ts';
+import type { LoadedCertificate } from './cert/files.ts';
+import { openCertificateSource, type CertificateSource } from './cert/source.ts';
+import { loadProcessConfig, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { closeGracefully, startListening } from '../sidecar/http/server.ts';
-import { createAdmissionServer, createHealthServer, createMetricsServer } from './http/server.ts';
+import { createAdmissionServer, createHealthServer, createMetricsServer, type AdmissionServer } from './http/server.ts';
 import { supportsNativeSidecar } from './inject/native.ts';
 import { createLogger, type Logger } from './log.ts';
-import { readServerVersion } from './server-version.ts';
-import { createWebhookMetrics } from './metrics.ts';
+import { readServerVersion, type ServerVersion } from './server-version.ts';
+import { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
 
 /** After SIGTERM: time for in-flight reviews (sub-millisecond work) and the API server to notice the endpoint is gone. */
 const SHUTDOWN_GRACE_MS = 10_000;
-/** Retry delay while no certificate is available yet (files not mounted, API server unreachable). */
-const CERT_RETRY_MS = 2_000;
 
 /**
  * The Kubernetes client (and, for self-managed certificates, the X.509 generator) are loaded on first use: with
@@ -43,12 +40,16 @@ async function loadKubeConfig(config: Config): Promise<KubeConfig> {
 }
 
 /** `GET /version`: in-cluster with the service-account files (no client library), else through the kubeconfig. */
-async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<{ major: string; minor: string; gitVersion: string }> {
+async function serverVersion(config: Config, kubeConfig: () => Promise<KubeConfig>): Promise<ServerVersion> {
   if (config.kubeconfig === undefined && config.apiServer !== undefined) return readServerVersion(config.apiServer);
   const { VersionApi } = await import('@kubernetes/client-node');
   return (await kubeConfig()).makeApiClient(VersionApi).getCode();
 }
 
+/**
+ * The sidecar form this cluster gets: as configured, or with `auto` native sidecars (an init container with
+ * restartPolicy Always) when the API server's version supports them.
+ */
 async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig>, logger: Logger): Promise<boolean> {
   if (config.nativeSidecar !== 'auto') return config.nativeSidecar === 'always';
   try {
@@ -63,128 +64,67 @@ async function decideNative(config: Config, kubeConfig: () => Promise<KubeConfig
   }
 }
 
-/** `{ address, port }` a listening server is bound to. */
-function boundAddress(server: Server | HttpsServer): { address: string; port: number } {
-  const bound = server.address();
-  return typeof bound === 'object' && bound !== null ? { address: bound.address, port: bound.port } : { address: String(bound), port: 0 };
+/** Where a listener is bound, for the log. */
+function boundAddress({ address, port }: Listening): { address: string; port: number } {
+  return { address, port };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Where the serving certificate comes from: the first one (awaited before listening) and later changes. */
-interface CertificateSource {
-  readonly first: LoadedCertificate;
-  onChange(listener: (certificate: LoadedCertificate) => void): void;
-  stop(): void;
+/** The Kubernetes client configuration, loaded on first use and then kept. */
+function lazyKubeConfig(config: Config): () => Promise<KubeConfig> {
+  let kube: KubeConfig | undefined;
+  return async () => (kube ??= await loadKubeConfig(config));
 }
 
-/**
- * Fan-out for certificate changes that may arrive before the admission server subscribes: the newest one is
- * delivered on subscription, so a rotation during start-up is never lost.
- */
-function changeFeed(): { emit(certificate: LoadedCertificate): void; subscribe(listener: (certificate: LoadedCertificate) => void): void } {
-  let listener: ((certificate: LoadedCertificate) => void) | undefined;
-  let pending: LoadedCertificate | undefined;
+/** `--version`: answered before the configuration is read, on any machine, whatever the environment holds. */
+function printVersion(): number {
+  process.stdout.write(`mi-anywhere webhook ${pkg.version}\n`);
+  return 0;
+}
+
+/** The configuration, or undefined once every problem with it is on stderr. */
+function readConfig(): Config | undefined {
+  try {
+    return loadProcessConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`mi-anywhere webhook: ${error.message}\n`);
+    return undefined;
+  }
+}
+
+/** The health and metrics listeners, and the readiness `/readyz` reports. */
+interface ProbeListeners {
+  readonly health: Listening;
+  readonly metrics: Listening;
+  setReady(ready: boolean): void;
+}
+
+/** Up before the certificate is: meanwhile kubelet sees the process alive and not ready, and metrics are served. */
+async function startProbeListeners(config: Config, register: Registry, logger: Logger): Promise<ProbeListeners> {
+  let ready = false;
+  const health = await startListening(createHealthServer(() => ready), config.health);
+  const metrics = await startListening(createMetricsServer(register, logger), config.metrics);
   return {
-    emit(certificate) {
-      if (listener === undefined) pending = certificate;
-      else listener(certificate);
-    },
-    subscribe(l) {
-      listener = l;
-      if (pending !== undefined) l(pending);
-      pending = undefined;
+    health,
+    metrics,
+    setReady: (value) => {
+      ready = value;
     },
   };
 }
 
-/** Mounted files (cert-manager or a chart Secret), polled; waits until a valid pair exists. */
-async function filesSource(cert: FilesCertConfig, logger: Logger): Promise<CertificateSource> {
-  const feed = changeFeed();
-  let first: LoadedCertificate | undefined;
-  const watcher = watchCertificateFiles({
-    certFile: cert.certFile,
-    keyFile: cert.keyFile,
-    intervalSeconds: cert.reloadIntervalSeconds,
-    readFile: (path) => readFile(path, 'utf8'),
-    onCertificate: (certificate) => {
-      if (first === undefined) first = certificate;
-      else feed.emit(certificate);
-    },
-    onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'serving certificate files not usable yet; keeping the previous certificate'),
-  });
-  while (first === undefined) if (!(await watcher.check())) await sleep(CERT_RETRY_MS);
-  return { first, onChange: (listener) => feed.subscribe(listener), stop: () => watcher.stop() };
+interface AdmissionParts {
+  readonly certificate: LoadedCertificate;
+  /** The sidecar form this cluster gets (see decideNative). */
+  readonly native: boolean;
+  readonly logger: Logger;
+  readonly metrics: WebhookMetrics;
 }
 
-/** Self-managed CA: reconciled until it works, then every checkIntervalSeconds (renewal, caBundle repair). */
-async function selfManagedSource(cert: SelfManagedCertConfig, kubeConfig: KubeConfig, logger: Logger): Promise<CertificateSource> {
-  const { kubernetesCertificateStore, reconcileCertificates, wantedNames } = await import('./cert/self-managed.ts');
-  const store = kubernetesCertificateStore(kubeConfig, cert);
-  const reconcile = (): Promise<LoadedCertificate> => reconcileCertificates({ store, names: wantedNames(cert), policy: cert, now: Date.now, logger });
-  let first: LoadedCertificate | undefined;
-  while (first === undefined) {
-    try {
-      first = await reconcile();
-    } catch (error) {
-      logger.error({ err: error }, 'could not obtain self-managed certificates; retrying');
-      await sleep(CERT_RETRY_MS);
-    }
-  }
-  const feed = changeFeed();
-  let lastCert = first.cert;
-  const timer = setInterval(() => {
-    reconcile().then(
-      (certificate) => {
-        if (certificate.cert === lastCert) return;
-        lastCert = certificate.cert;
-        feed.emit(certificate);
-      },
-      (error: unknown) => logger.error({ err: error }, 'certificate reconcile failed; serving the current certificate'),
-    );
-  }, cert.checkIntervalSeconds * 1000);
-  timer.unref();
-  return { first, onChange: (listener) => feed.subscribe(listener), stop: () => clearInterval(timer) };
-}
-
-async function main(): Promise<number> {
-  // Before the configuration: `--version` answers on any machine, whatever the environment holds.
-  if (process.argv.includes('--version')) {
-    process.stdout.write(`mi-anywhere webhook ${pkg.version}\n`);
-    return 0;
-  }
-  let config: Config;
-  try {
-    config = loadProcessConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`mi-anywhere webhook: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
-  logger.info({ config, version: pkg.version }, 'starting');
-  const register = new Registry();
-  const metrics = createWebhookMetrics({ register, version: pkg.version });
-  let kube: KubeConfig | undefined;
-  const kubeConfig = async (): Promise<KubeConfig> => (kube ??= await loadKubeConfig(config));
-
-  let ready = false;
-  const health = createHealthServer(() => ready);
-  const metricsServer = createMetricsServer(register, logger);
-  await startListening(health, config.health);
-  await startListening(metricsServer, config.metrics);
-
-  const native = await decideNative(config, kubeConfig, logger);
-  const nowSeconds = (): number => performance.now() / 1000;
-
-  // First certificate: readiness stays false until the admission listener serves one.
-  const certificates = config.cert.mode === 'files' ? await filesSource(config.cert, logger) : await selfManagedSource(config.cert, await kubeConfig(), logger);
-  const first = certificates.first;
-
-  const admission = createAdmissionServer({
-    certificate: first,
+/** The HTTPS admission server, answering with the pure handler bound to this webhook's sidecar settings. */
+function createAdmission(config: Config, { certificate, native, logger, metrics }: AdmissionParts): AdmissionServer {
+  return createAdmissionServer({
+    certificate,
     minVersion: config.tlsMinVersion,
     handle: (body) =>
       handleReview(body, {
@@ -195,32 +135,69 @@ async function main(): Promise<number> {
       }),
     logger,
     metrics,
-    nowSeconds,
+    nowSeconds: () => performance.now() / 1000,
     requestTimeoutSeconds: config.requestTimeoutSeconds,
   });
-  metrics.certificateExpiry(first.notAfterSeconds);
+}
+
+/** Serves each new certificate on new connections, and keeps the expiry metric on the certificate served. */
+function followCertificate(certificates: CertificateSource, admission: AdmissionServer, { metrics, logger }: Pick<AdmissionParts, 'metrics' | 'logger'>): void {
+  metrics.certificateExpiry(certificates.first.notAfterSeconds);
   certificates.onChange((certificate) => {
     admission.updateCertificate(certificate);
     metrics.certificateExpiry(certificate.notAfterSeconds);
     logger.info({ notAfter: new Date(certificate.notAfterSeconds * 1000).toISOString() }, 'serving certificate reloaded');
   });
-  await startListening(admission.server, config.webhook);
-  ready = true;
-  // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
-  logger.info({ webhook: boundAddress(admission.server), health: boundAddress(health), metrics: boundAddress(metricsServer), nativeSidecar: native }, 'listening');
+}
 
+/** What runs until shutdown. */
+interface RunningWebhook {
+  readonly admission: AdmissionServer;
+  readonly probes: ProbeListeners;
+  readonly certificates: CertificateSource;
+}
+
+/** Everything from the configuration to "listening", in the order readiness depends on. */
+async function start(config: Config, logger: Logger): Promise<RunningWebhook> {
+  const register = new Registry();
+  const metrics = createWebhookMetrics({ register, version: pkg.version });
+  const kubeConfig = lazyKubeConfig(config);
+  const probes = await startProbeListeners(config, register, logger);
+  const native = await decideNative(config, kubeConfig, logger);
+  // Readiness stays false until the admission listener serves the first certificate.
+  const certificates = await openCertificateSource(config.cert, kubeConfig, logger);
+  const admission = createAdmission(config, { certificate: certificates.first, native, logger, metrics });
+  followCertificate(certificates, admission, { metrics, logger });
+  const webhook = await startListening(admission.server, config.webhook);
+  probes.setReady(true);
+  // The bound addresses, not the configured ones: with port 0 (tests) only these say where to connect.
+  logger.info({ webhook: boundAddress(webhook), health: boundAddress(probes.health), metrics: boundAddress(probes.metrics), nativeSidecar: native }, 'listening');
+  return { admission, probes, certificates };
+}
+
+/** Resolves with the exit code once a signal asked to stop and the listeners drained. */
+function stopOnSignal({ admission, probes, certificates }: RunningWebhook, logger: Logger): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const shutdown = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      ready = false;
+      probes.setReady(false);
       certificates.stop();
-      void closeGracefully([admission.server, health, metricsServer], SHUTDOWN_GRACE_MS).then(() => resolve(0));
+      void closeGracefully([admission.server, probes.health.server, probes.metrics.server], SHUTDOWN_GRACE_MS).then(() => resolve(0));
     };
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => shutdown(signal));
   });
+}
+
+async function main(): Promise<number> {
+  if (process.argv.includes('--version')) return printVersion();
+  const config = readConfig();
+  if (config === undefined) return 2;
+  const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
+  logger.info({ config, version: pkg.version }, 'starting');
+  return stopOnSignal(await start(config, logger), logger);
 }
 
 main().then(

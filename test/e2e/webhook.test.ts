@@ -600,7 +600,7 @@ describe('webhook against a real kube-apiserver', () => {
 
   it('reinvocation: a container added by a later webhook gets the env, nothing is added twice', async () => {
     // A second webhook (alphabetically after ours, so it runs later) that appends a container, as service meshes do.
-    const pki = await renewCertificates({ action: 'renew-ca', reason: 'late webhook' }, undefined, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, Date.now());
+    const pki = await renewCertificates({ action: 'renew-ca', reason: 'late webhook' }, { names: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, policy: { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, now: Date.now() });
     let calls = 0;
     const late = createHttpsServer({ cert: pki.cert, key: pki.key }, (req, res) => {
       let body = '';
@@ -723,7 +723,7 @@ describe('webhook against a real kube-apiserver', () => {
       );
 
     before(async () => {
-      const pki = await renewCertificates({ action: 'renew-ca', reason: 'other webhooks' }, undefined, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, Date.now());
+      const pki = await renewCertificates({ action: 'renew-ca', reason: 'other webhooks' }, { names: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, policy: { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, now: Date.now() });
       others = createHttpsServer({ cert: pki.cert, key: pki.key }, (req, res) => {
         let body = '';
         req.setEncoding('utf8').on('data', (c: string) => (body += c));

@@ -118,7 +118,7 @@ describe('fuzz: AdmissionReviews', () => {
     let logs = '';
     before(async () => {
       registerSecret('webhook per-pod identity header (fixture)', FIXTURE_SECRET);
-      pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, Date.now());
+      pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }, policy: { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 }, now: Date.now() });
       registerSecret('webhook serving key (test)', pki.key);
       const testLog = createTestLog('webhook-fuzz');
       const logger = createLogger({

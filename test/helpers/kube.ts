@@ -175,10 +175,11 @@ export async function startKubeApiServer(options: StartOptions = {}): Promise<Ku
   // Serving certificate for 127.0.0.1/localhost from a throw-away CA (the webhook's own CA code, reused).
   const pki = await renewCertificates(
     { action: 'renew-ca', reason: 'test cluster' },
-    undefined,
-    { dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'] },
-    { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 },
-    Date.now(),
+    {
+      names: { dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'] },
+      policy: { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 },
+      now: Date.now(),
+    },
   );
   const saKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const adminToken = randomBytes(24).toString('hex');

@@ -20,7 +20,7 @@ import { PROFILES, type Profile } from '../../sidecar/contract.ts';
 import { createArcKeyStore, type ArcKeyFs } from '../../sidecar/http/arc-keys.ts';
 import { createSidecarApp, type SidecarApp } from '../../sidecar/http/app.ts';
 import { createReadiness, type Readiness } from '../../sidecar/http/readiness.ts';
-import { closeGracefully, listen } from '../../sidecar/http/server.ts';
+import { closeGracefully, listen } from '../../common/http-server.ts';
 import type { LoadedIdentity } from '../../sidecar/identity/identity.ts';
 import { createLogger } from '../../sidecar/log.ts';
 import { ENV_BLOCK_END } from '../../sidecar/startup/env-block.ts';

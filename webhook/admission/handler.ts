@@ -24,7 +24,10 @@ export interface HandlerDeps {
   readonly newSecret: () => string;
 }
 
-/** Result: the answer and the facts for the request log (HS-8) and metrics. No secrets in here but the patch. */
+/**
+ * Result: the answer and the facts for the request log and metrics. No secrets in here but the patch, of which
+ * only each operation's op and path are logged (CONTRIBUTING.md, "Nothing secret in logs").
+ */
 export interface HandleResult {
   readonly review: AdmissionReviewResponse;
   readonly outcome: Outcome;

@@ -1,5 +1,6 @@
 /**
- * AdmissionReview v1 decoding and the answer vocabulary of controller-runtime's admission/response.go:
+ * AdmissionReview v1 decoding and the answer vocabulary of controller-runtime
+ * (https://github.com/kubernetes-sigs/controller-runtime/blob/main/pkg/webhook/admission/response.go):
  * `allowed`, `patched`, `denied`, `errored`. Every answer echoes the request's uid; a body we cannot read still gets
  * a review (with an empty uid when none could be found), never a bare HTTP error.
  *
@@ -25,21 +26,31 @@ export function salvageUid(body: unknown): string {
   return '';
 }
 
+/** The AdmissionReview envelope: a v1 AdmissionReview object carrying a `request` object, which it returns. */
+function reviewRequest(body: unknown): Record<string, unknown> {
+  if (!isObject(body)) throw new BadReviewError('body is not a JSON object');
+  // v1beta1 is refused rather than guessed: its response shape differs and the chart registers only v1.
+  if (body.apiVersion !== API_VERSION) throw new BadReviewError(`apiVersion must be ${API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null)}`);
+  if (body.kind !== 'AdmissionReview') throw new BadReviewError(`kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`);
+  if (!isObject(body.request)) throw new BadReviewError('request is missing');
+  return body.request;
+}
+
+/** The request fields every answer or decision reads: uid, kind, operation, and an object when there is one. */
+function checkRequestFields(request: Record<string, unknown>): void {
+  if (typeof request.uid !== 'string' || request.uid === '') throw new BadReviewError('request.uid is missing');
+  if (!isObject(request.kind) || typeof request.kind.kind !== 'string') throw new BadReviewError('request.kind is missing');
+  if (typeof request.operation !== 'string') throw new BadReviewError('request.operation is missing');
+  if (request.object !== undefined && request.object !== null && !isObject(request.object)) throw new BadReviewError('request.object is not an object');
+}
+
 /**
  * Validates a parsed JSON body as an AdmissionReview v1 request.
  * @throws BadReviewError naming the first problem (wrong apiVersion/kind, missing request/uid/kind/operation)
  */
 export function parseReview(body: unknown): AdmissionRequest {
-  if (!isObject(body)) throw new BadReviewError('body is not a JSON object');
-  // v1beta1 is refused rather than guessed: its response shape differs and the chart registers only v1.
-  if (body.apiVersion !== API_VERSION) throw new BadReviewError(`apiVersion must be ${API_VERSION}, got ${JSON.stringify(body.apiVersion ?? null)}`);
-  if (body.kind !== 'AdmissionReview') throw new BadReviewError(`kind must be AdmissionReview, got ${JSON.stringify(body.kind ?? null)}`);
-  const request = body.request;
-  if (!isObject(request)) throw new BadReviewError('request is missing');
-  if (typeof request.uid !== 'string' || request.uid === '') throw new BadReviewError('request.uid is missing');
-  if (!isObject(request.kind) || typeof request.kind.kind !== 'string') throw new BadReviewError('request.kind is missing');
-  if (typeof request.operation !== 'string') throw new BadReviewError('request.operation is missing');
-  if (request.object !== undefined && request.object !== null && !isObject(request.object)) throw new BadReviewError('request.object is not an object');
+  const request = reviewRequest(body);
+  checkRequestFields(request);
   return request as unknown as AdmissionRequest;
 }
 

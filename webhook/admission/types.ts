@@ -1,8 +1,9 @@
 /**
- * Narrow, read-only JSON types for AdmissionReview v1 (k8s.io/api/admission/v1/types.go) and the parts of a Pod
- * the webhook reads. Admission objects stay raw JSON: they are never run through @kubernetes/client-node's
- * ObjectSerializer, which turns timestamps into Date objects and would make the JSON-patch diff emit spurious
- * operations (HS-11). Only objects we *build* use the client's generated types.
+ * Narrow, read-only JSON types for AdmissionReview v1
+ * (https://github.com/kubernetes/api/blob/master/admission/v1/types.go) and the parts of a Pod the webhook reads.
+ * Admission objects stay raw JSON: they are never run through @kubernetes/client-node's ObjectSerializer, which
+ * turns timestamps into Date objects and would make the JSON-patch diff emit spurious operations (CONTRIBUTING.md,
+ * "Patches from explicit additions"). Only objects we *build* use the client's generated types.
  *
  * Pure: types only.
  */

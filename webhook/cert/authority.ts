@@ -71,6 +71,42 @@ function sanSet(cert: X509Certificate): Set<string> {
   );
 }
 
+/** The stored CA and serving certificate, parsed, each with a key that matches it. */
+interface UsableCertificates {
+  readonly ca: X509Certificate;
+  readonly leaf: X509Certificate;
+}
+
+/** Parses what the Secret holds; a plan instead when it cannot be used as it is. */
+function readStored(stored: StoredCertificates): UsableCertificates | RotationPlan {
+  try {
+    const first = splitPem(stored.caBundle)[0];
+    if (first === undefined) return { action: 'renew-ca', reason: 'stored CA bundle is empty' };
+    const ca = new X509Certificate(first);
+    const leaf = new X509Certificate(stored.cert);
+    if (!ca.checkPrivateKey(createPrivateKey(stored.caKey))) return { action: 'renew-ca', reason: 'stored CA key does not match the CA' };
+    if (!leaf.checkPrivateKey(createPrivateKey(stored.key))) return { action: 'renew-serving', reason: 'stored serving key does not match the certificate' };
+    return { ca, leaf };
+  } catch {
+    return { action: 'renew-ca', reason: 'stored certificates are unreadable' };
+  }
+}
+
+/** Why the serving certificate must be replaced (wrong issuer, about to expire, not valid yet), if it must. */
+function servingValidityProblem({ ca, leaf }: UsableCertificates, renewBeforeDays: number, now: number): string | undefined {
+  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) return 'serving certificate is not signed by the current CA';
+  if (Date.parse(leaf.validTo) - now < renewBeforeDays * DAY_MS) return `serving certificate expires ${leaf.validTo}`;
+  if (Date.parse(leaf.validFrom) > now + BACKDATE_MS) return 'serving certificate is not valid yet';
+  return undefined;
+}
+
+/** The wanted names the serving certificate lacks, as one reason, if it lacks any. */
+function missingNamesProblem(leaf: X509Certificate, names: WantedNames): string | undefined {
+  const sans = sanSet(leaf);
+  const missing = [...names.dnsNames.map((n) => `DNS:${n}`), ...names.ipAddresses.map((ip) => `IP Address:${ip}`)].filter((san) => !sans.has(san));
+  return missing.length > 0 ? `serving certificate lacks ${missing.join(', ')}` : undefined;
+}
+
 /**
  * Decides what to do with stored certificates at time `now` (ms). Pure.
  * - missing / unreadable / key not matching → `renew-ca` (start over)
@@ -79,26 +115,11 @@ function sanSet(cert: X509Certificate): Set<string> {
  */
 export function planRotation(stored: StoredCertificates | undefined, names: WantedNames, policy: RotationPolicy, now: number): RotationPlan {
   if (stored === undefined) return { action: 'renew-ca', reason: 'no certificates stored yet' };
-  let ca: X509Certificate;
-  let leaf: X509Certificate;
-  try {
-    const first = splitPem(stored.caBundle)[0];
-    if (first === undefined) return { action: 'renew-ca', reason: 'stored CA bundle is empty' };
-    ca = new X509Certificate(first);
-    leaf = new X509Certificate(stored.cert);
-    if (!ca.checkPrivateKey(createPrivateKey(stored.caKey))) return { action: 'renew-ca', reason: 'stored CA key does not match the CA' };
-    if (!leaf.checkPrivateKey(createPrivateKey(stored.key))) return { action: 'renew-serving', reason: 'stored serving key does not match the certificate' };
-  } catch {
-    return { action: 'renew-ca', reason: 'stored certificates are unreadable' };
-  }
-  if (Date.parse(ca.validTo) - now < policy.caRenewBeforeDays * DAY_MS) return { action: 'renew-ca', reason: `CA expires ${ca.validTo}` };
-  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) return { action: 'renew-serving', reason: 'serving certificate is not signed by the current CA' };
-  if (Date.parse(leaf.validTo) - now < policy.certRenewBeforeDays * DAY_MS) return { action: 'renew-serving', reason: `serving certificate expires ${leaf.validTo}` };
-  if (Date.parse(leaf.validFrom) > now + BACKDATE_MS) return { action: 'renew-serving', reason: 'serving certificate is not valid yet' };
-  const sans = sanSet(leaf);
-  const missing = [...names.dnsNames.map((n) => `DNS:${n}`), ...names.ipAddresses.map((ip) => `IP Address:${ip}`)].filter((san) => !sans.has(san));
-  if (missing.length > 0) return { action: 'renew-serving', reason: `serving certificate lacks ${missing.join(', ')}` };
-  return { action: 'keep' };
+  const usable = readStored(stored);
+  if ('action' in usable) return usable;
+  if (Date.parse(usable.ca.validTo) - now < policy.caRenewBeforeDays * DAY_MS) return { action: 'renew-ca', reason: `CA expires ${usable.ca.validTo}` };
+  const problem = servingValidityProblem(usable, policy.certRenewBeforeDays, now) ?? missingNamesProblem(usable.leaf, names);
+  return problem === undefined ? { action: 'keep' } : { action: 'renew-serving', reason: problem };
 }
 
 async function exportKeyPem(key: webcrypto.CryptoKey): Promise<string> {
@@ -173,30 +194,47 @@ async function createServing(
   return { cert: cert.toString('pem') + '\n', key: await exportKeyPem(keys.privateKey) };
 }
 
+/** What a renewal starts from and must produce. */
+export interface Renewal {
+  /** What the Secret holds now; undefined when there is nothing yet. */
+  readonly stored?: StoredCertificates | undefined;
+  readonly names: WantedNames;
+  readonly policy: RotationPolicy;
+  /** Milliseconds since the epoch. */
+  readonly now: number;
+}
+
+/** The CAs of a bundle still valid at `now` (unreadable blocks are dropped). */
+function stillValidCas(caBundle: string, now: number): string[] {
+  return splitPem(caBundle).filter((pem) => {
+    try {
+      return Date.parse(new X509Certificate(pem).validTo) > now;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A new CA and a serving certificate it signed; the previous CAs stay in the bundle while they are valid. */
+async function withNewCa({ stored, names, policy, now }: Renewal): Promise<StoredCertificates> {
+  const ca = await createCa(`mi-anywhere webhook CA ${new Date(now).toISOString().slice(0, 10)}`, policy.caValidityDays, now);
+  const serving = await createServing({ cert: ca.cert, privateKey: ca.keys.privateKey }, names, policy.certValidityDays, now);
+  const previous = stored === undefined ? [] : stillValidCas(stored.caBundle, now);
+  return { caBundle: [ca.cert, ...previous].join(''), caKey: ca.key, cert: serving.cert, key: serving.key };
+}
+
+/** A new serving certificate signed by the stored CA (the first of the bundle). */
+async function withNewServing(stored: StoredCertificates, { names, policy, now }: Renewal): Promise<StoredCertificates> {
+  const signing = splitPem(stored.caBundle)[0] ?? '';
+  const serving = await createServing({ cert: signing, privateKey: await importKeyPem(stored.caKey) }, names, policy.certValidityDays, now);
+  return { ...stored, cert: serving.cert, key: serving.key };
+}
+
 /**
  * Carries out a plan that is not `keep`, returning what to store. `renew-ca` keeps the previous CA in the
  * bundle while it is still valid at `now`.
  */
-export async function renewCertificates(
-  plan: Exclude<RotationPlan, { action: 'keep' }>,
-  stored: StoredCertificates | undefined,
-  names: WantedNames,
-  policy: RotationPolicy,
-  now: number,
-): Promise<StoredCertificates> {
-  if (plan.action === 'renew-ca' || stored === undefined) {
-    const ca = await createCa(`mi-anywhere webhook CA ${new Date(now).toISOString().slice(0, 10)}`, policy.caValidityDays, now);
-    const serving = await createServing({ cert: ca.cert, privateKey: ca.keys.privateKey }, names, policy.certValidityDays, now);
-    const previous = stored === undefined ? [] : splitPem(stored.caBundle).filter((pem) => {
-      try {
-        return Date.parse(new X509Certificate(pem).validTo) > now;
-      } catch {
-        return false;
-      }
-    });
-    return { caBundle: [ca.cert, ...previous].join(''), caKey: ca.key, cert: serving.cert, key: serving.key };
-  }
-  const signing = splitPem(stored.caBundle)[0] ?? '';
-  const serving = await createServing({ cert: signing, privateKey: await importKeyPem(stored.caKey) }, names, policy.certValidityDays, now);
-  return { ...stored, cert: serving.cert, key: serving.key };
+export async function renewCertificates(plan: Exclude<RotationPlan, { action: 'keep' }>, renewal: Renewal): Promise<StoredCertificates> {
+  if (plan.action === 'renew-ca' || renewal.stored === undefined) return withNewCa(renewal);
+  return withNewServing(renewal.stored, renewal);
 }

@@ -1,7 +1,8 @@
 /**
  * Serving certificate from mounted files (cert-manager, or any Secret the chart mounts), reloaded when the files
  * change. Kubelet updates a mounted Secret by swapping a symlink, so watching inotify events is unreliable;
- * like cert-manager's file_source.go we poll and compare contents. A pair that does not load (half-written,
+ * like cert-manager (https://github.com/cert-manager/cert-manager/blob/master/pkg/server/tls/file_source.go) we
+ * poll and compare contents. A pair that does not load (half-written,
  * key not matching) is ignored and the previous one stays in use, with a warning.
  */
 import { X509Certificate } from 'node:crypto';

@@ -67,7 +67,7 @@ export async function reconcileCertificates(options: ReconcileOptions): Promise<
     const plan = planRotation(current?.certificates, options.names, options.policy, options.now());
     let certificates = current?.certificates;
     if (plan.action !== 'keep') {
-      certificates = await renewCertificates(plan, current?.certificates, options.names, options.policy, options.now());
+      certificates = await renewCertificates(plan, { stored: current?.certificates, names: options.names, policy: options.policy, now: options.now() });
       const written = current === undefined ? await options.store.create(certificates) : await options.store.replace(certificates, current.resourceVersion);
       if (!written) {
         options.logger.info({ attempt }, 'another replica updated the webhook certificate Secret first; re-reading');

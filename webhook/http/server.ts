@@ -1,11 +1,12 @@
 /**
  * The webhook's listeners: express applications for the HTTPS admission endpoint (body limit, content-type check)
  * and the plain-HTTP health and metrics endpoints on their own ports. Server-level concerns stay on the node:https
- * / node:http servers: TLS and certificate swapping, timeouts (`sidecar/http/server.ts`, shared by both programs).
+ * / node:http servers: TLS and certificate swapping, timeouts (`common/http-server.ts`, shared by both programs).
  *
- * Every request to the admission listener is answered with an AdmissionReview (HS-7): malformed JSON,
- * wrong content type, an oversized body or a missing uid all produce an errored review carrying the reason,
- * never a crash, a dropped connection or a bare 500. The verdict itself comes from the pure handler.
+ * Every request to the admission listener is answered with an AdmissionReview (CONTRIBUTING.md, "Typed errors,
+ * mapped in one place"): malformed JSON, wrong content type, an oversized body or a missing uid all produce an
+ * errored review carrying the reason, never a crash, a dropped connection or a bare 500. The verdict itself comes
+ * from the pure handler.
  */
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -14,7 +15,7 @@ import type { SecureVersion } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { WEBHOOK_PATHS } from '../../sidecar/contract.ts';
-import { timeoutOptions } from '../../sidecar/http/server.ts';
+import { timeoutOptions, type ServerTimeouts } from '../../common/http-server.ts';
 import type { HandleResult } from '../admission/handler.ts';
 import { errored, salvageUid } from '../admission/review.ts';
 import type { AdmissionReviewResponse } from '../admission/types.ts';
@@ -23,9 +24,10 @@ import type { Logger } from '../log.ts';
 import type { WebhookMetrics } from '../metrics.ts';
 
 /**
- * 7 MiB, as controller-runtime's admission/http.go (`maxRequestSize`): etcd's default request limit is 1.5 MiB per
- * object and an AdmissionReview can carry the object twice (object + oldObject) plus overhead; 7 MiB leaves room
- * for large pods without letting a client make us buffer arbitrary amounts.
+ * 7 MiB, as controller-runtime's `maxRequestSize`
+ * (https://github.com/kubernetes-sigs/controller-runtime/blob/main/pkg/webhook/admission/http.go): etcd's default
+ * request limit is 1.5 MiB per object and an AdmissionReview can carry the object twice (object + oldObject) plus
+ * overhead; 7 MiB leaves room for large pods without letting a client make us buffer arbitrary amounts.
  */
 export const MAX_REVIEW_BYTES = 7 * 1024 * 1024;
 
@@ -33,7 +35,7 @@ export const MAX_REVIEW_BYTES = 7 * 1024 * 1024;
 export const ADMISSION_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Health and metrics listeners: kubelet and Prometheus send small requests at once. */
-const PROBE_TIMEOUTS = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 65_000, shutdownGraceMs: 0 };
+const PROBE_TIMEOUTS: ServerTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, keepAliveTimeoutMs: 65_000 };
 
 export interface Certificate {
   /** PEM chain. */
@@ -220,7 +222,7 @@ export function createAdmissionServer(options: AdmissionServerOptions): Admissio
       cert: options.certificate.cert,
       key: options.certificate.key,
       // Go's HTTP client (the API server) keeps idle connections for 90 s; staying open 60 s saves TLS handshakes.
-      ...timeoutOptions({ headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs: 60_000, shutdownGraceMs: 0 }),
+      ...timeoutOptions({ headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs: 60_000 }),
     },
     createAdmissionApp(options, limit),
   );

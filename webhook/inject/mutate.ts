@@ -215,13 +215,44 @@ function containerOps(pod: PodJson, input: BuildInput, addSidecar: boolean, addR
 
 type Kind = 'cpu' | 'memory';
 type ResourceField = 'requests' | 'limits';
+type Quantities = Partial<Record<ResourceField, Partial<Record<Kind, string>>>>;
+
+/** Every pod-level value the sidecar's join may grow, in the order the patch replaces them. */
+const POD_RESOURCE_SLOTS = [
+  ['requests', 'cpu'],
+  ['requests', 'memory'],
+  ['limits', 'cpu'],
+  ['limits', 'memory'],
+] as const;
+
+/** One pod-level value the user set: where it is and what it says. */
+interface PodQuantity {
+  /** Its place in the pod, as in a refusal message (`spec.resources.limits.cpu`). */
+  readonly at: string;
+  readonly kind: Kind;
+  readonly current: string;
+}
 
 /** One pod-level value after the sidecar joins: its own value added, and at least the IMDS redirect's. */
-function grownQuantity(current: string, added: string, floor: string | undefined, at: string, kind: Kind): string {
-  const value = parseQuantity(current);
-  if (value === undefined) refuse(`${at} ${JSON.stringify(current)} is not a quantity`);
+function grownQuantity(quantity: PodQuantity, added: string, floor: string | undefined): string {
+  const value = parseQuantity(quantity.current);
+  if (value === undefined) refuse(`${quantity.at} ${JSON.stringify(quantity.current)} is not a quantity`);
   const sum = value + (parseQuantity(added) ?? 0);
-  return formatQuantity(Math.max(sum, parseQuantity(floor ?? '0') ?? 0), kind);
+  return formatQuantity(Math.max(sum, parseQuantity(floor ?? '0') ?? 0), quantity.kind);
+}
+
+/** What the sidecar adds to the pod's aggregate; without a limit it counts with its request. */
+function sidecarQuantities(input: BuildInput): Record<ResourceField, Record<Kind, string>> {
+  const r = input.settings.resources;
+  return {
+    requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
+    limits: { cpu: r.cpuLimit || r.cpuRequest, memory: r.memoryLimit || r.memoryRequest },
+  };
+}
+
+/** The IMDS redirect init container's resources when the pod gets one: the floor of each pod-level value. */
+function redirectQuantities(input: BuildInput): Quantities {
+  return input.settings.imdsRedirect ? (buildImdsRedirectContainer(input).resources as Quantities) : {};
 }
 
 /**
@@ -233,22 +264,14 @@ function grownQuantity(current: string, added: string, floor: string | undefined
 function podResourceOps(pod: PodJson, input: BuildInput): Operation[] {
   const podResources = pod.spec?.resources;
   if (podResources === undefined) return [];
-  const r = input.settings.resources;
-  const sidecar: Record<ResourceField, Record<Kind, string>> = {
-    requests: { cpu: r.cpuRequest, memory: r.memoryRequest },
-    limits: { cpu: r.cpuLimit || r.cpuRequest, memory: r.memoryLimit || r.memoryRequest },
-  };
-  const redirect = input.settings.imdsRedirect ? (buildImdsRedirectContainer(input).resources as Partial<Record<ResourceField, Record<Kind, string>>>) : {};
-  const ops: Operation[] = [];
-  for (const field of ['requests', 'limits'] as const) {
-    for (const kind of ['cpu', 'memory'] as const) {
-      const current = podResources[field]?.[kind];
-      if (current === undefined) continue;
-      const path = `/spec/resources/${field}/${kind}`;
-      ops.push({ op: 'replace', path, value: grownQuantity(current, sidecar[field][kind], redirect[field]?.[kind], `spec.resources.${field}.${kind}`, kind) });
-    }
-  }
-  return ops;
+  const sidecar = sidecarQuantities(input);
+  const redirect = redirectQuantities(input);
+  return POD_RESOURCE_SLOTS.flatMap(([field, kind]): Operation[] => {
+    const current = podResources[field]?.[kind];
+    if (current === undefined) return [];
+    const value = grownQuantity({ at: `spec.resources.${field}.${kind}`, kind, current }, sidecar[field][kind], redirect[field]?.[kind]);
+    return [{ op: 'replace', path: `/spec/resources/${field}/${kind}`, value }];
+  });
 }
 
 /** `kubectl logs/exec` without `-c` should land in the app, not in the sidecar (regular form: the first container). */
@@ -265,35 +288,50 @@ function secretOf(sidecar: ContainerJson): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/**
- * The additions for one pod that {@link decide} said to inject. Throws {@link PodRefusedError} for a clash.
- * Operations that address existing containers by index come before the insertions that shift them.
- */
-export function injectionPatch(pod: PodJson, plan: MutationPlan): Operation[] {
-  const existing = findOurSidecar(pod);
+/** What the builders need for this pod: a sidecar injected before keeps its form and its secret. */
+function buildInputFor(pod: PodJson, plan: MutationPlan, existing: Located | undefined): BuildInput {
   const fsGroup = pod.spec?.securityContext?.fsGroup;
-  const input: BuildInput = {
+  return {
     config: plan.config,
     settings: plan.settings,
     native: existing === undefined ? plan.native : existing.list === 'initContainers',
     secret: (existing && secretOf(existing.container)) ?? plan.secret,
     fsGroup: typeof fsGroup === 'number' ? fsGroup : undefined,
   };
-  const ours = new Set<ContainerJson>();
-  if (existing !== undefined) {
-    ours.add(existing.container);
-    for (const { container } of allContainers(pod)) if (container.name === IMDS_REDIRECT_CONTAINER_NAME) ours.add(container);
-  } else {
-    refuseNameClashes(pod, input);
-    refuseRunToCompletionWithRegularSidecar(pod, input.native);
-  }
+}
+
+/** On reinvocation, the containers we added before: our sidecar and the IMDS redirect, if there is one. */
+function ourContainers(pod: PodJson, existing: Located | undefined): ReadonlySet<ContainerJson> {
+  if (existing === undefined) return new Set();
+  const redirects = allContainers(pod)
+    .map(({ container }) => container)
+    .filter((container) => container.name === IMDS_REDIRECT_CONTAINER_NAME);
+  return new Set([existing.container, ...redirects]);
+}
+
+/** First injection only: the pod must not already use our names, nor run to completion with a sidecar that never exits. */
+function refuseFirstInjectionClashes(pod: PodJson, input: BuildInput): void {
+  refuseNameClashes(pod, input);
+  refuseRunToCompletionWithRegularSidecar(pod, input.native);
+}
+
+/**
+ * The additions for one pod that {@link decide} said to inject. Throws {@link PodRefusedError} for a clash.
+ * Operations that address existing containers by index come before the insertions that shift them.
+ */
+export function injectionPatch(pod: PodJson, plan: MutationPlan): Operation[] {
+  const existing = findOurSidecar(pod);
+  const firstInjection = existing === undefined;
+  const input = buildInputFor(pod, plan, existing);
+  if (firstInjection) refuseFirstInjectionClashes(pod, input);
+  const ours = ourContainers(pod, existing);
   refuseContainerClashes(pod, input, ours);
-  const hasRedirect = allContainers(pod).some(({ container }) => ours.has(container) && container.name === IMDS_REDIRECT_CONTAINER_NAME);
+  const hasRedirect = [...ours].some((container) => container.name === IMDS_REDIRECT_CONTAINER_NAME);
   return [
     ...wireAppOps(pod, input, ours),
     ...missingVolumeOps(pod, input),
-    ...containerOps(pod, input, existing === undefined, plan.settings.imdsRedirect && !hasRedirect),
-    ...(existing === undefined ? [...podResourceOps(pod, input), ...defaultContainerOps(pod)] : []),
+    ...containerOps(pod, input, firstInjection, plan.settings.imdsRedirect && !hasRedirect),
+    ...(firstInjection ? [...podResourceOps(pod, input), ...defaultContainerOps(pod)] : []),
   ];
 }
 
@@ -301,6 +339,19 @@ export function injectionPatch(pod: PodJson, plan: MutationPlan): Operation[] {
 export function mutatePod(pod: PodJson, plan: MutationPlan): PodJson {
   const patch = injectionPatch(pod, plan);
   return jsonPatch.applyPatch(structuredClone(pod), patch, true, false).newDocument;
+}
+
+/** What kubectl should tell about one app container: variables it keeps as its own, and `envFrom` ours override. */
+function containerWarnings(container: ContainerJson, ourNames: readonly string[]): string[] {
+  const own = (container.env ?? []).map((e) => e.name).filter((name) => ourNames.includes(name));
+  const warnings: string[] = [];
+  if (own.length > 0) {
+    warnings.push(`mi-anywhere: container ${container.name} keeps its own ${own.join(', ')}; the sidecar's values were not set for them (list the container in mi-anywhere.io/skip-containers if it should not use the sidecar)`);
+  }
+  if ((container.envFrom ?? []).length > 0) {
+    warnings.push(`mi-anywhere: container ${container.name} uses envFrom; the injected ${ourNames.join(', ')} take precedence over envFrom values of the same name`);
+  }
+  return warnings;
 }
 
 /**
@@ -315,16 +366,5 @@ export function injectionWarnings(pod: PodJson, plan: MutationPlan): string[] {
   if (all.some((c) => c.name === SIDECAR_CONTAINER_NAME)) return [];
   const names = buildAppEnv({ config: plan.config, settings: plan.settings, secret: plan.secret }).map((e) => e.name);
   const skip = new Set(plan.settings.skipContainers);
-  const warnings: string[] = [];
-  for (const container of all) {
-    if (container.name === IMDS_REDIRECT_CONTAINER_NAME || skip.has(container.name)) continue;
-    const own = (container.env ?? []).map((e) => e.name).filter((name) => names.includes(name));
-    if (own.length > 0) {
-      warnings.push(`mi-anywhere: container ${container.name} keeps its own ${own.join(', ')}; the sidecar's values were not set for them (list the container in mi-anywhere.io/skip-containers if it should not use the sidecar)`);
-    }
-    if ((container.envFrom ?? []).length > 0) {
-      warnings.push(`mi-anywhere: container ${container.name} uses envFrom; the injected ${names.join(', ')} take precedence over envFrom values of the same name`);
-    }
-  }
-  return warnings;
+  return all.filter((container) => container.name !== IMDS_REDIRECT_CONTAINER_NAME && !skip.has(container.name)).flatMap((container) => containerWarnings(container, names));
 }

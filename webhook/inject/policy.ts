@@ -10,7 +10,7 @@
  * Pure: no I/O.
  */
 import { ANNOTATIONS, ANNOTATION_PREFIX, INJECT_KEY, INJECT_VALUE, PROFILES, SIDECAR_CONTAINER_NAME, type Profile } from '../../sidecar/contract.ts';
-import type { NodeSelectorTermJson, PodJson } from '../admission/types.ts';
+import type { NodeSelectorTermJson, PodJson, PodSpecJson } from '../admission/types.ts';
 import { LOG_LEVELS, MAX_SA_TOKEN_EXPIRATION_SECONDS, MIN_SA_TOKEN_EXPIRATION_SECONDS, type LogLevel, type SidecarConfig, type SidecarResources } from '../config.ts';
 import { InvalidAnnotationError, PodRefusedError } from '../errors.ts';
 import { parseQuantity } from './quantity.ts';
@@ -55,20 +55,21 @@ export function isOptedIn(pod: PodJson): boolean {
   return pod.metadata?.labels?.[INJECT_KEY] === INJECT_VALUE || pod.metadata?.annotations?.[INJECT_KEY] === INJECT_VALUE;
 }
 
+/** The opt-in key set to something other than "true" or "false" (a misspelt "true", most likely). */
+function unrecognisedOptInWarnings(values: readonly string[]): string[] {
+  return values.filter((value) => value !== INJECT_VALUE && value !== 'false').map((value) => `mi-anywhere: ${INJECT_KEY}=${JSON.stringify(value)} is not "true"; the pod was not injected`);
+}
+
+/** Our annotations on a pod that carries no opt-in key at all. */
+function missingOptInWarnings(pod: PodJson): string[] {
+  const ours = Object.keys(pod.metadata?.annotations ?? {}).filter((k) => k.startsWith(ANNOTATION_PREFIX) && k !== INJECT_KEY);
+  return ours.length > 0 ? [`mi-anywhere: the pod has ${ours.join(', ')} but not ${INJECT_KEY}: "true"; the pod was not injected`] : [];
+}
+
 /** Warnings for pods that look like they wanted injection but did not opt in (shown by kubectl, never blocking). */
 function notOptedInWarnings(pod: PodJson): string[] {
-  const warnings: string[] = [];
   const values = [pod.metadata?.labels?.[INJECT_KEY], pod.metadata?.annotations?.[INJECT_KEY]].filter((v) => v !== undefined);
-  for (const value of values) {
-    if (value !== INJECT_VALUE && value !== 'false') {
-      warnings.push(`mi-anywhere: ${INJECT_KEY}=${JSON.stringify(value)} is not "true"; the pod was not injected`);
-    }
-  }
-  const ours = Object.keys(pod.metadata?.annotations ?? {}).filter((k) => k.startsWith(ANNOTATION_PREFIX) && k !== INJECT_KEY);
-  if (ours.length > 0 && values.length === 0) {
-    warnings.push(`mi-anywhere: the pod has ${ours.join(', ')} but not ${INJECT_KEY}: "true"; the pod was not injected`);
-  }
-  return warnings;
+  return [...unrecognisedOptInWarnings(values), ...(values.length === 0 ? missingOptInWarnings(pod) : [])];
 }
 
 function list(value: string): string[] {
@@ -99,26 +100,38 @@ function parseIdentities(annotations: Readonly<Record<string, string>>): string[
   return names;
 }
 
-function parseFederated(annotations: Readonly<Record<string, string>>, kind: CredentialKind, config: SidecarConfig): FederatedSettings | undefined {
+/** The federated-credential annotations on a pod of another credential kind would be ignored: refused instead. */
+function refuseFederatedAnnotations(annotations: Readonly<Record<string, string>>): void {
+  for (const key of [ANNOTATIONS.federatedAudience, ANNOTATIONS.federatedExpirationSeconds]) {
+    if (annotations[key] !== undefined) throw new InvalidAnnotationError(key, `only applies when ${ANNOTATIONS.credentialKind} is "federated"`);
+  }
+}
+
+function parseFederatedAudience(annotations: Readonly<Record<string, string>>, fallback: string): string {
   const audience = annotations[ANNOTATIONS.federatedAudience];
+  if (audience === undefined) return fallback;
+  if (audience.trim() === '') throw new InvalidAnnotationError(ANNOTATIONS.federatedAudience, 'must not be empty');
+  return audience.trim();
+}
+
+function parseFederatedExpiration(annotations: Readonly<Record<string, string>>, fallback: number): number {
   const expiration = annotations[ANNOTATIONS.federatedExpirationSeconds];
+  if (expiration === undefined) return fallback;
+  const value = expiration.trim();
+  // Kubernetes validation: at least 10 minutes, at most 2^32 seconds.
+  if (!/^\d+$/.test(value) || Number(value) < MIN_SA_TOKEN_EXPIRATION_SECONDS || Number(value) > MAX_SA_TOKEN_EXPIRATION_SECONDS) {
+    throw new InvalidAnnotationError(ANNOTATIONS.federatedExpirationSeconds, `${JSON.stringify(expiration)} must be whole seconds from ${MIN_SA_TOKEN_EXPIRATION_SECONDS} to ${MAX_SA_TOKEN_EXPIRATION_SECONDS} (Kubernetes' limits for projected service-account tokens)`);
+  }
+  return Number(value);
+}
+
+function parseFederated(annotations: Readonly<Record<string, string>>, kind: CredentialKind, config: SidecarConfig): FederatedSettings | undefined {
   if (kind !== 'federated') {
-    for (const [key, value] of [[ANNOTATIONS.federatedAudience, audience], [ANNOTATIONS.federatedExpirationSeconds, expiration]] as const) {
-      if (value !== undefined) throw new InvalidAnnotationError(key, `only applies when ${ANNOTATIONS.credentialKind} is "federated"`);
-    }
+    refuseFederatedAnnotations(annotations);
     return undefined;
   }
-  if (audience !== undefined && audience.trim() === '') throw new InvalidAnnotationError(ANNOTATIONS.federatedAudience, 'must not be empty');
-  let expirationSeconds = config.defaultFederatedExpirationSeconds;
-  if (expiration !== undefined) {
-    const value = expiration.trim();
-    // Kubernetes validation: at least 10 minutes, at most 2^32 seconds.
-    if (!/^\d+$/.test(value) || Number(value) < MIN_SA_TOKEN_EXPIRATION_SECONDS || Number(value) > MAX_SA_TOKEN_EXPIRATION_SECONDS) {
-      throw new InvalidAnnotationError(ANNOTATIONS.federatedExpirationSeconds, `${JSON.stringify(expiration)} must be whole seconds from ${MIN_SA_TOKEN_EXPIRATION_SECONDS} to ${MAX_SA_TOKEN_EXPIRATION_SECONDS} (Kubernetes' limits for projected service-account tokens)`);
-    }
-    expirationSeconds = Number(value);
-  }
-  return { audience: audience?.trim() ?? config.defaultFederatedAudience, expirationSeconds };
+  const audience = parseFederatedAudience(annotations, config.defaultFederatedAudience);
+  return { audience, expirationSeconds: parseFederatedExpiration(annotations, config.defaultFederatedExpirationSeconds) };
 }
 
 function parseResources(annotations: Readonly<Record<string, string>>, defaults: SidecarResources): SidecarResources {
@@ -185,19 +198,28 @@ function termExcludesLinux(term: NodeSelectorTermJson): boolean {
   );
 }
 
+/** Does the pod's required node affinity rule out Linux nodes in every term (terms are alternatives)? */
+function requiredAffinityExcludesLinux(spec: PodSpecJson | undefined): boolean {
+  const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  return terms.length > 0 && terms.every(termExcludesLinux);
+}
+
+/** Why the pod can run only on nodes other than Linux ones, if it can. */
+function nonLinuxPlacement(spec: PodSpecJson | undefined): string | undefined {
+  if (spec?.os?.name === 'windows') return 'spec.os.name is windows';
+  const selected = spec?.nodeSelector?.[OS_LABEL];
+  if (selected !== undefined && selected !== 'linux') return `its nodeSelector ${OS_LABEL}=${selected} rules out Linux nodes`;
+  if (requiredAffinityExcludesLinux(spec)) return `its required node affinity on ${OS_LABEL} rules out Linux nodes`;
+  return undefined;
+}
+
 /**
  * Windows pods: the sidecar image is Linux-only, so the pod would never start. Recognised by `spec.os.name`, by a
  * `kubernetes.io/os` nodeSelector other than linux, and by a required node affinity whose every term rules out Linux
  * nodes (terms are alternatives, so one Linux-capable term keeps the pod injectable).
  */
 function refuseWindowsPods(pod: PodJson): void {
-  const spec = pod.spec;
-  const terms = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
-  const selected = spec?.nodeSelector?.[OS_LABEL];
-  let where: string | undefined;
-  if (spec?.os?.name === 'windows') where = 'spec.os.name is windows';
-  else if (selected !== undefined && selected !== 'linux') where = `its nodeSelector ${OS_LABEL}=${selected} rules out Linux nodes`;
-  else if (terms.length > 0 && terms.every(termExcludesLinux)) where = `its required node affinity on ${OS_LABEL} rules out Linux nodes`;
+  const where = nonLinuxPlacement(pod.spec);
   if (where !== undefined) throw new PodRefusedError(`mi-anywhere cannot inject into this pod: ${where}, and the sidecar is a Linux container; do not opt Windows pods in`);
 }
 
@@ -219,37 +241,45 @@ function refuseContradictoryOptIn(pod: PodJson): void {
 export const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 
 /**
- * Decides for one pod. Non-opted-in pods: `{inject: false}` (never an error). Opted-in pods: validated settings,
- * or a thrown {@link InvalidAnnotationError} / {@link PodRefusedError} that becomes a denied review.
+ * Kubelet runs a static pod from its manifest file; the API object is only a mirror, so a sidecar added here would
+ * never run. Admitted unchanged (refusing would only hide the pod from the API), with a warning.
  */
-export function decide(pod: PodJson, config: SidecarConfig): Decision {
-  if (!isOptedIn(pod)) return { inject: false, reason: 'not opted in', warnings: notOptedInWarnings(pod) };
-  const annotations = pod.metadata?.annotations ?? {};
-  refuseContradictoryOptIn(pod);
-  if (annotations[MIRROR_POD_ANNOTATION] !== undefined) {
-    // Kubelet runs a static pod from its manifest file; the API object is only a mirror, so a sidecar added here
-    // would never run. Admitted unchanged (refusing would only hide the pod from the API), with a warning.
-    const warning = `mi-anywhere: ${pod.metadata?.name ?? 'this pod'} is a static (mirror) pod, which kubelet runs from its manifest file; add the sidecar to the manifest instead`;
-    return { inject: false, reason: 'static (mirror) pod', warnings: [warning] };
-  }
+function mirrorPodDecision(pod: PodJson): Decision {
+  const warning = `mi-anywhere: ${pod.metadata?.name ?? 'this pod'} is a static (mirror) pod, which kubelet runs from its manifest file; add the sidecar to the manifest instead`;
+  return { inject: false, reason: 'static (mirror) pod', warnings: [warning] };
+}
+
+/** A misspelt key (".../identity") would otherwise be ignored and the pod injected with defaults. */
+function refuseUnknownAnnotations(annotations: Readonly<Record<string, string>>): void {
   for (const key of Object.keys(annotations)) {
-    // A misspelt key (".../identity") would otherwise be ignored and the pod injected with defaults.
     if (key.startsWith(ANNOTATION_PREFIX) && !KNOWN_ANNOTATIONS.has(key)) {
       throw new InvalidAnnotationError(key, `unknown annotation; known: ${[...KNOWN_ANNOTATIONS].join(', ')}`);
     }
   }
+}
+
+/** The token endpoint listens on 127.0.0.1, which a hostNetwork pod shares with the whole node. */
+function refuseHostNetworkPods(pod: PodJson): void {
   if (pod.spec?.hostNetwork === true) {
     throw new PodRefusedError(
       'mi-anywhere cannot inject into a hostNetwork pod: its token endpoint listens on 127.0.0.1, which in the node\'s network namespace is shared with every process and pod on the node, so any of them could obtain this pod\'s tokens',
     );
   }
-  refuseWindowsPods(pod);
-  const credentialKind = oneOf(annotations, ANNOTATIONS.credentialKind, CREDENTIAL_KINDS, 'secret');
+}
+
+function parseImdsRedirect(annotations: Readonly<Record<string, string>>, config: SidecarConfig): boolean {
   const imdsRedirect = parseBoolean(annotations, ANNOTATIONS.imdsRedirect);
   if (imdsRedirect && config.imdsRedirectImage === undefined) {
     throw new InvalidAnnotationError(ANNOTATIONS.imdsRedirect, 'the IMDS redirect is disabled on this cluster (the webhook has no MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE); point the app at the injected environment variables instead');
   }
-  const settings: InjectionSettings = {
+  return imdsRedirect;
+}
+
+/** Every setting of an opted-in pod: its annotation, validated, else the webhook's default. */
+function parseSettings(annotations: Readonly<Record<string, string>>, pod: PodJson, config: SidecarConfig): InjectionSettings {
+  const credentialKind = oneOf(annotations, ANNOTATIONS.credentialKind, CREDENTIAL_KINDS, 'secret');
+  const imdsRedirect = parseImdsRedirect(annotations, config);
+  return {
     identities: parseIdentities(annotations),
     credentialKind,
     federated: parseFederated(annotations, credentialKind, config),
@@ -259,5 +289,19 @@ export function decide(pod: PodJson, config: SidecarConfig): Decision {
     logLevel: oneOf(annotations, ANNOTATIONS.logLevel, LOG_LEVELS, config.defaultLogLevel),
     imdsRedirect,
   };
-  return { inject: true, settings, warnings: [] };
+}
+
+/**
+ * Decides for one pod. Non-opted-in pods: `{inject: false}` (never an error). Opted-in pods: validated settings,
+ * or a thrown {@link InvalidAnnotationError} / {@link PodRefusedError} that becomes a denied review.
+ */
+export function decide(pod: PodJson, config: SidecarConfig): Decision {
+  if (!isOptedIn(pod)) return { inject: false, reason: 'not opted in', warnings: notOptedInWarnings(pod) };
+  refuseContradictoryOptIn(pod);
+  const annotations = pod.metadata?.annotations ?? {};
+  if (annotations[MIRROR_POD_ANNOTATION] !== undefined) return mirrorPodDecision(pod);
+  refuseUnknownAnnotations(annotations);
+  refuseHostNetworkPods(pod);
+  refuseWindowsPods(pod);
+  return { inject: true, settings: parseSettings(annotations, pod, config), warnings: [] };
 }

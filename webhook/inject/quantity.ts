@@ -25,7 +25,10 @@ const SUFFIX_FACTORS: Readonly<Record<string, number>> = {
   Ei: 2 ** 60,
 };
 
-/** Grammar from k8s.io/apimachinery/pkg/api/resource/quantity.go: signed decimal, then a suffix or an exponent. */
+/**
+ * Grammar of https://github.com/kubernetes/apimachinery/blob/master/pkg/api/resource/quantity.go: signed decimal,
+ * then a suffix or an exponent.
+ */
 const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$/;
 
 /** The quantity's value in base units (cores, bytes), or undefined when the string is not a quantity. */

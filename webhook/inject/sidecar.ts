@@ -69,7 +69,7 @@ const CLIENT_ID_PLACEHOLDER = '\u0000client-id';
 
 /**
  * Environment variables for app containers, in profileEnv's stable order. `DEFAULT_IDENTITY_CLIENT_ID`
- * (MSAL.NET requires it for the Azure ML dialect, protocols.md) comes from the default identity Secret's
+ * (MSAL.NET requires it for the Azure ML dialect, docs/protocols.md §2.7) comes from the default identity Secret's
  * `clientId` key through a secretKeyRef: the webhook has no read access to Secrets, and the client id is not
  * secret. `optional: true` keeps a Secret without that key from blocking the container start.
  */
@@ -239,7 +239,7 @@ export const POST_START_WAIT_SECONDS = 120;
  * The regular form's postStart hook: wait until the sidecar's `/readyz` answers 200, then return (kubelet starts
  * the next container only after that). The sidecar's own `--probe` checks once and exits, which as a hook would
  * fail the container on its first second; so the hook is a small poll loop run by the image's own `node`
- * (config.command[0]: the image's ENTRYPOINT, HS-17) — no shell needed in the image.
+ * (config.command[0]: the image's ENTRYPOINT; CONTRIBUTING.md, "The image") — no shell needed in the image.
  */
 export function waitUntilReadyCommand(config: SidecarConfig): string[] {
   const script =

@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import { DEFAULT_TIMEOUTS } from '../../../sidecar/config.ts';
 import { PATHS, SIDECAR_ENV } from '../../../sidecar/contract.ts';
 import { PROXY_HEADERS, createHostPolicy, hostName } from '../../../sidecar/http/guards.ts';
-import { connectionsCheckingInterval } from '../../../sidecar/http/server.ts';
+import { connectionsCheckingInterval } from '../../../common/http-server.ts';
 import type { Dialect } from '../../../sidecar/protocol/dialect.ts';
 import { sendRaw, startInProcessSidecar, startSidecar, type InProcessSidecar, type RawAnswer } from '../../helpers/sidecar.ts';
 import { portOf, rawRequest } from '../../security/raw-http.ts';

@@ -80,8 +80,8 @@ describe('webhook program (files mode)', () => {
   let b: StoredCertificates;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mi-anywhere-webhook-main-'));
-    a = await renewCertificates({ action: 'renew-ca', reason: 'a' }, undefined, NAMES, POLICY, Date.now());
-    b = await renewCertificates({ action: 'renew-serving', reason: 'b' }, a, NAMES, { ...POLICY, certValidityDays: 1 }, Date.now());
+    a = await renewCertificates({ action: 'renew-ca', reason: 'a' }, { names: NAMES, policy: POLICY, now: Date.now() });
+    b = await renewCertificates({ action: 'renew-serving', reason: 'b' }, { stored: a, names: NAMES, policy: { ...POLICY, certValidityDays: 1 }, now: Date.now() });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import { handleReview } from '../../../webhook/admission/handler.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
 import { ADMISSION_HEADERS_TIMEOUT_MS, createAdmissionServer, createHealthServer, createMetricsServer, MAX_REVIEW_BYTES, type AdmissionServer } from '../../../webhook/http/server.ts';
-import { connectionsCheckingInterval } from '../../../sidecar/http/server.ts';
+import { connectionsCheckingInterval } from '../../../common/http-server.ts';
 import { createLogger } from '../../../webhook/log.ts';
 import { createWebhookMetrics } from '../../../webhook/metrics.ts';
 import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../unit/webhook/fixtures.ts';
@@ -89,8 +89,8 @@ describe('admission HTTPS server', () => {
     });
 
   before(async () => {
-    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
-    second = await renewCertificates({ action: 'renew-serving', reason: 'test' }, pki, NAMES, POLICY, Date.now());
+    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
+    second = await renewCertificates({ action: 'renew-serving', reason: 'test' }, { stored: pki, names: NAMES, policy: POLICY, now: Date.now() });
     const logger = createLogger({ level: 'debug', destination: new Writable({ write(chunk, _e, cb) { logs += String(chunk); cb(); } }) });
     const common = {
       handle: (body: unknown) => handleReview(body, fixtureDeps('label-minimal')),
@@ -184,7 +184,7 @@ describe('admission HTTPS server', () => {
 
 describe('a handler bug', () => {
   it('becomes an errored review with the uid, not a crash or a bare 500', async () => {
-    const pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    const pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
     let logs = '';
     const server = createAdmissionServer({
       certificate: { cert: pki.cert, key: pki.key },
@@ -248,7 +248,7 @@ describe('the admission listener against slow or hostile clients', () => {
   let admission: AdmissionServer;
   let port: number;
   before(async () => {
-    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, NAMES, POLICY, Date.now());
+    pki = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names: NAMES, policy: POLICY, now: Date.now() });
     admission = createAdmissionServer({
       certificate: { cert: pki.cert, key: pki.key },
       minVersion: 'TLSv1.3',

@@ -34,7 +34,7 @@ const silent = createLogger({ level: 'silent', destination: new Writable({ write
 describe('certificate rotation plan', () => {
   let initial: StoredCertificates;
   before(async () => {
-    initial = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, names, config, T0);
+    initial = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names, policy: config, now: T0 });
   });
 
   it('a fresh set chains, names every Service form and the IP, and is kept', () => {
@@ -61,23 +61,23 @@ describe('certificate rotation plan', () => {
   it('nothing stored, garbage, or a key that does not match: start over', async () => {
     assert.equal(planRotation(undefined, names, config, T0).action, 'renew-ca');
     assert.equal(planRotation({ ...initial, cert: 'garbage' }, names, config, T0).action, 'renew-ca');
-    const other = await renewCertificates({ action: 'renew-ca', reason: 'test' }, undefined, names, config, T0);
+    const other = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { names, policy: config, now: T0 });
     assert.equal(planRotation({ ...initial, caKey: other.caKey }, names, config, T0).action, 'renew-ca');
     assert.equal(planRotation({ ...initial, key: other.key }, names, config, T0).action, 'renew-serving');
     assert.equal(planRotation({ ...initial, cert: other.cert, key: other.key }, names, config, T0).action, 'renew-serving', 'signed by another CA');
   });
 
   it('renewing the serving certificate keeps the CA; renewing the CA keeps the old one trusted', async () => {
-    const serving = await renewCertificates({ action: 'renew-serving', reason: 'test' }, initial, names, config, T0 + 340 * DAY);
+    const serving = await renewCertificates({ action: 'renew-serving', reason: 'test' }, { stored: initial, names, policy: config, now: T0 + 340 * DAY });
     assert.equal(serving.caBundle, initial.caBundle);
     assert.notEqual(serving.cert, initial.cert);
     assert.equal(planRotation(serving, names, config, T0 + 340 * DAY).action, 'keep');
-    const rotated = await renewCertificates({ action: 'renew-ca', reason: 'test' }, initial, names, config, T0 + 3290 * DAY);
+    const rotated = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { stored: initial, names, policy: config, now: T0 + 3290 * DAY });
     const bundle = splitPem(rotated.caBundle);
     assert.equal(bundle.length, 2);
     assert.equal(bundle[1], splitPem(initial.caBundle)[0], 'old CA still in the bundle');
     assert.equal(planRotation(rotated, names, config, T0 + 3290 * DAY).action, 'keep');
-    const expired = await renewCertificates({ action: 'renew-ca', reason: 'test' }, rotated, names, config, T0 + 30 * 365 * DAY);
+    const expired = await renewCertificates({ action: 'renew-ca', reason: 'test' }, { stored: rotated, names, policy: config, now: T0 + 30 * 365 * DAY });
     assert.equal(splitPem(expired.caBundle).length, 1, 'expired CAs are dropped from the bundle');
   });
 });
@@ -142,7 +142,7 @@ describe('reconcileCertificates', () => {
 
   it('a replica that loses the creation race adopts the winner\'s certificates', async () => {
     const store = memoryStore();
-    const winner = await renewCertificates({ action: 'renew-ca', reason: 'other replica' }, undefined, names, config, T0);
+    const winner = await renewCertificates({ action: 'renew-ca', reason: 'other replica' }, { names, policy: config, now: T0 });
     store.loseNextWrite = winner;
     const loaded: LoadedCertificate = await reconcileCertificates({ store, names, policy: config, now: () => T0, logger: silent });
     assert.equal(loaded.cert, winner.cert);
@@ -158,8 +158,8 @@ describe('certificate files', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('loads, ignores an unusable pair, reloads on change', async () => {
-    const a = await renewCertificates({ action: 'renew-ca', reason: 'a' }, undefined, names, config, Date.now());
-    const b = await renewCertificates({ action: 'renew-ca', reason: 'b' }, undefined, names, config, Date.now());
+    const a = await renewCertificates({ action: 'renew-ca', reason: 'a' }, { names, policy: config, now: Date.now() });
+    const b = await renewCertificates({ action: 'renew-ca', reason: 'b' }, { names, policy: config, now: Date.now() });
     const certFile = join(dir, 'tls.crt');
     const keyFile = join(dir, 'tls.key');
     const seen: LoadedCertificate[] = [];
