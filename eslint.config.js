@@ -1,6 +1,7 @@
 /**
- * ESLint flat config (house style HS-1, HS-2, HS-5, HS-6). Type-checked typescript-eslint rules over every
- * TypeScript tree we own, plus the module boundaries the house style makes "must" rules:
+ * ESLint flat config: the rules CONTRIBUTING.md lists under "Rules the linter enforces" — "Module boundaries",
+ * "Pure core", "One configuration module per program", "Type-checked rules" and "Budgets". Type-checked
+ * typescript-eslint rules over every TypeScript tree we own, plus the module boundaries as "must" rules:
  *
  * - configuration: only `config.ts` of each program touches `process.env` (`loadProcessConfig()`, called once by
  *   `main.ts`; `loadConfig(env, …)` is the one place variables are parsed);
@@ -8,7 +9,7 @@
  * - programs: `sidecar/**` imports nothing from `webhook/`; `webhook/**` imports only `sidecar/contract.ts`;
  *   `common/**` (the plumbing both programs share: settings reader, logger factory) imports from neither, is pure
  *   and reads no environment, so sharing it couples the programs to nothing but itself;
- * - pure core (HS-5): the modules whose header says "Pure" import no network / filesystem / express module and
+ * - pure core: the modules whose header says "Pure" import no network / filesystem / express module and
  *   use no `process`, `fetch`, clock or timer — callers pass `now`, `fetch` and schedulers in.
  *
  * ESLint replaces (does not merge) a rule's options when a later block sets the same rule for a file, so the

@@ -22,7 +22,7 @@ import { after, before, describe, test } from 'node:test';
 import { ARC_TOKENS_DIR } from '../../sidecar/contract.ts';
 import { startTestAuthority, type TestAuthority } from '../authority/authority.ts';
 import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
-import { registerSecret } from '../security/collected-logs.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
 import { EXPECTATIONS, FINDINGS } from './expectations.ts';
 import {
   CLIENTS,

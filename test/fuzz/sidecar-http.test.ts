@@ -14,9 +14,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { PATHS } from '../../sidecar/contract.ts';
 import { startInProcessSidecar, type InProcessSidecar } from '../helpers/sidecar.ts';
-import { portOf, rawRequest, type RawResponse } from '../security/raw-http.ts';
-import { isAnyErrorShape, isTokenBody } from '../security/shapes.ts';
-import { fuzzParameters, seedNote } from './pod-arbitraries.ts';
+import { portOf, rawRequest, type RawResponse } from '../helpers/raw-http.ts';
+import { isAnyErrorShape, isTokenBody } from '../helpers/shapes.ts';
+import { fuzzParameters, seedNote } from '../helpers/pod-arbitraries.ts';
 
 /** Percent-encodes what cannot appear raw in a request line (controls, space, non-ASCII) and nothing else. */
 function lineSafe(text: string): string {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../webhook/config.ts';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
-import { BUILD_INPUTS, buildInCopy, ENTRY_FILES } from './build-context.ts';
+import { BUILD_INPUTS, buildInCopy, ENTRY_FILES } from '../helpers/build-context.ts';
 import { argDefaults, execForm, isInContext, parseDockerfile, type Stage } from './dockerfile.ts';
 
 const dockerfile = parseDockerfile(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { RegisteredApp } from '../authority/authority.ts';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { startSidecar } from '../helpers/sidecar.ts';
-import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from './upstream.ts';
+import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from '../helpers/upstream.ts';
 
 function tokenUrl(base: string, resource: string): string {
   return `${base}${PATHS.imds}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}`;

@@ -10,7 +10,7 @@ import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { createTokenBucket } from '../../sidecar/http/rate-limit.ts';
 import type { Dialect } from '../../sidecar/metrics.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
-import { isDialectError } from '../security/shapes.ts';
+import { isDialectError } from '../helpers/shapes.ts';
 
 describe('token bucket', () => {
   const cases: ReadonlyArray<{ name: string; rate: number; burst?: number; steps: ReadonlyArray<[atMs: number, want: true | number]> }> = [

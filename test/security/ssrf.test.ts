@@ -13,8 +13,8 @@ import { PATHS } from '../../sidecar/contract.ts';
 import { DEFAULT_LIMITS } from '../../sidecar/config.ts';
 import { startInProcessSidecar, startSidecar, type RunningSidecar } from '../helpers/sidecar.ts';
 import type { Dialect } from '../../sidecar/metrics.ts';
-import { portOf, rawRequest, startVictim, type RawResponse, type Victim } from './raw-http.ts';
-import { isDialectError } from './shapes.ts';
+import { portOf, rawRequest, startVictim, type RawResponse, type Victim } from '../helpers/raw-http.ts';
+import { isDialectError } from '../helpers/shapes.ts';
 
 const IMDS_QUERY = 'api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net';
 const IMDS = `${PATHS.imds}?${IMDS_QUERY}`;

@@ -18,8 +18,8 @@ import jsonPatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, INJECT_KEY, SIDECAR_CONTAINER_NAME } from '../../sidecar/contract.ts';
 import { handleReview } from '../../webhook/admission/handler.ts';
 import { loadConfig } from '../../webhook/config.ts';
-import { fixtureDeps } from '../unit/webhook/fixtures.ts';
-import { fuzzParameters, podArb, reviewOf, seedNote, uidArb } from '../fuzz/pod-arbitraries.ts';
+import { fixtureDeps } from '../helpers/admission-fixtures.ts';
+import { fuzzParameters, podArb, reviewOf, seedNote, uidArb } from '../helpers/pod-arbitraries.ts';
 
 type Json = Record<string, any>;
 

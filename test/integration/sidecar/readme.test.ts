@@ -89,7 +89,7 @@ interface ClientResult {
 
 /** Runs mi-client.ts with exactly the given environment. */
 function runClient(env: Readonly<Record<string, string>>, args: readonly string[]): ClientResult {
-  const r = spawnSync(node24(), [join(import.meta.dirname, 'mi-client.ts'), ...args], { env: { ...env }, encoding: 'utf8', timeout: 60_000, cwd: REPO_ROOT });
+  const r = spawnSync(node24(), [join(import.meta.dirname, '..', '..', 'helpers', 'mi-client.ts'), ...args], { env: { ...env }, encoding: 'utf8', timeout: 60_000, cwd: REPO_ROOT });
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
   assert.ok(line.startsWith('{'), `client printed no result (status ${r.status}):\n${r.stdout}\n${r.stderr}`);
   return JSON.parse(line) as ClientResult;

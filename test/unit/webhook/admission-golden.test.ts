@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { handleReview } from '../../../webhook/admission/handler.ts';
-import { applyPatch, decodePatch, fixtureDeps, listFixtures, type Expected } from './fixtures.ts';
+import { applyPatch, decodePatch, fixtureDeps, listFixtures, type Expected } from '../../helpers/admission-fixtures.ts';
 
 const update = process.env.UPDATE_GOLDEN === '1';
 const { fixtures, orphans } = listFixtures();

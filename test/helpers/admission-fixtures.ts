@@ -9,10 +9,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonPatch, { type Operation } from 'fast-json-patch';
-import type { HandlerDeps } from '../../../webhook/admission/handler.ts';
-import { loadConfig } from '../../../webhook/config.ts';
+import type { HandlerDeps } from '../../webhook/admission/handler.ts';
+import { loadConfig } from '../../webhook/config.ts';
 
-export const FIXTURE_DIR = join(import.meta.dirname, '..', '..', 'fixtures', 'admission');
+export const FIXTURE_DIR = join(import.meta.dirname, '..', 'fixtures', 'admission');
 
 /** The webhook configuration every fixture is answered with. */
 export const FIXTURE_ENV = {
