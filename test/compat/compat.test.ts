@@ -1,5 +1,5 @@
 /**
- * The compatibility matrix (issue 4): the real, current Azure client libraries of JavaScript, Python (azure-identity,
+ * The compatibility matrix: the real, current Azure client libraries of JavaScript, Python (azure-identity,
  * msal, Azure CLI), Go and Java, each in its own process with only the environment the webhook injects for one
  * profile, against a running sidecar — with the built-in dev issuer for every profile, and in entra mode against
  * the local test Entra authority (client-secret identities) for the combined `default` profile.

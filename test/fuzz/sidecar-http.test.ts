@@ -1,5 +1,5 @@
 /**
- * Fuzzing the sidecar's HTTP surface (issue 8) with fast-check, over raw sockets against the real listener code
+ * Fuzzing the sidecar's HTTP surface (docs/security.md §4.2) with fast-check, over raw sockets against the real listener code
  * (in-process sidecar on port 0; the attacker suite in test/security covers the spawned program too):
  * - well-framed requests with random methods, path variants and junk paths, query strings (known and random
  *   names, encoded, raw and broken percent-escapes, duplicates), headers (right and wrong secrets, Metadata

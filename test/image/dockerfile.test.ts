@@ -1,5 +1,5 @@
 /**
- * The Dockerfile's rules, checked without a container engine (HS-17): digest-pinned Node 24 base, multi-stage
+ * The Dockerfile's rules, checked without a container engine (CONTRIBUTING.md, "The image"): digest-pinned Node 24 base, multi-stage
  * (build with dev dependencies, runtime with production dependencies only), numeric non-root user, exec-form
  * ENTRYPOINT ["node"] with the sidecar as default CMD, OCI labels, a tight .dockerignore; and the build stage's
  * `npm run build` really produces both entry files the chart and the webhook start.

@@ -1,8 +1,8 @@
 /**
- * Graceful shutdown (issue 8, HS-10): on SIGTERM the real sidecar stops accepting connections, lets requests in
- * flight finish — a token request waiting on a slow Entra still gets its token — closes idle keep-alive
- * connections at once (so it does not wait out their timeout), deletes pending Arc key files, and exits 0. SIGINT and
- * SIGHUP do the same.
+ * Graceful shutdown (CONTRIBUTING.md, "HTTP server hygiene"; docs/security.md §7): on SIGTERM the real sidecar
+ * stops accepting connections, lets requests in flight finish — a token request waiting on a slow Entra still gets
+ * its token — closes idle keep-alive connections at once (so it does not wait out their timeout), deletes pending
+ * Arc key files, and exits 0. SIGINT and SIGHUP do the same.
  *
  * "In flight" is observed, not assumed: the test authority sits behind a TCP forwarder that reports when the
  * sidecar's token request reached it.

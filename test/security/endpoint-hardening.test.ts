@@ -1,5 +1,5 @@
 /**
- * Hardening of the token endpoint itself (issue 8):
+ * Hardening of the token endpoint itself (docs/security.md §4.2):
  * - loopback only by default; a non-loopback token address is refused at start-up with the reason, unless
  *   `MI_ANYWHERE_ALLOW_NON_LOOPBACK=true`;
  * - the shared secrets (`IDENTITY_HEADER` / `MSI_SECRET` / Arc key) are compared with `crypto.timingSafeEqual` on

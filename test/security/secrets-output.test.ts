@@ -1,5 +1,5 @@
 /**
- * Where secrets must not appear besides log lines (issue 8): start-up output in entra mode (the configured
+ * Where secrets must not appear besides log lines (docs/security.md §5): start-up output in entra mode (the configured
  * `IDENTITY_HEADER` is referenced by name, never printed), crash/config-error output, metrics, and error bodies.
  * The suite-wide scan of every log (test/security/secrets-in-logs.test.ts) covers the log lines themselves.
  */

@@ -1,5 +1,5 @@
 /**
- * What the webhook can and cannot be made to do by a pod's author (issue 8), as properties over random and hostile
+ * What the webhook can and cannot be made to do by a pod's author (docs/security.md §6), as properties over random and hostile
  * pods (fast-check; bounded, seed printed):
  * - identity Secrets are mounted into the sidecar container only: no app container or init container gets a new
  *   volume mount of a Secret, projected Secret or service-account token; the only Secret reference an app

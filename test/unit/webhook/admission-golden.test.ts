@@ -1,6 +1,6 @@
 /**
- * Golden admission fixtures, table-driven over test/fixtures/admission (see fixtures.ts): for every case the
- * handler's answer echoes the uid; the patch applied to the raw request object gives exactly the expected pod;
+ * Golden admission fixtures, table-driven over test/fixtures/admission (see test/helpers/admission-fixtures.ts): for
+ * every case the handler's answer echoes the uid; the patch applied to the raw request object gives exactly the expected pod;
  * the input is never modified; a second pass over the mutated pod (reinvocation) changes nothing.
  */
 import assert from 'node:assert/strict';

@@ -38,7 +38,7 @@ describe('secretsEqual', () => {
 
 describe('renderTokenBody', () => {
   const token = { accessToken: 't', expiresOnSeconds: 1000.9, notBeforeSeconds: 10.2, resource: 'r', clientId: 'c' };
-  it('integers only (MSAL Go rejects floats, protocols.md §3.1)', () => {
+  it('integers only (MSAL Go rejects floats, docs/protocols.md §3.1)', () => {
     const body = renderTokenBody(token, 400.5);
     assert.equal(body['expires_on'], '1000');
     assert.equal(body['expires_in'], '600');

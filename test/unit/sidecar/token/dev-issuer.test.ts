@@ -61,7 +61,7 @@ describe('dev issuer', () => {
     assert.notEqual((await issuer.getToken({ identity: system, resource: 'r' })).accessToken, first.accessToken);
   });
 
-  it('concurrent first requests share one token (IMDS returns identical tokens, protocols.md §11 item 19)', async () => {
+  it('concurrent first requests share one token (IMDS returns identical tokens, docs/protocols.md §11 item 19)', async () => {
     const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => Date.UTC(2026, 10, 26, 12) });
     const system = devIdentities()[0];
     assert.ok(system);
