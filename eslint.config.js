@@ -7,8 +7,9 @@
  *   `main.ts`; `loadConfig(env, …)` is the one place variables are parsed);
  *   tests, scripts and benchmarks may read the environment;
  * - programs: `sidecar/**` imports nothing from `webhook/`; `webhook/**` imports only `sidecar/contract.ts`;
- *   `common/**` (the plumbing both programs share: settings reader, logger factory) imports from neither, is pure
- *   and reads no environment, so sharing it couples the programs to nothing but itself;
+ *   `common/**` (the plumbing both programs share: settings reader, logger factory, the listen/drain idiom of
+ *   `common/http-server.ts`) imports from neither and reads no environment, so sharing it couples the programs to
+ *   nothing but itself; its pure modules are listed in PURE like the programs' own;
  * - pure core: the modules whose header says "Pure" import no network / filesystem / express module and
  *   use no `process`, `fetch`, clock or timer — callers pass `now`, `fetch` and schedulers in.
  *
