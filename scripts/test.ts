@@ -3,7 +3,8 @@
  * 1. provisions toolchains and tools the tests need (scripts/provision.sh, cached, idempotent);
  * 2. type-checks the whole tree (tsc --noEmit), since Node only strips types, then lints it (eslint.config.js:
  *    module boundaries, pure core, one config module; errors fail the run, budget warnings are left to `npm run lint`);
- * 3. runs every `test/**\/*.test.ts` file with node:test (the summary line CI reads comes from here).
+ * 3. runs every `test/**\/*.test.ts` file with node:test, those named in RUNS_AFTER_THE_OTHERS in a second
+ *    invocation after the rest (the summary line CI reads comes from here).
  * Extra arguments are passed to `node --test` (e.g. `npm test -- --test-name-pattern=imds`), and
  * `npm test -- test/unit` style path prefixes narrow the files. `npm test -- --list` prints the files in the order
  * they would run, in their two invocations, and runs nothing.
