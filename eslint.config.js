@@ -1,15 +1,16 @@
 /**
- * ESLint flat config (house style HS-1, HS-2, HS-5, HS-6). Type-checked typescript-eslint rules over every
- * TypeScript tree we own, plus the module boundaries the house style makes "must" rules:
+ * ESLint flat config: the rules CONTRIBUTING.md lists under "Rules the linter enforces" — "Module boundaries",
+ * "Pure core", "One configuration module per program", "Type-checked rules" and "Budgets". Type-checked
+ * typescript-eslint rules over every TypeScript tree we own, plus the module boundaries as "must" rules:
  *
  * - configuration: only `config.ts` of each program touches `process.env` (`loadProcessConfig()`, called once by
  *   `main.ts`; `loadConfig(env, …)` is the one place variables are parsed);
  *   tests, scripts and benchmarks may read the environment;
  * - programs: `sidecar/**` imports nothing from `webhook/`; `webhook/**` imports only `sidecar/contract.ts`;
- *   `common/**` (the plumbing both programs share: settings reader, logger factory, listen/shutdown helpers)
- *   imports from neither and reads no environment, so sharing it couples the programs to nothing but itself; it
- *   may do I/O (`common/http-server.ts` listens), and only its modules in the PURE list below are pure;
- * - pure core (HS-5): the modules whose header says "Pure" import no network / filesystem / express module and
+ *   `common/**` (the plumbing both programs share: settings reader, logger factory, the listen/drain idiom of
+ *   `common/http-server.ts`) imports from neither and reads no environment, so sharing it couples the programs to
+ *   nothing but itself; its pure modules are listed in PURE like the programs' own;
+ * - pure core: the modules whose header says "Pure" import no network / filesystem / express module and
  *   use no `process`, `fetch`, clock or timer — callers pass `now`, `fetch` and schedulers in.
  *
  * ESLint replaces (does not merge) a rule's options when a later block sets the same rule for a file, so the

@@ -7,30 +7,13 @@
  *                         [--connections 1,10,50] [--rounds 3] [--seconds 3] [--dialect imds|app-service]
  *
  * A tree is a directory containing `sidecar/main.ts` (e.g. a copy of the repository with a patch applied; link its
- * node_modules). `:ENV=VALUE,...` adds environment for that variant (e.g. `:MI_ANYWHERE_LOG_LEVEL=warn`).
+ * node_modules). `:ENV=VALUE,...` adds environment for that variant (e.g. `:MI_ANYWHERE_LOG_LEVEL=warn`); each pair
+ * splits at its first `=`, so a value may contain `=` (or `:`), but not `,` (bench/lib/variant.ts).
  */
 import { join } from 'node:path';
 import { appServiceRequest, imdsRequest, startSidecarProcess, type SidecarProcess } from './lib/sidecar.ts';
 import { runMatrix } from './scenarios/load-matrix.ts';
-
-interface Variant {
-  readonly name: string;
-  readonly tree: string;
-  readonly env: Record<string, string>;
-}
-
-function parseVariant(text: string): Variant {
-  const eq = text.indexOf('=');
-  if (eq <= 0) throw new Error(`--variant wants name=path[:ENV=VALUE,...], got ${text}`);
-  const name = text.slice(0, eq);
-  const [tree = '', envText = ''] = text.slice(eq + 1).split(':');
-  const env: Record<string, string> = {};
-  for (const pair of envText.split(',').filter(Boolean)) {
-    const [key = '', value = ''] = pair.split('=');
-    env[key] = value;
-  }
-  return { name, tree, env };
-}
+import { parseVariant, type Variant } from './lib/variant.ts';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

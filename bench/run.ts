@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: the performance benchmarks of issue 9, written into docs/performance.md (between the
- * generated-section markers; the hand-written analysis around them is kept).
+ * `npm run bench`: the performance benchmarks (speed, start-up, memory, each against its target), written into
+ * docs/performance.md (between the generated-section markers; the hand-written analysis around them is kept).
  *
  *   node bench/run.ts                 full run (about 5 minutes), writes docs/performance.md
  *   node bench/run.ts --quick         smoke run for CI (well under a minute, figures too short to quote); writes

@@ -8,7 +8,7 @@
  *   loud "NOT CHECKED" line, unless MI_ANYWHERE_AUDIT_REQUIRED=1 (then exit 3), for runners that must not skip it.
  * - Anything else (npm crashed, unreadable output) -> exit 2.
  *
- * The lockfile itself is checked by test/security/lockfile.test.ts (pinned versions with integrity).
+ * The lockfile itself is checked by test/security/dependencies.test.ts (pinned versions with integrity).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';

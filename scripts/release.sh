@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the release workflow (.github/workflows/release.yml) does with versions, names and notes, in one script
-# that runs the same on a laptop and in the test suite (test/release/release-script.test.ts):
+# that runs the same on a laptop and in the test suite (test/release/workflows.test.ts):
 #
 #   scripts/release.sh check <tag> <owner>    the tag (vX.Y.Z) names the one version of package.json, Chart.yaml
 #                                             (version, appVersion) and a CHANGELOG.md section; prints the

@@ -1,6 +1,6 @@
 /**
- * Which files the benchmark runs. The image runs the compiled JavaScript (`tsc -p tsconfig.build.json`, Dockerfile
- * HS-17), and that is what a full run measures: Node's TypeScript type stripping costs start-up time and about
+ * Which files the benchmark runs. The image runs the compiled JavaScript (`tsc -p tsconfig.build.json`, see the
+ * Dockerfile and CONTRIBUTING.md, "The image"), and that is what a full run measures: Node's TypeScript type stripping costs start-up time and about
  * 17 MB of RSS (measured here: a bare node:http server is 61 MB as .mjs, 78 MB as .ts), which no pod pays. The
  * quick smoke run uses the sources directly to stay well under a minute. The references are compiled the same
  * way as the programs they are compared with (Node's own `stripTypeScriptTypes`).

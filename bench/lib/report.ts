@@ -1,5 +1,6 @@
 /**
- * The benchmark report: the results object (`BenchReport`), the targets of issue 9 evaluated against it, and its
+ * The benchmark report: the results object (`BenchReport`), the performance targets (docs/performance.md,
+ * "Targets") evaluated against it, and its
  * rendering as the generated part of docs/performance.md (Markdown tables plus the raw results as JSON, which the
  * smoke test reads back). Pure: no I/O.
  */
@@ -58,7 +59,7 @@ function cell(cells: readonly MatrixCell[], target: string, connections: number)
   return cells.find((c) => c.target === target && c.connections === connections);
 }
 
-/** Issue 9's targets, each with the measured figure it was judged on. */
+/** The performance targets, each with the measured figure it was judged on. */
 export function evaluateTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const { cached, peer, cold, webhook, footprint } = report.sections;

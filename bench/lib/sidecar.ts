@@ -69,7 +69,7 @@ export interface DialectRequest {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** IMDS as `ManagedIdentityCredential` sends it (protocols.md §2.1). */
+/** IMDS as `ManagedIdentityCredential` sends it (docs/protocols.md §2.1). */
 export function imdsRequest(resource = BENCH_RESOURCE, clientId?: string): DialectRequest {
   const query = new URLSearchParams({ 'api-version': '2018-02-01', resource, ...(clientId ? { client_id: clientId } : {}) });
   return { path: `/metadata/identity/oauth2/token?${query.toString()}`, headers: { Metadata: 'true' } };

@@ -36,7 +36,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { createTestCertificateAuthority, issueServerCertificate, thumbprints } from './pki.ts';
-import { registerSecret } from '../security/collected-logs.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Audience Entra expects on federated (workload identity) assertions unless the credential says otherwise. */
@@ -138,7 +138,7 @@ export interface StartTestAuthorityOptions {
   readonly caFile?: string;
   /**
    * Port to publish in `url` and in discovery documents instead of the listening port, when clients reach the
-   * authority through a TCP forwarder on that port (test/reliability/tcp-forwarder.ts). Default: the listening port.
+   * authority through a TCP forwarder on that port (test/helpers/tcp-forwarder.ts). Default: the listening port.
    */
   readonly advertisedPort?: number;
 }
@@ -215,7 +215,7 @@ function toCertificateState(pem: string): AppState['certificates'][number] {
 
 function toSecrets(secrets: AppRegistrationInput['secrets']): SecretInput[] {
   const list = (secrets ?? []).map((s, i) => (typeof s === 'string' ? { id: `s${i}`, value: s } : { id: s.id, value: s.value }));
-  // The suite-wide log scan (test/zz-secrets-in-logs.test.ts) looks for every client secret the tests use.
+  // The suite-wide log scan (test/security/secrets-in-logs.test.ts) looks for every client secret the tests use.
   for (const s of list) registerSecret(`test authority client secret ${s.id}`, s.value);
   return list;
 }

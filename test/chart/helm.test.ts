@@ -24,8 +24,8 @@ import type {
 import { parse } from 'yaml';
 import { INJECT_KEY, INJECT_VALUE, WEBHOOK_PATHS } from '../../sidecar/contract.ts';
 import { loadConfig, WEBHOOK_ENV } from '../../webhook/config.ts';
-import { CHART_DIR } from './chart-values.ts';
-import { findManifest, renderChart, runHelm, type Manifest } from './helm.ts';
+import { CHART_DIR } from '../helpers/chart-values.ts';
+import { findManifest, renderChart, runHelm, type Manifest } from '../helpers/helm.ts';
 
 const NAMESPACE = 'mi-anywhere';
 const scenarios = ['(defaults)', ...globSync('ci/*-values.yaml', { cwd: CHART_DIR }).sort()];

@@ -6,7 +6,7 @@
  *    API server's own validation, unknown-field detection and PodSecurity admission must accept all of it, with
  *    no warning.
  * 2. `helm install` into that API server exactly as README "From a clone, with an image you build" shows (release
- *    name, chart path, namespace, `--set image.repository=...`; test/release/readme-install.ts reads it), then the webhook runs as a local process with exactly the environment
+ *    name, chart path, namespace, `--set image.repository=...`; test/helpers/readme-install.ts reads it), then the webhook runs as a local process with exactly the environment
  *    of the installed Deployment and a token of the chart's ServiceAccount (so the chart's RBAC is what it gets).
  *    The chart's MutatingWebhookConfiguration points at it through `webhook.urlOverride` (a bare API server
  *    cannot reach Services); the webhook's self-managed CA fills the caBundle. Pods that opt in come back
@@ -27,13 +27,13 @@ import {
 } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { INJECT_KEY, SIDECAR_CONTAINER_NAME, APP_ENV, ANNOTATIONS } from '../../sidecar/contract.ts';
-import { freePort } from '../image/build-context.ts';
-import { startCompiledWebhook, type RunningWebhook } from '../image/programs.ts';
+import { freePort } from '../helpers/build-context.ts';
+import { startCompiledWebhook, type RunningWebhook } from '../helpers/programs.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { node24, REPO_ROOT } from '../helpers/sidecar.ts';
-import { readmeInstall } from '../release/readme-install.ts';
-import { CHART_DIR } from './chart-values.ts';
-import { renderChart, runHelm, type Manifest } from './helm.ts';
+import { readmeInstall } from '../helpers/readme-install.ts';
+import { CHART_DIR } from '../helpers/chart-values.ts';
+import { renderChart, runHelm, type Manifest } from '../helpers/helm.ts';
 
 const README_INSTALL = readmeInstall().clone;
 const NAMESPACE = README_INSTALL.namespace;

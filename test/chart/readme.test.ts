@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ANNOTATIONS, APP_ENV, INJECT_KEY, profileEnv } from '../../sidecar/contract.ts';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
-import { readmeInstall } from '../release/readme-install.ts';
-import { renderChart } from './helm.ts';
+import { readmeInstall } from '../helpers/readme-install.ts';
+import { renderChart } from '../helpers/helm.ts';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { globSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseHelmInstall, readmeInstall } from '../release/readme-install.ts';
-import { CHART_DIR, readChartValues } from './chart-values.ts';
+import { parseHelmInstall, readmeInstall } from '../helpers/readme-install.ts';
+import { CHART_DIR, readChartValues } from '../helpers/chart-values.ts';
 
 const declared = readChartValues().map((v) => v.path);
 

@@ -18,7 +18,7 @@ import {
   renderValuesTable,
   schemaLeafPaths,
   type SchemaNode,
-} from './chart-values.ts';
+} from '../helpers/chart-values.ts';
 
 type Values = Record<string, unknown>;
 

@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1MutatingWebhook, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { CHART_DIR } from './chart-values.ts';
-import { findManifest, parseManifests, runHelm } from './helm.ts';
+import { CHART_DIR } from '../helpers/chart-values.ts';
+import { findManifest, parseManifests, runHelm } from '../helpers/helm.ts';
 
 const NAMESPACE = 'mi-anywhere';
 const EXCLUDED = { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', NAMESPACE] };

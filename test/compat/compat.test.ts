@@ -1,5 +1,5 @@
 /**
- * The compatibility matrix (issue 4): the real, current Azure client libraries of JavaScript, Python (azure-identity,
+ * The compatibility matrix: the real, current Azure client libraries of JavaScript, Python (azure-identity,
  * msal, Azure CLI), Go and Java, each in its own process with only the environment the webhook injects for one
  * profile, against a running sidecar — with the built-in dev issuer for every profile, and in entra mode against
  * the local test Entra authority (client-secret identities) for the combined `default` profile.
@@ -22,7 +22,7 @@ import { after, before, describe, test } from 'node:test';
 import { ARC_TOKENS_DIR } from '../../sidecar/contract.ts';
 import { startTestAuthority, type TestAuthority } from '../authority/authority.ts';
 import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
-import { registerSecret } from '../security/collected-logs.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
 import { EXPECTATIONS, FINDINGS } from './expectations.ts';
 import {
   CLIENTS,

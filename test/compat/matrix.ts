@@ -186,7 +186,7 @@ for (const p of PROFILES) {
 // ---------------------------------------------------------------------------------------------------
 
 export interface Unsupported {
-  /** Which client behaviour makes the cell unsupported, with its source (protocols.md / observed-clients.md / run). */
+  /** Which client behaviour makes the cell unsupported, with its source (docs/protocols.md / docs/clients.md / this matrix's run). */
   readonly why: string;
   /** The client's own error must match (an unrelated failure in such a cell is still a FAIL). */
   readonly error: RegExp;

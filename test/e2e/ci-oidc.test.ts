@@ -16,8 +16,8 @@ import { decodeJwt } from 'jose';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { GITHUB_ISSUER, GITLAB_ISSUER, AZURE_PIPELINES_ISSUER, startCiPlatforms, type CiPlatforms } from '../authority/ci-platforms.ts';
 import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
-import { registerSecret } from '../security/collected-logs.ts';
-import { writeSecretDir } from '../integration/entra/kube-secret-dir.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
+import { writeSecretDir } from '../helpers/kube-secret-dir.ts';
 
 interface SdkAnswer {
   readonly ok: boolean;

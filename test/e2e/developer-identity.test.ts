@@ -18,7 +18,7 @@ import { decodeJwt } from 'jose';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { startArmStandIn, type ArmStandIn } from '../authority/arm.ts';
 import { node24, REPO_ROOT } from '../helpers/sidecar.ts';
-import { createTestLog, registerSecret } from '../security/collected-logs.ts';
+import { createTestLog, registerSecret } from '../helpers/collected-logs.ts';
 
 const CACHE = process.env.MI_ANYWHERE_CACHE ?? join(homedir(), '.cache', 'mi-anywhere');
 const AZ_BIN = join(CACHE, 'python', 'venv', 'bin');

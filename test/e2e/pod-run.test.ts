@@ -39,10 +39,10 @@ import { after, before, describe, it } from 'node:test';
 import { ANNOTATIONS, INJECT_KEY, SIDECAR_CONTAINER_NAME, WEBHOOK_PATHS } from '../../sidecar/contract.ts';
 import { WEBHOOK_ENV } from '../../webhook/config.ts';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
-import { cacheDir } from '../chart/helm.ts';
+import { cacheDir } from '../helpers/helm.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { chartWebhookConfiguration, loopbackServingCertificate } from '../helpers/webhook-reach.ts';
-import { collectChildOutput } from '../security/collected-logs.ts';
+import { collectChildOutput } from '../helpers/collected-logs.ts';
 import { containerRunArgs, CONTAINERS_CONF, podman, podmanAsync, podmanOk, volumeFiles, writeKubeletVolume, type Json, type SecretData } from './pod-run-podman.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');

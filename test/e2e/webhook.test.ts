@@ -43,8 +43,8 @@ import { renewCertificates } from '../../webhook/cert/authority.ts';
 import { WEBHOOK_ENV } from '../../webhook/config.ts';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
-import { listFixtures } from '../unit/webhook/fixtures.ts';
-import { collectChildOutput } from '../security/collected-logs.ts';
+import { listFixtures } from '../helpers/admission-fixtures.ts';
+import { collectChildOutput } from '../helpers/collected-logs.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const NODE = process.execPath;

@@ -1,5 +1,5 @@
 /**
- * Fuzzing the sidecar's HTTP surface (issue 8) with fast-check, over raw sockets against the real listener code
+ * Fuzzing the sidecar's HTTP surface (docs/security.md §4.2) with fast-check, over raw sockets against the real listener code
  * (in-process sidecar on port 0; the attacker suite in test/security covers the spawned program too):
  * - well-framed requests with random methods, path variants and junk paths, query strings (known and random
  *   names, encoded, raw and broken percent-escapes, duplicates), headers (right and wrong secrets, Metadata
@@ -14,9 +14,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { PATHS } from '../../sidecar/contract.ts';
 import { startInProcessSidecar, type InProcessSidecar } from '../helpers/sidecar.ts';
-import { portOf, rawRequest, type RawResponse } from '../security/raw-http.ts';
-import { isAnyErrorShape, isTokenBody } from '../security/shapes.ts';
-import { fuzzParameters, seedNote } from './pod-arbitraries.ts';
+import { portOf, rawRequest, type RawResponse } from '../helpers/raw-http.ts';
+import { isAnyErrorShape, isTokenBody } from '../helpers/shapes.ts';
+import { fuzzParameters, seedNote } from '../helpers/pod-arbitraries.ts';
 
 /** Percent-encodes what cannot appear raw in a request line (controls, space, non-ASCII) and nothing else. */
 function lineSafe(text: string): string {

@@ -25,9 +25,9 @@ import { renewCertificates, type StoredCertificates } from '../../webhook/cert/a
 import { createAdmissionServer, type AdmissionServer } from '../../webhook/http/server.ts';
 import { createLogger } from '../../webhook/log.ts';
 import { createWebhookMetrics } from '../../webhook/metrics.ts';
-import { FIXTURE_SECRET, fixtureDeps } from '../unit/webhook/fixtures.ts';
-import { createTestLog, registerSecret } from '../security/collected-logs.ts';
-import { DEEP_MARKER, READ_FIELDS, deepJson, fieldName, fuzzParameters, podArb, podWithEveryReadField, reviewOf, seedNote, uidArb, wrongValueArb } from './pod-arbitraries.ts';
+import { FIXTURE_SECRET, fixtureDeps } from '../helpers/admission-fixtures.ts';
+import { createTestLog, registerSecret } from '../helpers/collected-logs.ts';
+import { DEEP_MARKER, READ_FIELDS, deepJson, fieldName, fuzzParameters, podArb, podWithEveryReadField, reviewOf, seedNote, uidArb, wrongValueArb } from '../helpers/pod-arbitraries.ts';
 
 type Json = Record<string, any>;
 

@@ -27,7 +27,7 @@ import { ENV_BLOCK_END } from '../../sidecar/startup/env-block.ts';
 import { createSidecarMetrics, type SidecarMetrics } from '../../sidecar/metrics.ts';
 import { createDevIssuer, devIdentities, type DevIssuer } from '../../sidecar/token/dev-issuer.ts';
 import type { TokenSource } from '../../sidecar/token/token-source.ts';
-import { createTestLog, registerSecret } from '../security/collected-logs.ts';
+import { createTestLog, registerSecret } from './collected-logs.ts';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 
@@ -148,7 +148,7 @@ export function startSidecar(options: StartSidecarOptions = {}): Promise<Spawned
   };
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
-  // Suite-wide secret scan (test/zz-secrets-in-logs.test.ts): keep every line the process printed.
+  // Suite-wide secret scan (test/security/secrets-in-logs.test.ts): keep every line the process printed.
   registerSecret('sidecar identity header (IDENTITY_HEADER/MSI_SECRET)', identityHeader);
   const testLog = createTestLog('sidecar');
   child.stdout.on('data', (chunk: string) => testLog.write(chunk));

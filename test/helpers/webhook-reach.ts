@@ -11,7 +11,7 @@
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import { createTestCertificateAuthority, issueServerCertificate } from '../authority/pki.ts';
-import { findManifest, renderChart } from '../chart/helm.ts';
+import { findManifest, renderChart } from './helm.ts';
 
 export type Json = any;
 

@@ -1,5 +1,5 @@
 /**
- * The Dockerfile's rules, checked without a container engine (HS-17): digest-pinned Node 24 base, multi-stage
+ * The Dockerfile's rules, checked without a container engine (CONTRIBUTING.md, "The image"): digest-pinned Node 24 base, multi-stage
  * (build with dev dependencies, runtime with production dependencies only), numeric non-root user, exec-form
  * ENTRYPOINT ["node"] with the sidecar as default CMD, OCI labels, a tight .dockerignore; and the build stage's
  * `npm run build` really produces both entry files the chart and the webhook start.
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../webhook/config.ts';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
-import { BUILD_INPUTS, buildInCopy, ENTRY_FILES } from './build-context.ts';
+import { BUILD_INPUTS, buildInCopy, ENTRY_FILES } from '../helpers/build-context.ts';
 import { argDefaults, execForm, isInContext, parseDockerfile, type Stage } from './dockerfile.ts';
 
 const dockerfile = parseDockerfile(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));

@@ -11,9 +11,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { handleReview } from '../../webhook/admission/handler.ts';
-import { renderChart, findManifest } from '../chart/helm.ts';
+import { renderChart, findManifest } from '../helpers/helm.ts';
 import { REPO_ROOT, startSidecar } from '../helpers/sidecar.ts';
-import { fixtureDeps, listFixtures } from '../unit/webhook/fixtures.ts';
+import { fixtureDeps, listFixtures } from '../helpers/admission-fixtures.ts';
 import { parseDockerfile, type Stage } from './dockerfile.ts';
 
 const DISABLE = '--disable-sigusr1';

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { DEFAULT_TOKEN_PORT, DEFAULT_WEBHOOK_HEALTH_PORT, DEFAULT_WEBHOOK_PORT, PATHS, WEBHOOK_PATHS } from '../../sidecar/contract.ts';
-import { cacheDir } from '../chart/helm.ts';
+import { cacheDir } from '../helpers/helm.ts';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
-import { ENTRY_FILES, makeServingCertificate } from './build-context.ts';
-import { optedInPod } from './programs.ts';
+import { ENTRY_FILES, makeServingCertificate } from '../helpers/build-context.ts';
+import { optedInPod } from '../helpers/programs.ts';
 
 const PODMAN = ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs'];
 const LIMITS = ['--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT, node24 } from '../helpers/sidecar.ts';
-import { collectChildOutput } from '../security/collected-logs.ts';
+import { collectChildOutput } from '../helpers/collected-logs.ts';
 
 export interface RunningWebhook {
   /** `https://127.0.0.1:<port>` of the admission listener. */

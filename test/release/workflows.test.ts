@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { REPO_ROOT } from '../helpers/sidecar.ts';
-import { cacheDir, helmPath, runHelm } from '../chart/helm.ts';
-import { readmeInstall } from './readme-install.ts';
+import { cacheDir, helmPath, runHelm } from '../helpers/helm.ts';
+import { readmeInstall } from '../helpers/readme-install.ts';
 
 interface Step {
   readonly uses?: string;

@@ -1,8 +1,8 @@
 /**
- * Graceful shutdown (issue 8, HS-10): on SIGTERM the real sidecar stops accepting connections, lets requests in
- * flight finish — a token request waiting on a slow Entra still gets its token — closes idle keep-alive
- * connections at once (so it does not wait out their timeout), deletes pending Arc key files, and exits 0. SIGINT and
- * SIGHUP do the same.
+ * Graceful shutdown (CONTRIBUTING.md, "HTTP server hygiene"; docs/security.md §7): on SIGTERM the real sidecar
+ * stops accepting connections, lets requests in flight finish — a token request waiting on a slow Entra still gets
+ * its token — closes idle keep-alive connections at once (so it does not wait out their timeout), deletes pending
+ * Arc key files, and exits 0. SIGINT and SIGHUP do the same.
  *
  * "In flight" is observed, not assumed: the test authority sits behind a TCP forwarder that reports when the
  * sidecar's token request reached it.
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { RegisteredApp } from '../authority/authority.ts';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { startSidecar } from '../helpers/sidecar.ts';
-import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from './upstream.ts';
+import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from '../helpers/upstream.ts';
 
 function tokenUrl(base: string, resource: string): string {
   return `${base}${PATHS.imds}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}`;

@@ -1,5 +1,5 @@
 /**
- * Rate limit (issue 8): the pure token bucket (table-driven, simulated time) and the token listener's 429 +
+ * Rate limit (docs/security.md §4.2): the pure token bucket (table-driven, simulated time) and the token listener's 429 +
  * Retry-After in each dialect's own error shape, with the `rateLimited` metric, on the real HTTP edge (in-process
  * sidecar on port 0, injected clock). `MI_ANYWHERE_RATE_LIMIT_PER_SECOND` reaches the edge through config.ts.
  */
@@ -10,7 +10,7 @@ import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { createTokenBucket } from '../../sidecar/http/rate-limit.ts';
 import type { Dialect } from '../../sidecar/protocol/dialect.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
-import { isDialectError } from '../security/shapes.ts';
+import { isDialectError } from '../helpers/shapes.ts';
 
 describe('token bucket', () => {
   const cases: ReadonlyArray<{ name: string; rate: number; burst?: number; steps: ReadonlyArray<[atMs: number, want: true | number]> }> = [

@@ -12,9 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../authority/authority.ts';
 import { PATHS } from '../../sidecar/contract.ts';
-import { isDialectError } from '../security/shapes.ts';
-import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from './upstream.ts';
-import { maxFailedCallsWithin } from './upstream-budget.ts';
+import { isDialectError } from '../helpers/shapes.ts';
+import { startEntraSidecar, startUpstream, type EntraSidecar, type Upstream } from '../helpers/upstream.ts';
+import { maxFailedCallsWithin } from '../helpers/upstream-budget.ts';
 
 interface Answer {
   readonly status: number;

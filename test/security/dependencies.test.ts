@@ -1,5 +1,5 @@
 /**
- * Dependencies (issue 8): the lockfile pins every package (lockfileVersion 3, exact version and sha512 integrity for
+ * Dependencies (docs/security.md §8): the lockfile pins every package (lockfileVersion 3, exact version and sha512 integrity for
  * every entry, in sync with package.json, installed with `npm ci`), and CI runs `npm audit` at high severity through
  * scripts/audit.ts, which fails on high/critical advisories and reports — without failing — when the advisory
  * endpoint cannot be reached (as on this project's build machines: 405 for POST /-/npm/v1/security/advisories/bulk).

@@ -1,5 +1,5 @@
 /**
- * docs/security.md backs every claim with a test (issue 8). This keeps the citations honest: every cited test file
+ * docs/security.md backs every claim with a test. This keeps the citations honest: every cited test file
  * exists, and every word of every cited test name (`*…*` after the file) occurs in that file, so a renamed or
  * deleted test breaks the build instead of leaving a claim without proof. `<placeholders>` stand for template parts.
  */

@@ -1,5 +1,5 @@
 /**
- * Hardening of the token endpoint itself (issue 8):
+ * Hardening of the token endpoint itself (docs/security.md §4.2):
  * - loopback only by default; a non-loopback token address is refused at start-up with the reason, unless
  *   `MI_ANYWHERE_ALLOW_NON_LOOPBACK=true`;
  * - the shared secrets (`IDENTITY_HEADER` / `MSI_SECRET` / Arc key) are compared with `crypto.timingSafeEqual` on
@@ -21,8 +21,8 @@ import { ARC_TOKENS_DIR, PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { createArcKeyStore } from '../../sidecar/http/arc-keys.ts';
 import { secretsEqual } from '../../sidecar/protocol/common.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
-import { registerSecret } from './collected-logs.ts';
-import { portOf } from './raw-http.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
+import { portOf } from '../helpers/raw-http.ts';
 
 describe('loopback only by default', () => {
   const refused = ['0.0.0.0', '::', '10.0.0.5', '192.0.2.2', 'fd00::2', '169.254.169.254'];

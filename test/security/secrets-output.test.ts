@@ -1,14 +1,14 @@
 /**
- * Where secrets must not appear besides log lines (issue 8): start-up output in entra mode (the configured
+ * Where secrets must not appear besides log lines (docs/security.md §5): start-up output in entra mode (the configured
  * `IDENTITY_HEADER` is referenced by name, never printed), crash/config-error output, metrics, and error bodies.
- * The suite-wide scan of every log (test/zz-secrets-in-logs.test.ts) covers the log lines themselves.
+ * The suite-wide scan of every log (test/security/secrets-in-logs.test.ts) covers the log lines themselves.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { startInProcessSidecar, startSidecar } from '../helpers/sidecar.ts';
-import { startEntraSidecar, startUpstream } from '../reliability/upstream.ts';
-import { registerSecret, SECRET_SHAPES } from './collected-logs.ts';
+import { startEntraSidecar, startUpstream } from '../helpers/upstream.ts';
+import { registerSecret, SECRET_SHAPES } from '../helpers/collected-logs.ts';
 
 const JWT = SECRET_SHAPES[0]!.pattern;
 

@@ -1,7 +1,7 @@
 /**
  * SSRF and request-validation defences of the token listener, tested as an attacker would: raw bytes over node:net
  * (so nothing is normalised by an HTTP client) and fetch, against the real program (`node sidecar/main.ts --dev`)
- * and the in-process listener. What real IMDS enforces (protocols.md §9) plus what a local endpoint needs:
+ * and the in-process listener. What real IMDS enforces (docs/protocols.md §9) plus what a local endpoint needs:
  * `Metadata: true` required, `X-Forwarded-For`/`Forwarded` refused, CONNECT refused, absolute-form targets other
  * than the IMDS token URL refused (and never fetched: a victim listener counts connections), bounded URL, header
  * and body sizes, strict methods, malformed requests answered in the IMDS error shape, and error bodies that never
@@ -13,8 +13,8 @@ import { PATHS } from '../../sidecar/contract.ts';
 import { DEFAULT_LIMITS } from '../../sidecar/config.ts';
 import { startInProcessSidecar, startSidecar, type RunningSidecar } from '../helpers/sidecar.ts';
 import type { Dialect } from '../../sidecar/protocol/dialect.ts';
-import { portOf, rawRequest, startVictim, type RawResponse, type Victim } from './raw-http.ts';
-import { isDialectError } from './shapes.ts';
+import { portOf, rawRequest, startVictim, type RawResponse, type Victim } from '../helpers/raw-http.ts';
+import { isDialectError } from '../helpers/shapes.ts';
 
 const IMDS_QUERY = 'api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net';
 const IMDS = `${PATHS.imds}?${IMDS_QUERY}`;

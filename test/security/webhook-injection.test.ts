@@ -1,5 +1,5 @@
 /**
- * What the webhook can and cannot be made to do by a pod's author (issue 8), as properties over random and hostile
+ * What the webhook can and cannot be made to do by a pod's author (docs/security.md §6), as properties over random and hostile
  * pods (fast-check; bounded, seed printed):
  * - identity Secrets are mounted into the sidecar container only: no app container or init container gets a new
  *   volume mount of a Secret, projected Secret or service-account token; the only Secret reference an app
@@ -18,8 +18,8 @@ import jsonPatch, { type Operation } from 'fast-json-patch';
 import { ANNOTATIONS, INJECT_KEY, SIDECAR_CONTAINER_NAME } from '../../sidecar/contract.ts';
 import { handleReview } from '../../webhook/admission/handler.ts';
 import { loadConfig } from '../../webhook/config.ts';
-import { fixtureDeps } from '../unit/webhook/fixtures.ts';
-import { fuzzParameters, podArb, reviewOf, seedNote, uidArb } from '../fuzz/pod-arbitraries.ts';
+import { fixtureDeps } from '../helpers/admission-fixtures.ts';
+import { fuzzParameters, podArb, reviewOf, seedNote, uidArb } from '../helpers/pod-arbitraries.ts';
 
 type Json = Record<string, any>;
 

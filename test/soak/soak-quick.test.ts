@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { checkBudget, maxFailedCallsWithin } from '../reliability/upstream-budget.ts';
+import { checkBudget, maxFailedCallsWithin } from '../helpers/upstream-budget.ts';
 import type { CallRecord } from '../authority/authority.ts';
 
 interface Summary {

@@ -23,11 +23,11 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { PATHS, SIDECAR_ENV } from '../../sidecar/contract.ts';
-import { rotateSecretDir } from '../integration/entra/kube-secret-dir.ts';
-import { registerSecret } from '../security/collected-logs.ts';
-import { startEntraSidecar, startUpstream, type Upstream } from '../reliability/upstream.ts';
+import { rotateSecretDir } from '../helpers/kube-secret-dir.ts';
+import { registerSecret } from '../helpers/collected-logs.ts';
+import { startEntraSidecar, startUpstream, type Upstream } from '../helpers/upstream.ts';
 import type { FaultSpec, RegisteredApp } from '../authority/authority.ts';
-import { checkBudget } from '../reliability/upstream-budget.ts';
+import { checkBudget } from '../helpers/upstream-budget.ts';
 
 type Dialect = 'imds' | 'app-service' | 'msi-endpoint' | 'cloud-shell' | 'arc';
 const DIALECTS: readonly Dialect[] = ['imds', 'app-service', 'msi-endpoint', 'cloud-shell', 'arc'];

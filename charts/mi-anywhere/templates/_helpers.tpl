@@ -1,5 +1,5 @@
 {{/*
-Shared helpers. Names follow HS-13: `mi-anywhere.<thing>`; object names are `<fullname>-<component>`.
+Shared helpers. Names follow CONTRIBUTING.md, "Names explain themselves": `mi-anywhere.<thing>`; object names are `<fullname>-<component>`.
 */}}
 
 {{/* Chart name, overridable. */}}

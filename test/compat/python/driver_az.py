@@ -1,7 +1,7 @@
 """Azure CLI driver: `az login --identity` (system-assigned and --client-id) and `az account get-access-token`.
 
 `az login --identity` gets an ARM token from the managed-identity endpoint, decodes it for `tid`, then lists
-subscriptions at ARM (protocols.md §10). ARM is unreachable here, so a login cell is OK when the token request
+subscriptions at ARM (docs/protocols.md §10). ARM is unreachable here, so a login cell is OK when the token request
 reached the endpoint under test and answered 200 with the right `aud`/`appid` (seen by the harness's counting
 proxy), and the command then failed at the ARM step (its error names management.azure.com) — or succeeded.
 

@@ -17,7 +17,7 @@ import { createClientCertificate, toPfx } from '../../authority/pki.ts';
 import { startServiceAccountIssuer, type ServiceAccountIssuer } from '../../authority/service-account-issuer.ts';
 import { node24, REPO_ROOT, startSidecar, type SpawnedSidecar } from '../../helpers/sidecar.ts';
 import { spawn } from 'node:child_process';
-import { rotateSecretDir, writeSecretDir } from './kube-secret-dir.ts';
+import { rotateSecretDir, writeSecretDir } from '../../helpers/kube-secret-dir.ts';
 
 const ARM = 'https://management.azure.com/';
 const SA_SUBJECT = 'system:serviceaccount:apps:payments';
@@ -212,7 +212,7 @@ describe('entra mode against the test authority', () => {
     // In entra mode a configured header secret is printed as a reference to its variable, not as the value.
     const printed = Object.entries(sidecar.profiles.get(profile) ?? {}).map(([k, v]) => [k, v.startsWith('$') ? sidecar.identityHeader : v]);
     const env = { PATH: process.env.PATH ?? '', ...Object.fromEntries(printed) };
-    const client = join(REPO_ROOT, 'test', 'integration', 'sidecar', 'mi-client.ts');
+    const client = join(REPO_ROOT, 'test', 'helpers', 'mi-client.ts');
     return new Promise((resolve) => {
       const child = spawn(node24(), [client, 'https://management.azure.com/.default', ...(clientId ? [clientId] : [])], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';

@@ -1,6 +1,6 @@
 /**
  * Golden requests: every `test/fixtures/protocol/<dialect>/<case>.json` is a request exactly as a real client sends
- * it (method, target, headers, body — taken from observed-clients.md and protocols.md, cited in the file) and the
+ * it (method, target, headers, body — taken from docs/clients.md and docs/protocols.md, cited in the file's `source`) and the
  * answer the sidecar must give. Files are discovered automatically; adding a case needs no code.
  *
  * Placeholders: `${IDENTITY_HEADER}` in request headers (the sidecar's secret), `${REQUEST_ID}` in expected bodies

@@ -18,8 +18,8 @@ import { PROXY_HEADERS, createHostPolicy, hostName } from '../../../sidecar/http
 import { connectionsCheckingInterval } from '../../../common/http-server.ts';
 import type { Dialect } from '../../../sidecar/protocol/dialect.ts';
 import { sendRaw, startInProcessSidecar, startSidecar, type InProcessSidecar, type RawAnswer } from '../../helpers/sidecar.ts';
-import { portOf, rawRequest } from '../../security/raw-http.ts';
-import { isDialectError } from '../../security/shapes.ts';
+import { portOf, rawRequest } from '../../helpers/raw-http.ts';
+import { isDialectError } from '../../helpers/shapes.ts';
 
 const R = 'resource=https%3A%2F%2Fvault.azure.net';
 

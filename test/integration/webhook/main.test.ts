@@ -16,8 +16,8 @@ import { after, before, describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { SIDECAR_CONTAINER_NAME } from '../../../sidecar/contract.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
-import { applyPatch, decodePatch, listFixtures } from '../../unit/webhook/fixtures.ts';
-import { collectChildOutput } from '../../security/collected-logs.ts';
+import { applyPatch, decodePatch, listFixtures } from '../../helpers/admission-fixtures.ts';
+import { collectChildOutput } from '../../helpers/collected-logs.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };

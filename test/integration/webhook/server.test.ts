@@ -18,7 +18,7 @@ import { ADMISSION_HEADERS_TIMEOUT_MS, createAdmissionServer, createHealthServer
 import { connectionsCheckingInterval } from '../../../common/http-server.ts';
 import { createLogger } from '../../../webhook/log.ts';
 import { createWebhookMetrics } from '../../../webhook/metrics.ts';
-import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../unit/webhook/fixtures.ts';
+import { FIXTURE_SECRET, fixtureDeps, listFixtures } from '../../helpers/admission-fixtures.ts';
 
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
 const POLICY = { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 };

@@ -1,13 +1,13 @@
 /**
- * Golden admission fixtures, table-driven over test/fixtures/admission (see fixtures.ts): for every case the
- * handler's answer echoes the uid; the patch applied to the raw request object gives exactly the expected pod;
+ * Golden admission fixtures, table-driven over test/fixtures/admission (see test/helpers/admission-fixtures.ts): for
+ * every case the handler's answer echoes the uid; the patch applied to the raw request object gives exactly the expected pod;
  * the input is never modified; a second pass over the mutated pod (reinvocation) changes nothing.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { handleReview } from '../../../webhook/admission/handler.ts';
-import { applyPatch, decodePatch, fixtureDeps, listFixtures, type Expected } from './fixtures.ts';
+import { applyPatch, decodePatch, fixtureDeps, listFixtures, type Expected } from '../../helpers/admission-fixtures.ts';
 
 const update = process.env.UPDATE_GOLDEN === '1';
 const { fixtures, orphans } = listFixtures();

@@ -12,7 +12,7 @@ import { loadConfig } from '../../../webhook/config.ts';
 import { injectionPatch, mutatePod } from '../../../webhook/inject/mutate.ts';
 import type { InjectionSettings } from '../../../webhook/inject/policy.ts';
 import { secretFileMode } from '../../../webhook/inject/sidecar.ts';
-import { applyPatch } from './fixtures.ts';
+import { applyPatch } from '../../helpers/admission-fixtures.ts';
 
 const config = loadConfig({ MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE: 'img', MI_ANYWHERE_WEBHOOK_IMDS_REDIRECT_IMAGE: 'ipt' }).sidecar;
 const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,8}$/);

@@ -9,7 +9,7 @@ import { allowed, denied, errored, parseReview, patched, salvageUid } from '../.
 import * as errors from '../../../webhook/errors.ts';
 import { createLogger } from '../../../webhook/log.ts';
 import { createWebhookMetrics } from '../../../webhook/metrics.ts';
-import { fixtureDeps } from './fixtures.ts';
+import { fixtureDeps } from '../../helpers/admission-fixtures.ts';
 
 const review = (request: unknown) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
 const podRequest = { uid: 'u-1', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'ns', object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'a' }] } } };

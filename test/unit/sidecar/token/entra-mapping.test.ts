@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { AuthError, ServerError } from '@azure/msal-node';
 import { UnsecuredJWT } from 'jose';
-import { authorityFor, resourceToScope } from '../../../sidecar/token/authority.ts';
-import { mapUpstreamFailure, type UpstreamObservation } from '../../../sidecar/token/entra-errors.ts';
-import { observingNetworkClient, observations, parseRetryAfter, UpstreamHttpError, UpstreamTransportError } from '../../../sidecar/token/network-client.ts';
-import { buildClientCredential, credentialExpirySeconds } from '../../../sidecar/token/client-credential.ts';
-import { CredentialUnavailableError, UpstreamRejectedError, UpstreamUnavailableError } from '../../../sidecar/errors.ts';
-import { createClientCertificate, toPfx } from '../../authority/pki.ts';
+import { authorityFor, resourceToScope } from '../../../../sidecar/token/authority.ts';
+import { mapUpstreamFailure, type UpstreamObservation } from '../../../../sidecar/token/entra-errors.ts';
+import { observingNetworkClient, observations, parseRetryAfter, UpstreamHttpError, UpstreamTransportError } from '../../../../sidecar/token/network-client.ts';
+import { buildClientCredential, credentialExpirySeconds } from '../../../../sidecar/token/client-credential.ts';
+import { CredentialUnavailableError, UpstreamRejectedError, UpstreamUnavailableError } from '../../../../sidecar/errors.ts';
+import { createClientCertificate, toPfx } from '../../../authority/pki.ts';
 
 describe('resourceToScope', () => {
   const cases = [

@@ -4,15 +4,16 @@
  * Auto-discovered; `UPDATE_GOLDEN=1` rewrites the expected files from the current code (review the diff like code).
  *
  * Cases named `regular-*` are answered with the regular-container sidecar form, all others with the native one.
- * Shared by the unit golden test and the e2e test (which sends every expected pod to a real API server).
+ * Shared by the webhook's unit, integration, fuzz and security tests and the e2e test (which sends every expected pod
+ * to a real API server).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import jsonPatch, { type Operation } from 'fast-json-patch';
-import type { HandlerDeps } from '../../../webhook/admission/handler.ts';
-import { loadConfig } from '../../../webhook/config.ts';
+import type { HandlerDeps } from '../../webhook/admission/handler.ts';
+import { loadConfig } from '../../webhook/config.ts';
 
-export const FIXTURE_DIR = join(import.meta.dirname, '..', '..', 'fixtures', 'admission');
+export const FIXTURE_DIR = join(import.meta.dirname, '..', 'fixtures', 'admission');
 
 /** The webhook configuration every fixture is answered with. */
 export const FIXTURE_ENV = {

@@ -1,6 +1,6 @@
 /**
- * Suite-wide log collection and the secret registry behind `test/zz-secrets-in-logs.test.ts` (issue 8: "no secret
- * or token in any log line").
+ * Suite-wide log collection and the secret registry behind `test/security/secrets-in-logs.test.ts` (no secret or
+ * token in any log line: CONTRIBUTING.md, "Nothing secret in logs").
  *
  * Every test helper that starts a program (the sidecar helpers, the security, reliability and soak suites) writes
  * what the program logged into one directory per test run, and registers every secret the tests hand out (identity

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestAuthority, type RegisteredApp, type StartTestAuthorityOptions, type TestAuthority } from '../authority/authority.ts';
-import { writeSecretDir } from '../integration/entra/kube-secret-dir.ts';
-import { startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
+import { writeSecretDir } from './kube-secret-dir.ts';
+import { startSidecar, type SpawnedSidecar } from './sidecar.ts';
 import { SIDECAR_ENV } from '../../sidecar/contract.ts';
 import { freePort, startTcpForwarder, type TcpForwarder } from './tcp-forwarder.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The error and success body shapes each dialect must answer with (protocols.md §3, §4.1), as predicates for the
+ * The error and success body shapes each dialect must answer with (docs/protocols.md §3, §4.1), as predicates for the
  * attacker, fuzz and soak suites: whatever the input, the answer is one of these.
  */
 import type { Dialect } from '../../sidecar/protocol/dialect.ts';
@@ -24,7 +24,7 @@ function cloudShellError(b: Json): boolean {
   return Object.keys(b).join(',') === 'error' && typeof e === 'object' && e !== null && isString(e['code']) && isString(e['message']);
 }
 
-/** Every success body carries these as strings (observed-clients.md §1.4). */
+/** Every success body carries these as strings (docs/clients.md §1, item 4). */
 export function isTokenBody(b: Json): boolean {
   return ['access_token', 'expires_in', 'expires_on', 'not_before', 'resource', 'token_type', 'client_id'].every((k) => isString(b[k]));
 }

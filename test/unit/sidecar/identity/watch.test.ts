@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IdentityWatcher, type IdentityChange, type WatchFn } from '../../../sidecar/identity/watch.ts';
-import { loadIdentities, type IdentityFs } from '../../../sidecar/identity/load.ts';
-import type { LoadedIdentity } from '../../../sidecar/identity/identity.ts';
-import { rotateSecretDir, writeSecretDir } from '../../integration/entra/kube-secret-dir.ts';
-import { FakeTime } from './fake-time.ts';
+import { IdentityWatcher, type IdentityChange, type WatchFn } from '../../../../sidecar/identity/watch.ts';
+import { loadIdentities, type IdentityFs } from '../../../../sidecar/identity/load.ts';
+import type { LoadedIdentity } from '../../../../sidecar/identity/identity.ts';
+import { rotateSecretDir, writeSecretDir } from '../../../helpers/kube-secret-dir.ts';
+import { FakeTime } from '../../../helpers/fake-time.ts';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const CLIENT_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

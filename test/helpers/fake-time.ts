@@ -2,7 +2,7 @@
  * Simulated time for token tests: a clock and a setTimeout-like scheduler that only move when the test says so,
  * so hours of token lifetime run in milliseconds and no test sleeps for real time.
  */
-import type { Scheduler } from '../../../sidecar/token/caching-token-source.ts';
+import type { Scheduler } from '../../sidecar/token/caching-token-source.ts';
 
 interface Timer {
   readonly id: number;

@@ -1,5 +1,5 @@
 /**
- * The last test of `npm test` (scripts/test.ts runs `test/zz-*` after every other file): greps every log the
+ * The last test of `npm test` (scripts/test.ts names it in RUNS_AFTER_THE_OTHERS): greps every log the
  * suite's programs produced (sidecars, in-process sidecars, test authorities, webhooks — collected by the helpers in
  * `$MI_ANYWHERE_TEST_LOG_DIR`) for every secret the tests registered and for anything shaped like a token or a
  * private key. A finding fails the run listing `file:line: what`, never the secret itself.
@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startInProcessSidecar } from './helpers/sidecar.ts';
-import { createTestLog, formatFindings, readRegistry, registerSecret, scanLogDir, scanText, testLogDir } from './security/collected-logs.ts';
+import { startInProcessSidecar } from '../helpers/sidecar.ts';
+import { createTestLog, formatFindings, readRegistry, registerSecret, scanLogDir, scanText, testLogDir } from '../helpers/collected-logs.ts';
 
 describe('no secret or token in any log line of the whole test run', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'mi-anywhere-scan-selftest-'));

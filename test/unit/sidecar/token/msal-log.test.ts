@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { msalLogLine } from '../../../sidecar/token/msal-log.ts';
+import { msalLogLine } from '../../../../sidecar/token/msal-log.ts';
 
 const PREFIX = '[Fri, 04 Dec 2026 18:19:12 GMT] : [7c5a5d78-f6e7-405f-8448-08954e177e76] : @azure/msal-node@7.2.3 : ';
 

@@ -13,12 +13,12 @@ import {
   planRefreshAt,
   type CachePolicy,
   type LookupDecision,
-} from '../../../sidecar/token/token-cache-policy.ts';
-import { CachingTokenSource } from '../../../sidecar/token/caching-token-source.ts';
-import type { IssuedToken, TokenSource, TokenSourceRequest } from '../../../sidecar/token/token-source.ts';
-import type { LoadedIdentity } from '../../../sidecar/identity/identity.ts';
-import { UpstreamRejectedError, UpstreamUnavailableError } from '../../../sidecar/errors.ts';
-import { FakeTime, settle } from './fake-time.ts';
+} from '../../../../sidecar/token/token-cache-policy.ts';
+import { CachingTokenSource } from '../../../../sidecar/token/caching-token-source.ts';
+import type { IssuedToken, TokenSource, TokenSourceRequest } from '../../../../sidecar/token/token-source.ts';
+import type { LoadedIdentity } from '../../../../sidecar/identity/identity.ts';
+import { UpstreamRejectedError, UpstreamUnavailableError } from '../../../../sidecar/errors.ts';
+import { FakeTime, settle } from '../../../helpers/fake-time.ts';
 
 const P = DEFAULT_CACHE_POLICY;
 const MIN = 60_000;

@@ -10,9 +10,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { ANNOTATIONS, INJECT_KEY, PATHS, WEBHOOK_PATHS } from '../../sidecar/contract.ts';
-import { node24, startSidecar, type SpawnedSidecar } from '../helpers/sidecar.ts';
+import { node24, startSidecar, type SpawnedSidecar } from './sidecar.ts';
 import { ENTRY_FILES } from './build-context.ts';
-import { collectChildOutput } from '../security/collected-logs.ts';
+import { collectChildOutput } from './collected-logs.ts';
 
 /** The image's numeric user (Dockerfile `USER 65532:65532`). */
 export const IMAGE_UID = 65532;

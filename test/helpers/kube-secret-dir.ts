@@ -1,5 +1,6 @@
 /**
- * Writes and rotates a Secret volume the way kubelet's AtomicWriter does (pkg/volume/util/atomic_writer.go):
+ * Writes and rotates a Secret volume the way kubelet's AtomicWriter does
+ * (https://github.com/kubernetes/kubernetes/blob/master/pkg/volume/util/atomic_writer.go):
  * payload in a timestamped `..<ts>` directory, a `..data` symlink to it, one `<key> -> ..data/<key>` symlink per key;
  * an update writes a new timestamped directory, points a `..data_tmp` symlink at it, renames `..data_tmp` over
  * `..data` (the atomic step), fixes the key symlinks and removes the old directory.

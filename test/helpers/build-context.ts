@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../helpers/sidecar.ts';
+import { REPO_ROOT } from './sidecar.ts';
 
 /** What the Dockerfile's build stage COPYs (the static test checks this list against the Dockerfile). */
 export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'common', 'sidecar', 'webhook'] as const;

@@ -1,5 +1,5 @@
 /**
- * A minimal app written against @azure/identity, run as a child process by readme.test.ts with an environment that
+ * A minimal app written against @azure/identity, run as a child process by a test (test/integration/sidecar/readme.test.ts, test/integration/entra/sidecar-entra.test.ts) with an environment that
  * holds only one profile's variables. Calls ManagedIdentityCredential.getToken twice and prints one JSON line:
  * the access token, its expiry, and whether the second call returned the same token (served from the SDK cache).
  *
