@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image, two programs (house style HS-17): ENTRYPOINT ["node"], and the argument picks the program:
+# One image, two programs (CONTRIBUTING.md, "The image"): ENTRYPOINT ["node"], and the argument picks the program:
 #   docker run IMAGE                          -> the token sidecar (dist/sidecar/main.js, the default CMD)
 #   docker run IMAGE dist/webhook/main.js     -> the mutating webhook (what the Helm chart runs)
 #   docker run IMAGE dist/sidecar/main.js --dev   -> the sidecar with its built-in dev issuer
