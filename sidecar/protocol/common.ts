@@ -194,8 +194,18 @@ export function parseQueryTokenFields(
 export function secretsEqual(presented: string, expected: string): boolean {
   // One-shot hashing (no Hash object per call): this runs on every App Service / Azure ML request.
   const a = hash('sha256', presented, 'buffer');
-  const b = hash('sha256', expected, 'buffer');
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(a, expectedDigest(expected));
+}
+
+/**
+ * The digest of the expected secret, kept for the last secret asked about: every App Service / MSI_ENDPOINT request
+ * compares with the same configured value, and a SHA-256 costs 1-2 µs (docs/performance.md). A cache of a pure
+ * function; the check looks only at the expected value, never at what the client presented.
+ */
+let lastExpected: { readonly secret: string; readonly digest: Buffer } | undefined;
+function expectedDigest(expected: string): Buffer {
+  if (lastExpected?.secret !== expected) lastExpected = { secret: expected, digest: hash('sha256', expected, 'buffer') };
+  return lastExpected.digest;
 }
 
 /**
