@@ -57,6 +57,8 @@ export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
  * docs/protocols.md §2.3).
  */
 export function decodeComponent(raw: string): string {
+  // Most names and values carry nothing to decode (`api-version`, `2018-02-01`): skip the regex and the decoder.
+  if (!raw.includes('%') && !raw.includes('+')) return raw;
   const spaced = raw.replace(/\+/g, ' ');
   try {
     return decodeURIComponent(spaced);
