@@ -306,7 +306,8 @@ function createTokenApp(deps: SidecarAppDeps, newRequestId: () => string): Expre
 
   const token = bareApp();
   token.use(target, guards);
-  token.use(imdsRouter(steps), appServiceRouter(steps), msiEndpointRouter(steps), arcRouter(steps), devIssuerRouter(steps));
+  // The dialects' routes go on the application's own router: a nested Router per dialect was a second routing pass.
+  [imdsRouter, appServiceRouter, msiEndpointRouter, arcRouter, devIssuerRouter].forEach((addRoutes) => addRoutes(steps, token.router));
   token.use(notFound);
   token.use(renderFailure);
   return token;
