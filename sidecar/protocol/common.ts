@@ -80,16 +80,17 @@ export interface ParsedParams {
  */
 export function parseParams(raw: string): ParsedParams {
   const values = new Map<string, string>();
-  const duplicates = new Set<string>();
+  // Created only when a name repeats: almost no request has one.
+  let duplicates: Set<string> | undefined;
   for (const segment of raw.split('&')) {
     if (segment === '') continue;
     const eq = segment.indexOf('=');
     const name = decodeComponent(eq === -1 ? segment : segment.slice(0, eq));
     const value = eq === -1 ? '' : decodeComponent(segment.slice(eq + 1));
-    if (values.has(name)) duplicates.add(name);
+    if (values.has(name)) (duplicates ??= new Set()).add(name);
     else values.set(name, value);
   }
-  return { values, duplicates: [...duplicates] };
+  return { values, duplicates: duplicates === undefined ? [] : [...duplicates] };
 }
 
 /**
