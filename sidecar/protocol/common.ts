@@ -76,9 +76,27 @@ export interface ParsedParams {
 
 /**
  * Parses `a=1&b=2` (query string or form body). Names are case-sensitive like real IMDS. Empty segments are
- * ignored (`?&resource=...` from string concatenation).
+ * ignored (`?&resource=...` from string concatenation). The result is shared between calls with the same text:
+ * callers only read it.
  */
 export function parseParams(raw: string): ParsedParams {
+  // Apps send the same few queries over and over; splitting and decoding one costs more than the lookup
+  // (docs/performance.md). A cache of a pure function, bounded in entries and key length like the shell's memos.
+  if (raw.length > PARAMS_MEMO_MAX_KEY) return computeParams(raw);
+  let parsed = paramsMemo.get(raw);
+  if (parsed === undefined) {
+    parsed = computeParams(raw);
+    if (paramsMemo.size >= PARAMS_MEMO_SIZE) paramsMemo.clear();
+    paramsMemo.set(raw, parsed);
+  }
+  return parsed;
+}
+
+const PARAMS_MEMO_SIZE = 256;
+const PARAMS_MEMO_MAX_KEY = 2048;
+const paramsMemo = new Map<string, ParsedParams>();
+
+function computeParams(raw: string): ParsedParams {
   const values = new Map<string, string>();
   // Created only when a name repeats: almost no request has one.
   let duplicates: Set<string> | undefined;
@@ -90,7 +108,7 @@ export function parseParams(raw: string): ParsedParams {
     if (values.has(name)) (duplicates ??= new Set()).add(name);
     else values.set(name, value);
   }
-  return { values, duplicates: duplicates === undefined ? [] : [...duplicates] };
+  return { values, duplicates: Object.freeze(duplicates === undefined ? [] : [...duplicates]) };
 }
 
 /**
