@@ -50,7 +50,16 @@ export type AccessLog = (line: AccessLine) => void;
 
 export function createAccessLog(options: AccessLogOptions): AccessLog {
   if (!options.enabled) return () => undefined;
+  // The ISO time changes once a millisecond and every request of that millisecond shares it: formatting it costs
+  // ~0.5 µs, the comparison nothing (docs/performance.md).
+  let lastMs = Number.NaN;
+  let isoTime = '';
   return (line) => {
-    options.destination.write(formatAccessLine(line, new Date(options.nowMs()).toISOString(), options.program));
+    const ms = options.nowMs();
+    if (ms !== lastMs) {
+      isoTime = new Date(ms).toISOString();
+      lastMs = ms;
+    }
+    options.destination.write(formatAccessLine(line, isoTime, options.program));
   };
 }

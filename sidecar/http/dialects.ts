@@ -6,6 +6,8 @@
  * middleware in `app.ts` renders them in the dialect's own shape.
  *
  * The routers see normalised paths only: the target middleware in `app.ts` has already rewritten `req.url`.
+ * Each function adds its routes to the router it is given (the token application's own router in `app.ts`: a nested
+ * Router per dialect cost a second routing pass per request, docs/performance.md) or to a new one.
  */
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { PATHS } from '../contract.ts';
@@ -86,13 +88,13 @@ function bodyText(req: Request): string | undefined {
   return Buffer.isBuffer(body) ? body.toString('utf8') : undefined;
 }
 
-export function imdsRouter(steps: DialectSteps): Router {
-  return Router().all(PATHS.imds, tokenRoute(steps, (like) => parseImdsRequest(like)));
+export function imdsRouter(steps: DialectSteps, router: Router = Router()): Router {
+  return router.all(PATHS.imds, tokenRoute(steps, (like) => parseImdsRequest(like)));
 }
 
-export function appServiceRouter(steps: DialectSteps): Router {
+export function appServiceRouter(steps: DialectSteps, router: Router = Router()): Router {
   const ctx = { identityHeader: steps.identityHeader };
-  return Router().all(PATHS.appService, tokenRoute(steps, (like) => parseAppServiceRequest(like, ctx)));
+  return router.all(PATHS.appService, tokenRoute(steps, (like) => parseAppServiceRequest(like, ctx)));
 }
 
 /**
@@ -100,10 +102,10 @@ export function appServiceRouter(steps: DialectSteps): Router {
  * body is read as bytes whatever its Content-Type (MSAL.NET sends a header named `ContentType` instead,
  * docs/protocols.md §2.4) and decoded as UTF-8 form data by the parser.
  */
-export function msiEndpointRouter(steps: DialectSteps): Router {
+export function msiEndpointRouter(steps: DialectSteps, router: Router = Router()): Router {
   const ctx = { secret: steps.identityHeader };
   const readBody = express.raw({ type: () => true, limit: steps.maxBodyBytes, inflate: false });
-  return Router()
+  return router
     .post(PATHS.msiEndpoint, refuseDeclaredOversize(steps.maxBodyBytes), readBody)
     .all(PATHS.msiEndpoint, tokenRoute(steps, (like) => parseMsiEndpointRequest(like, ctx)));
 }
@@ -121,8 +123,8 @@ function refuseDeclaredOversize(limit: number): RequestHandler {
 }
 
 /** Azure Arc: the 401 challenge with a fresh key file, then the token for the key read back. */
-export function arcRouter(steps: DialectSteps): Router {
-  return Router().all(PATHS.arc, async (req, res) => {
+export function arcRouter(steps: DialectSteps, router: Router = Router()): Router {
+  return router.all(PATHS.arc, async (req, res) => {
     const exchange = exchangeOf(res);
     const request: ArcRequest = parseArcRequest(requestLike(req, exchange));
     exchange.resource = request.resource;
@@ -147,7 +149,7 @@ export function arcRouter(steps: DialectSteps): Router {
 }
 
 /** Dev issuer OIDC documents (dev mode only): public, cacheable, no access line. */
-export function devIssuerRouter(steps: DialectSteps): Router {
+export function devIssuerRouter(steps: DialectSteps, router: Router = Router()): Router {
   const serve = (kind: 'discovery' | 'jwks'): RequestHandler => (req, res) => {
     exchangeOf(res).logged = false;
     const issuer = steps.devIssuer;
@@ -157,7 +159,7 @@ export function devIssuerRouter(steps: DialectSteps): Router {
     // Public documents: a resource emulator may cache them (keys live as long as the process).
     steps.respond(res, { ...renderJsonOk(doc), headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'public, max-age=300' } });
   };
-  return Router()
+  return router
     .all(`${PATHS.devIssuer}/.well-known/openid-configuration`, serve('discovery'))
     .all(`${PATHS.devIssuer}/jwks`, serve('jwks'));
 }

@@ -57,6 +57,8 @@ export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
  * docs/protocols.md §2.3).
  */
 export function decodeComponent(raw: string): string {
+  // Most names and values carry nothing to decode (`api-version`, `2018-02-01`): skip the regex and the decoder.
+  if (!raw.includes('%') && !raw.includes('+')) return raw;
   const spaced = raw.replace(/\+/g, ' ');
   try {
     return decodeURIComponent(spaced);
@@ -74,20 +76,39 @@ export interface ParsedParams {
 
 /**
  * Parses `a=1&b=2` (query string or form body). Names are case-sensitive like real IMDS. Empty segments are
- * ignored (`?&resource=...` from string concatenation).
+ * ignored (`?&resource=...` from string concatenation). The result is shared between calls with the same text:
+ * callers only read it.
  */
 export function parseParams(raw: string): ParsedParams {
+  // Apps send the same few queries over and over; splitting and decoding one costs more than the lookup
+  // (docs/performance.md). A cache of a pure function, bounded in entries and key length like the shell's memos.
+  if (raw.length > PARAMS_MEMO_MAX_KEY) return computeParams(raw);
+  let parsed = paramsMemo.get(raw);
+  if (parsed === undefined) {
+    parsed = computeParams(raw);
+    if (paramsMemo.size >= PARAMS_MEMO_SIZE) paramsMemo.clear();
+    paramsMemo.set(raw, parsed);
+  }
+  return parsed;
+}
+
+const PARAMS_MEMO_SIZE = 256;
+const PARAMS_MEMO_MAX_KEY = 2048;
+const paramsMemo = new Map<string, ParsedParams>();
+
+function computeParams(raw: string): ParsedParams {
   const values = new Map<string, string>();
-  const duplicates = new Set<string>();
+  // Created only when a name repeats: almost no request has one.
+  let duplicates: Set<string> | undefined;
   for (const segment of raw.split('&')) {
     if (segment === '') continue;
     const eq = segment.indexOf('=');
     const name = decodeComponent(eq === -1 ? segment : segment.slice(0, eq));
     const value = eq === -1 ? '' : decodeComponent(segment.slice(eq + 1));
-    if (values.has(name)) duplicates.add(name);
+    if (values.has(name)) (duplicates ??= new Set()).add(name);
     else values.set(name, value);
   }
-  return { values, duplicates: [...duplicates] };
+  return { values, duplicates: Object.freeze(duplicates === undefined ? [] : [...duplicates]) };
 }
 
 /**
@@ -194,8 +215,18 @@ export function parseQueryTokenFields(
 export function secretsEqual(presented: string, expected: string): boolean {
   // One-shot hashing (no Hash object per call): this runs on every App Service / Azure ML request.
   const a = hash('sha256', presented, 'buffer');
-  const b = hash('sha256', expected, 'buffer');
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(a, expectedDigest(expected));
+}
+
+/**
+ * The digest of the expected secret, kept for the last secret asked about: every App Service / MSI_ENDPOINT request
+ * compares with the same configured value, and a SHA-256 costs 1-2 µs (docs/performance.md). A cache of a pure
+ * function; the check looks only at the expected value, never at what the client presented.
+ */
+let lastExpected: { readonly secret: string; readonly digest: Buffer } | undefined;
+function expectedDigest(expected: string): Buffer {
+  if (lastExpected?.secret !== expected) lastExpected = { secret: expected, digest: hash('sha256', expected, 'buffer') };
+  return lastExpected.digest;
 }
 
 /**
