@@ -255,8 +255,9 @@ function createTokenApp(deps: SidecarAppDeps, newRequestId: () => string): Expre
     exchange.query = query;
     exchange.absoluteForm = !raw.startsWith('/');
     if (route.kind === 'token') exchange.dialect = route.dialect === 'msi-endpoint' && req.method === 'POST' ? 'cloud-shell' : route.dialect;
-    // Unroutable targets (`*`, `http://...` for other paths) get a path no router has.
-    req.url = path === '' ? '/\0' : path;
+    // Unroutable targets (`*`, absolute forms other than the IMDS token URL) get a path no router has: an
+    // absolute-form `http://169.254.169.254/msi/token` must not reach the App Service router by its path.
+    req.url = route.kind === 'not-found' || path === '' ? '/\0' : path;
     // The guards run next, called directly: one middleware layer (and routing step) fewer per request.
     guards(req, res, next);
   }
