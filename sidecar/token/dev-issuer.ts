@@ -107,26 +107,32 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
   const kid = await calculateJwkThumbprint(publicJwk);
   const jwk: JWK = { ...publicJwk, kid, alg: 'RS256', use: 'sig' };
   const issuer = `${options.baseUrl.replace(/\/+$/, '')}/dev-issuer`;
-  /** Tokens (or in-flight mints) per identity and resource; concurrent first requests share one mint. */
-  const reused = new Map<string, Promise<IssuedToken>>();
+  /**
+   * Tokens (or in-flight mints) per identity and resource; concurrent first requests share one mint. A settled entry
+   * keeps its token beside the promise so a fresh one is handed out without awaiting it again (every dev-mode token
+   * request passes here).
+   */
+  const reused = new Map<string, { readonly promise: Promise<IssuedToken>; token?: IssuedToken }>();
   const fresh = (token: IssuedToken): boolean =>
     options.nowMs() / 1000 < token.expiresOnSeconds - DEV_TOKEN_LIFETIME_SECONDS * REUSE_FRACTION;
 
-  async function reuseOrMint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
+  function reuseOrMint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
     const key = `${identity.descriptor.clientId}\n${resource}`;
     const existing = reused.get(key);
-    if (existing !== undefined) {
-      const token = await existing;
-      if (fresh(token)) return token;
-      // Another caller may have replaced the stale entry while this one waited: use theirs.
-      const current = reused.get(key);
-      if (current !== undefined && current !== existing) return current;
-    }
+    // In flight: share it. Settled and fresh: reuse it. Settled and stale: mint anew.
+    if (existing !== undefined && (existing.token === undefined || fresh(existing.token))) return existing.promise;
     if (reused.size >= MAX_REUSED_TOKENS) reused.clear();
-    const minted = mint(identity, resource);
-    reused.set(key, minted);
-    minted.catch(() => reused.delete(key));
-    return minted;
+    const entry: { readonly promise: Promise<IssuedToken>; token?: IssuedToken } = { promise: mint(identity, resource) };
+    reused.set(key, entry);
+    entry.promise.then(
+      (token) => {
+        entry.token = token;
+      },
+      () => {
+        if (reused.get(key) === entry) reused.delete(key);
+      },
+    );
+    return entry.promise;
   }
 
   async function mint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
