@@ -14,7 +14,17 @@
 import { constants, type Stats } from 'node:fs';
 import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
-import type { IdentityFs } from './load.ts';
+
+/**
+ * The filesystem operations the identity loader needs (`load.ts`); node:fs/promises satisfies it, tests pass an
+ * in-memory tree, and {@link boundedIdentityFs} is the production one.
+ */
+export interface IdentityFs {
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string): Promise<Buffer>;
+  /** Follows symlinks (Kubernetes Secret keys are symlinks). */
+  stat(path: string): Promise<{ isDirectory(): boolean; isFile(): boolean; size: number }>;
+}
 
 /** Largest identity file (a PFX with a long chain is a few KiB; a 1 MiB file is certainly not a credential). */
 export const MAX_IDENTITY_FILE_BYTES = 1024 * 1024;

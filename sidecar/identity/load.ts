@@ -17,23 +17,16 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { CREDENTIAL_SOURCES, DEFAULT_FEDERATED_AUDIENCE, IDENTITY_FILES, type CredentialSource } from '../contract.ts';
-import { IdentityFileError, MAX_IDENTITY_FILE_BYTES } from './bounded-read.ts';
+import { IdentityFileError, MAX_IDENTITY_FILE_BYTES, type IdentityFs } from './bounded-read.ts';
 import type { CredentialKind, CredentialMaterial, IdentityDescriptor, LoadedIdentity } from './identity.ts';
 
-export { MAX_IDENTITY_FILE_BYTES };
+export { MAX_IDENTITY_FILE_BYTES, type IdentityFs };
 /**
  * Client id reported for a developer identity without a `clientId` file: the Azure CLI's own public client id
  * (the application users sign in to with `az login`).
  */
 export const AZURE_CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 
-/** The filesystem operations the loader needs (node:fs/promises satisfies it). */
-export interface IdentityFs {
-  readdir(path: string): Promise<string[]>;
-  readFile(path: string): Promise<Buffer>;
-  /** Follows symlinks (Kubernetes Secret keys are symlinks). */
-  stat(path: string): Promise<{ isDirectory(): boolean; isFile(): boolean; size: number }>;
-}
 
 export type IdentityProblemCode =
   /** A value is missing or malformed. */
