@@ -200,10 +200,26 @@ async function main(): Promise<number> {
   return stopOnSignal(await start(config, logger), logger);
 }
 
+/**
+ * One line an operator can act on when the webhook cannot start (a port in use, an unreachable API server, a
+ * refused certificate Secret): never a stack trace.
+ */
+function cannotStart(error: unknown): string {
+  const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e instanceof Error && e.syscall === 'listen') {
+    const hint =
+      e.code === 'EADDRINUSE'
+        ? '; another process uses it — set MI_ANYWHERE_WEBHOOK_PORT, MI_ANYWHERE_WEBHOOK_HEALTH_PORT or MI_ANYWHERE_WEBHOOK_METRICS_PORT to a free port'
+        : '';
+    return `cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code ?? e.message})${hint}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`mi-anywhere webhook: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`mi-anywhere webhook: cannot start: ${cannotStart(error)}\n`);
     process.exit(1);
   },
 );

@@ -93,6 +93,33 @@ describe('webhook program (files mode)', () => {
     assert.match(output(), /MI_ANYWHERE_WEBHOOK_NAMESPACE is required/);
   });
 
+  it('a port in use: exit 1 with one line naming the address and the variables to change, no stack trace', async () => {
+    writeFileSync(join(dir, 'busy.crt'), a.cert);
+    writeFileSync(join(dir, 'busy.key'), a.key);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = String((blocker.address() as { port: number }).port);
+    try {
+      const { exit, output } = run({
+        MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE: 'example.com/mi-anywhere:1',
+        MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR: 'always',
+        MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: join(dir, 'busy.crt'),
+        MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: join(dir, 'busy.key'),
+        MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
+        MI_ANYWHERE_WEBHOOK_PORT: port,
+        MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
+        MI_ANYWHERE_WEBHOOK_HEALTH_PORT: '0',
+        MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
+        MI_ANYWHERE_WEBHOOK_METRICS_PORT: '0',
+      });
+      assert.equal(await exit, 1);
+      assert.match(output(), new RegExp(`mi-anywhere webhook: cannot start: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\); another process uses it — set MI_ANYWHERE_WEBHOOK_PORT`));
+      assert.doesNotMatch(output(), /\n\s+at /, 'no stack trace');
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('serves, reloads a rewritten certificate, falls back to regular sidecars, and stops on SIGTERM', async () => {
     const certFile = join(dir, 'tls.crt');
     const keyFile = join(dir, 'tls.key');
