@@ -33,6 +33,7 @@ const TS = ['common/**/*.ts', 'sidecar/**/*.ts', 'webhook/**/*.ts', 'test/**/*.t
 const PURE = [
   'common/settings.ts',
   'sidecar/contract.ts',
+  'sidecar/memoise.ts',
   'sidecar/protocol/**/*.ts',
   'sidecar/identity/identity.ts',
   'sidecar/token/token-cache-policy.ts',

@@ -7,6 +7,7 @@
  * Instrumentation happens at the edge (HTTP middleware, the cache wrapper), not inside the pure core.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { memoiseString } from './memoise.ts';
 import { DIALECTS, type Dialect } from './protocol/dialect.ts';
 
 /** Event-loop lag sampling interval of the default Node.js metrics (ms). */
@@ -111,21 +112,10 @@ export interface SidecarMetricsOptions {
 
 /**
  * Reduces a resource to a bounded label value: `scheme://host` for URLs (`api://` app-id URIs keep their host
- * part), a GUID as itself; path, query, fragment and user-info are dropped.
+ * part), a GUID as itself; path, query, fragment and user-info are dropped. Memoised: apps ask for a handful of
+ * resources over and over, and the memo spares a URL parse per request.
  */
-export function audienceOf(resource: string): string {
-  const known = audienceMemo.get(resource);
-  if (known !== undefined) return known;
-  const audience = computeAudience(resource);
-  // Apps ask for a handful of resources over and over; the memo spares a URL parse per request (docs/performance.md).
-  // It is a cache of a pure function, bounded so a client inventing resources cannot grow it.
-  if (audienceMemo.size >= AUDIENCE_MEMO_SIZE) audienceMemo.clear();
-  audienceMemo.set(resource, audience);
-  return audience;
-}
-
-const AUDIENCE_MEMO_SIZE = 1024;
-const audienceMemo = new Map<string, string>();
+export const audienceOf: (resource: string) => string = memoiseString(computeAudience, { maxEntries: 1024 });
 
 function computeAudience(resource: string): string {
   const trimmed = resource.trim().replace(/\/\.default$/, '');

@@ -66,6 +66,7 @@ import {
 import { browserHeaderIn, createHostPolicy, headerBytes, proxyHeaderIn, type HostPolicy } from './guards.ts';
 import type { Readiness } from './readiness.ts';
 import { createTokenBucket } from './rate-limit.ts';
+import { memoiseString } from '../memoise.ts';
 
 /** Response header with the request id of the log line (and `correlationId` of App Service error bodies). */
 export const REQUEST_ID_HEADER = 'x-mi-anywhere-request-id';
@@ -217,7 +218,7 @@ function createTokenApp(deps: SidecarAppDeps, newRequestId: () => string): Expre
   const accessLog = deps.accessLog ?? pinoAccessLog(logger);
   const remote = deps.remote === true;
   const hosts = memoiseHosts(createHostPolicy({ names: deps.allowedHosts ?? [], allowMissing: !remote }));
-  const routeOf = memoise(routeTarget, 256);
+  const routeOf = memoiseString(routeTarget, { maxEntries: 256 });
 
   /** Writes the answer, then the access line and the metrics observation (token listener only). */
   function respond(res: Response, response: RenderedResponse, error?: SidecarError): void {
@@ -408,41 +409,14 @@ function writeRaw(socket: Duplex, response: RenderedResponse, reason: string): v
 }
 
 /**
- * The Host verdict per distinct header value (bounded: a client sending random Host values only fills the memo,
- * which is then cleared). Every request carries the same few values; parsing each one costs more than the lookup.
+ * The Host verdict per distinct header value and target form (bounded: a client sending random Host values only
+ * fills the memo, which is then cleared). Every request carries the same few values.
  */
 function memoiseHosts(policy: HostPolicy): HostPolicy {
-  const MAX = 256;
-  const verdicts = [new Map<string, boolean>(), new Map<string, boolean>()] as const;
+  const originForm = memoiseString((host) => policy.allows(host, false), { maxEntries: 256 });
+  const absoluteForm = memoiseString((host) => policy.allows(host, true), { maxEntries: 256 });
   return {
-    allows(host, absoluteForm) {
-      if (host === undefined) return policy.allows(host, absoluteForm);
-      const memo = verdicts[absoluteForm ? 1 : 0];
-      let verdict = memo.get(host);
-      if (verdict === undefined) {
-        verdict = policy.allows(host, absoluteForm);
-        if (memo.size >= MAX) memo.clear();
-        memo.set(host, verdict);
-      }
-      return verdict;
-    },
-  };
-}
-
-/**
- * A pure function of one string, memoised (bounded: cleared when full). Clients repeat the same few request targets,
- * and routing one (normalising the path, splitting the query) costs more than the lookup.
- */
-function memoise<T>(fn: (key: string) => T, max: number): (key: string) => T {
-  const memo = new Map<string, T>();
-  return (key) => {
-    let value = memo.get(key);
-    if (value === undefined) {
-      value = fn(key);
-      if (memo.size >= max) memo.clear();
-      memo.set(key, value);
-    }
-    return value;
+    allows: (host, absolute) => (host === undefined ? policy.allows(host, absolute) : absolute ? absoluteForm(host) : originForm(host)),
   };
 }
 

@@ -5,6 +5,7 @@
  *
  * Pure: no I/O, no clock (callers pass `nowSeconds`), no express/node:http types.
  */
+import { memoiseString } from '../memoise.ts';
 import { hash, timingSafeEqual } from 'node:crypto';
 import { BadRequestError, ForwardedRequestError, MissingMetadataHeaderError, type SidecarError } from '../errors.ts';
 import type { IdentitySelector } from '../identity/identity.ts';
@@ -79,22 +80,7 @@ export interface ParsedParams {
  * ignored (`?&resource=...` from string concatenation). The result is shared between calls with the same text:
  * callers only read it.
  */
-export function parseParams(raw: string): ParsedParams {
-  // Apps send the same few queries over and over; splitting and decoding one costs more than the lookup
-  // (docs/performance.md). A cache of a pure function, bounded in entries and key length like the shell's memos.
-  if (raw.length > PARAMS_MEMO_MAX_KEY) return computeParams(raw);
-  let parsed = paramsMemo.get(raw);
-  if (parsed === undefined) {
-    parsed = computeParams(raw);
-    if (paramsMemo.size >= PARAMS_MEMO_SIZE) paramsMemo.clear();
-    paramsMemo.set(raw, parsed);
-  }
-  return parsed;
-}
-
-const PARAMS_MEMO_SIZE = 256;
-const PARAMS_MEMO_MAX_KEY = 2048;
-const paramsMemo = new Map<string, ParsedParams>();
+export const parseParams: (raw: string) => ParsedParams = memoiseString(computeParams, { maxEntries: 256, maxKeyLength: 2048 });
 
 function computeParams(raw: string): ParsedParams {
   const values = new Map<string, string>();
