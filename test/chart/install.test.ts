@@ -27,7 +27,7 @@ import {
 } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { INJECT_KEY, SIDECAR_CONTAINER_NAME, APP_ENV, ANNOTATIONS } from '../../sidecar/contract.ts';
-import { freePort } from '../helpers/build-context.ts';
+import { freePort } from '../helpers/ports.ts';
 import { startCompiledWebhook, type RunningWebhook } from '../helpers/programs.ts';
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { node24, REPO_ROOT } from '../helpers/sidecar.ts';

@@ -44,6 +44,7 @@ import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { chartWebhookConfiguration, loopbackServingCertificate } from '../helpers/webhook-reach.ts';
 import { collectChildOutput } from '../helpers/collected-logs.ts';
 import { containerRunArgs, CONTAINERS_CONF, podman, podmanAsync, podmanOk, volumeFiles, writeKubeletVolume, type Json, type SecretData } from './pod-run-podman.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const SAMPLE_APP_DIR = join(REPO_ROOT, 'examples', 'compose', 'app');
@@ -57,17 +58,6 @@ const CLIENT_SECRET = 'pod-run-client-secret-0123456789';
 const SCOPE = 'https://vault.azure.net/.default';
 const suffix = randomBytes(4).toString('hex');
 const POD_NAME = `mi-anywhere-pod-run-${suffix}`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 /** Waits for something another process does (bounded wait on a condition, not a timing assertion). */
 async function eventually<T>(what: () => string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {

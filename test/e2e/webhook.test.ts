@@ -23,7 +23,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -45,6 +44,7 @@ import { startTestAuthority, type RegisteredApp, type TestAuthority } from '../a
 import { startKubeApiServer, type KubeCluster } from '../helpers/kube.ts';
 import { listFixtures } from '../helpers/admission-fixtures.ts';
 import { collectChildOutput } from '../helpers/collected-logs.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const NODE = process.execPath;
@@ -60,17 +60,6 @@ const IDENTITY_SECRET = 'app-identity';
 const CLIENT_SECRET = 'e2e-client-secret-value-0123456789';
 
 type Json = any;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 /** Waits for something another process does (bounded wait, not a timing assertion). */
 async function eventually<T>(what: string | (() => string), check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {

@@ -7,7 +7,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './sidecar.ts';
@@ -36,18 +35,6 @@ export function buildInCopy(): string {
   const [tool, ...args] = (pkg.scripts['build'] ?? '').split(' ');
   run(join(dir, 'node_modules', '.bin', tool ?? 'tsc'), args, { cwd: dir });
   return dir;
-}
-
-/** A free TCP port on 127.0.0.1 (for programs whose config cannot report a port-0 listener back). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** A self-signed serving certificate for 127.0.0.1 (PEM files in `dir`), made with openssl. */

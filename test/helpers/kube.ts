@@ -23,11 +23,11 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { renewCertificates } from '../../webhook/cert/authority.ts';
+import { freePort } from './ports.ts';
 
 export type KubeJson = any;
 
@@ -69,18 +69,6 @@ export interface StartOptions {
 /** Where 30-kube.sh puts the binaries. */
 export function kubeBinDir(): string {
   return join(process.env.MI_ANYWHERE_CACHE ?? join(homedir(), '.cache', 'mi-anywhere'), 'bin');
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

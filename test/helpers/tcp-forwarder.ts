@@ -81,11 +81,3 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
   };
 }
 
-/** A port that was free a moment ago on 127.0.0.1 (for a server that must know its port before listening). */
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}

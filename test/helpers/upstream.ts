@@ -10,7 +10,8 @@ import { startTestAuthority, type RegisteredApp, type StartTestAuthorityOptions,
 import { writeSecretDir } from './kube-secret-dir.ts';
 import { startSidecar, type SpawnedSidecar } from './sidecar.ts';
 import { SIDECAR_ENV } from '../../sidecar/contract.ts';
-import { freePort, startTcpForwarder, type TcpForwarder } from './tcp-forwarder.ts';
+import { freePort } from './ports.ts';
+import { startTcpForwarder, type TcpForwarder } from './tcp-forwarder.ts';
 
 export interface Upstream {
   readonly authority: TestAuthority;

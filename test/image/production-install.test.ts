@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT, type SpawnedSidecar } from '../helpers/sidecar.ts';
-import { buildInCopy, freePort, makeServingCertificate, run } from '../helpers/build-context.ts';
+import { buildInCopy, makeServingCertificate, run } from '../helpers/build-context.ts';
+import { freePort } from '../helpers/ports.ts';
 import { asImageUser, IMAGE_UID, imdsToken, optedInPod, processUid, reviewPod, startCompiledSidecar, startCompiledWebhook, type RunningWebhook } from '../helpers/programs.ts';
 
 /** chmod -R a-w,a+rX: what a root-owned COPY into the image gives the non-root user. */

@@ -8,11 +8,11 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { findTool } from './artifacts.ts';
+import { freePort } from '../helpers/ports.ts';
 
 export interface ScrapeTarget {
   readonly job: string;
@@ -70,19 +70,6 @@ export interface RunningPrometheus {
   waitForScrapesAfter(afterMs: number, timeoutMs?: number): Promise<void>;
   logs(): string;
   stop(): Promise<void>;
-}
-
-/** A port free right now on 127.0.0.1 (Prometheus cannot report the port it bound for `:0`). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function getJson<T>(url: string): Promise<T> {

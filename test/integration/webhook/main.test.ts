@@ -18,20 +18,11 @@ import { SIDECAR_CONTAINER_NAME } from '../../../sidecar/contract.ts';
 import { renewCertificates, type StoredCertificates } from '../../../webhook/cert/authority.ts';
 import { applyPatch, decodePatch, listFixtures } from '../../helpers/admission-fixtures.ts';
 import { collectChildOutput } from '../../helpers/collected-logs.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
 const POLICY = { certValidityDays: 2, certRenewBeforeDays: 1, caValidityDays: 3, caRenewBeforeDays: 1 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
