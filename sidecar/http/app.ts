@@ -43,6 +43,7 @@ import {
 } from '../errors.ts';
 import { findIdentity, type IdentitySelector, type LoadedIdentity } from '../identity/identity.ts';
 import type { Logger } from '../log.ts';
+import { memoiseString } from '../memoise.ts';
 import { NO_IDENTITY, TOKEN_CODE_CHALLENGE, TOKEN_CODE_OK, audienceOf, type SidecarMetrics } from '../metrics.ts';
 import { JSON_CONTENT_TYPE, renderJsonOk, type RenderedResponse, type SelectorEcho } from '../protocol/common.ts';
 import type { Dialect } from '../protocol/dialect.ts';
@@ -66,7 +67,6 @@ import {
 import { browserHeaderIn, createHostPolicy, headerBytes, proxyHeaderIn, type HostPolicy } from './guards.ts';
 import type { Readiness } from './readiness.ts';
 import { createTokenBucket } from './rate-limit.ts';
-import { memoiseString } from '../memoise.ts';
 
 /** Response header with the request id of the log line (and `correlationId` of App Service error bodies). */
 export const REQUEST_ID_HEADER = 'x-mi-anywhere-request-id';
@@ -168,25 +168,19 @@ function bareApp(): Express {
 }
 
 /**
- * Token bodies rendered once per token and whole second: every non-Arc dialect answers the same bytes for the same
- * token, and only `expires_in` changes, once a second. Keyed by the token object the cache hands out (a WeakMap, so
- * an evicted token takes its rendering with it).
+ * Token bodies rendered once per token and whole second: without a selector echo every dialect answers the same
+ * bytes for the same token (`protocol/render.ts`), and only `expires_in` changes, once a second. Keyed by the token
+ * object the cache hands out (a WeakMap, so an evicted token takes its rendering with it).
  */
 function createTokenRenderer(): (dialect: Dialect, token: IssuedToken, nowSeconds: number, echo?: SelectorEcho) => RenderedResponse {
-  const rendered = new WeakMap<IssuedToken, { second: number; byDialect: Map<Dialect, RenderedResponse> }>();
+  const rendered = new WeakMap<IssuedToken, { readonly second: number; readonly response: RenderedResponse }>();
   return (dialect, token, nowSeconds, echo) => {
     if (echo !== undefined) return renderToken(dialect, token, nowSeconds, echo);
     const second = Math.floor(nowSeconds);
-    let entry = rendered.get(token);
-    if (entry === undefined || entry.second !== second) {
-      entry = { second, byDialect: new Map() };
-      rendered.set(token, entry);
-    }
-    let response = entry.byDialect.get(dialect);
-    if (response === undefined) {
-      response = renderToken(dialect, token, nowSeconds);
-      entry.byDialect.set(dialect, response);
-    }
+    const entry = rendered.get(token);
+    if (entry !== undefined && entry.second === second) return entry.response;
+    const response = renderToken(dialect, token, nowSeconds);
+    rendered.set(token, { second, response });
     return response;
   };
 }
@@ -375,10 +369,11 @@ function rawSocketListeners(deps: SidecarAppDeps, newRequestId: () => string): P
   const writeError = (socket: Duplex, error: SidecarError, reason: string): void => writeRaw(socket, renderError('unknown', error, newRequestId()), reason);
   return {
     connect: (req, socket) => {
+      const refused = new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']);
       logger.info({ dialect: 'unknown', status: 405, method: 'CONNECT' }, 'token request');
-      metrics.tokenRequest({ dialect: 'unknown', identity: NO_IDENTITY, resource: '', code: new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']).code }, 0);
+      metrics.tokenRequest({ dialect: 'unknown', identity: NO_IDENTITY, resource: '', code: refused.code }, 0);
       socket.on('error', () => socket.destroy());
-      writeError(socket, new MethodNotAllowedError(req.method ?? 'CONNECT', ['GET', 'POST']), 'Method Not Allowed');
+      writeError(socket, refused, 'Method Not Allowed');
     },
     clientError: (error, socket) => {
       socket.on('error', () => socket.destroy());
