@@ -30,6 +30,7 @@ import { loadIdentitiesToServe, watchIdentities, type ServedIdentities } from '.
 import { accessLogFor, withLogOutput, type LogOutput } from './startup/log-output.ts';
 import { probe } from './startup/probe.ts';
 import { createTokenBackends, warmUp, type TokenBackends } from './startup/token-sources.ts';
+import { generateDevSigningKey, type DevSigningKey } from './token/dev-issuer.ts';
 
 const nowMs = (): number => Date.now();
 
@@ -39,12 +40,14 @@ async function main(logOutput: LogOutput): Promise<number> {
   if (process.argv.includes('--version')) return printVersion();
   const config = readConfiguration();
   if (config.probe) return runProbe(config);
+  // Dev mode's key pair is made in the thread pool while the next steps run (the slowest single step of a start).
+  const devSigningKey = config.mode === 'dev' ? generateDevSigningKey() : undefined;
   const logger = startLogging(config, logOutput.main);
   const served = await loadIdentitiesToServe(config, logger);
   const telemetry = createTelemetry(config, served);
   const arcKeys = await prepareArcKeys({ config, logger, nowMs });
   const listeners = await startListeners(config, logger);
-  const serving = await closingOnFailure(listeners, () => startServing({ config, logger, served, telemetry, arcKeys, listeners, logOutput }));
+  const serving = await closingOnFailure(listeners, () => startServing({ config, logger, served, telemetry, arcKeys, listeners, logOutput, devSigningKey }));
   const started: Started = { config, logger, served, telemetry, arcKeys, listeners, serving };
   announce(started);
   startBackgroundWork(started);
@@ -176,11 +179,13 @@ interface Serving extends TokenBackends {
 }
 
 /** Builds the token backends and the HTTP app, and hands the listeners to it. */
-async function startServing(ctx: Omit<Started, 'serving'> & { readonly logOutput: LogOutput }): Promise<Serving> {
+async function startServing(
+  ctx: Omit<Started, 'serving'> & { readonly logOutput: LogOutput; readonly devSigningKey: Promise<DevSigningKey> | undefined },
+): Promise<Serving> {
   const { config, logger, listeners, telemetry } = ctx;
   const { identities } = ctx.served;
   const baseUrl = baseUrlFor(config, listeners.token);
-  const backends = await createTokenBackends({ config, baseUrl, identities, metrics: telemetry.metrics, logger, nowMs });
+  const backends = await createTokenBackends({ config, baseUrl, identities, metrics: telemetry.metrics, logger, nowMs, devSigningKey: ctx.devSigningKey });
   const identityHeader = config.identityHeader ?? randomBytes(24).toString('hex');
   const watcher = backends.entra ? watchIdentities({ config, identities, entra: backends.entra, logger, metrics: telemetry.metrics }) : undefined;
   listeners.serve(

@@ -150,12 +150,12 @@ export function arcRouter(steps: DialectSteps, router: Router = Router()): Route
 
 /** Dev issuer OIDC documents (dev mode only): public, cacheable, no access line. */
 export function devIssuerRouter(steps: DialectSteps, router: Router = Router()): Router {
-  const serve = (kind: 'discovery' | 'jwks'): RequestHandler => (req, res) => {
+  const serve = (kind: 'discovery' | 'jwks'): RequestHandler => async (req, res) => {
     exchangeOf(res).logged = false;
     const issuer = steps.devIssuer;
     if (issuer === undefined) throw new NotFoundError();
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(req.method, ['GET']);
-    const doc = kind === 'discovery' ? issuer.discovery() : issuer.jwks();
+    const doc = kind === 'discovery' ? issuer.discovery() : await issuer.jwks();
     // Public documents: a resource emulator may cache them (keys live as long as the process).
     steps.respond(res, { ...renderJsonOk(doc), headers: { 'content-type': JSON_CONTENT_TYPE, 'cache-control': 'public, max-age=300' } });
   };

@@ -12,7 +12,7 @@ import type { CredentialKind, LoadedIdentity } from '../identity/identity.ts';
 import type { Logger } from '../log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { CiAssertions } from '../token/ci-oidc.ts';
-import { createDevIssuer, type DevIssuer } from '../token/dev-issuer.ts';
+import { createDevIssuer, type DevIssuer, type DevSigningKey } from '../token/dev-issuer.ts';
 import type { EntraBackend } from '../token/entra-backend.ts';
 import type { TokenSource } from '../token/token-source.ts';
 import { StartupFailure } from './failure.ts';
@@ -44,6 +44,8 @@ export interface TokenBackendOptions {
   readonly metrics: SidecarMetrics;
   readonly logger: Logger;
   readonly nowMs: () => number;
+  /** Dev mode: the dev issuer's key pair, whose generation main.ts started early. */
+  readonly devSigningKey?: Promise<DevSigningKey> | undefined;
 }
 
 export interface TokenBackends {
@@ -60,7 +62,7 @@ export interface TokenBackends {
  * @throws StartupFailure when the authority host is unusable or an identity's credential kind has no backend.
  */
 export async function createTokenBackends(options: TokenBackendOptions): Promise<TokenBackends> {
-  const devIssuer = options.config.mode === 'dev' ? await createDevIssuer({ baseUrl: options.baseUrl, nowMs: options.nowMs }) : undefined;
+  const devIssuer = options.config.mode === 'dev' ? createDevIssuer({ baseUrl: options.baseUrl, nowMs: options.nowMs, signingKey: options.devSigningKey }) : undefined;
   const entra = options.config.mode === 'entra' ? await createEntra(options) : undefined;
   entra?.publishCredentials(options.identities);
   const sources = sourcesByKind({ devIssuer, entra });

@@ -88,7 +88,8 @@ export interface DevIssuer extends TokenSource {
   /** `iss` of every token: `<token listener base URL>/dev-issuer`. */
   readonly issuer: string;
   discovery(): OidcDiscovery;
-  jwks(): { keys: JWK[] };
+  /** Waits for the key pair while it is still being generated. */
+  jwks(): Promise<{ keys: JWK[] }>;
 }
 
 export interface DevIssuerOptions {
@@ -96,16 +97,43 @@ export interface DevIssuerOptions {
   readonly baseUrl: string;
   /** Current time in milliseconds. */
   readonly nowMs: () => number;
+  /** The key pair, when its generation was started earlier ({@link generateDevSigningKey}); generated here otherwise. */
+  readonly signingKey?: Promise<DevSigningKey>;
+}
+
+export type DevSigningKey = Awaited<ReturnType<typeof generateKeyPair>>;
+
+/**
+ * Generates the dev issuer's RS256 key pair in Node's thread pool. An RSA-2048 key takes 50-80 ms, the largest
+ * single step of a dev-mode start, so main.ts starts it as soon as the mode is known (docs/performance.md,
+ * "Start-up and memory").
+ */
+export function generateDevSigningKey(): Promise<DevSigningKey> {
+  return generateKeyPair('RS256', { extractable: true });
+}
+
+interface SigningKey {
+  readonly privateKey: DevSigningKey['privateKey'];
+  readonly kid: string;
+  readonly jwk: JWK;
+}
+
+async function signingKeyOf(keyPair: Promise<DevSigningKey>): Promise<SigningKey> {
+  const { privateKey, publicKey } = await keyPair;
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return { privateKey, kid, jwk: { ...publicJwk, kid, alg: 'RS256', use: 'sig' } };
 }
 
 /**
- * Creates the dev issuer (generates its RS256 key pair).
+ * Creates the dev issuer. It does not wait for its key pair: the sidecar is ready while the key is still being
+ * generated, and a token or JWKS request that comes before it waits for it (tens of milliseconds at most), so an
+ * app container started beside the sidecar overlaps its own start-up with the key generation.
  */
-export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIssuer> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const publicJwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(publicJwk);
-  const jwk: JWK = { ...publicJwk, kid, alg: 'RS256', use: 'sig' };
+export function createDevIssuer(options: DevIssuerOptions): DevIssuer {
+  const signingKey = signingKeyOf(options.signingKey ?? generateDevSigningKey());
+  // A failure (out of memory, nothing else) is reported by the request that needs the key, not as an unhandled rejection.
+  signingKey.catch(() => undefined);
   const issuer = `${options.baseUrl.replace(/\/+$/, '')}/dev-issuer`;
   /**
    * Tokens (or in-flight mints) per identity and resource; concurrent first requests share one mint. A settled entry
@@ -136,6 +164,7 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
   }
 
   async function mint(identity: LoadedIdentity, resource: string): Promise<IssuedToken> {
+    const { privateKey, kid } = await signingKey;
     const d = identity.descriptor;
     const now = Math.floor(options.nowMs() / 1000);
     const notBefore = now - CLOCK_SKEW_SECONDS;
@@ -184,8 +213,8 @@ export async function createDevIssuer(options: DevIssuerOptions): Promise<DevIss
         subject_types_supported: ['public'],
       };
     },
-    jwks(): { keys: JWK[] } {
-      return { keys: [jwk] };
+    async jwks(): Promise<{ keys: JWK[] }> {
+      return { keys: [(await signingKey).jwk] };
     },
   };
 }

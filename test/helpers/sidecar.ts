@@ -330,7 +330,7 @@ export async function startInProcessSidecar(options: InProcessOptions = {}): Pro
     listen({ limits, timeouts, listener, onRequest: (q, s) => app?.metrics(q, s) }),
   ]);
   const tokenUrl = `http://127.0.0.1:${token.port}`;
-  const devIssuer = await createDevIssuer({ baseUrl: tokenUrl, nowMs: clock.nowMs });
+  const devIssuer = createDevIssuer({ baseUrl: tokenUrl, nowMs: clock.nowMs });
   app = createSidecarApp({
     identities: () => identities,
     tokenSource: options.tokenSource ?? devIssuer,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { SidecarError } from '../../../../sidecar/errors.ts';
-import { createDevIssuer, devIdentities, DEV_IDENTITIES, DEV_TENANT_ID, DEV_TOKEN_LIFETIME_SECONDS } from '../../../../sidecar/token/dev-issuer.ts';
+import { createDevIssuer, devIdentities, generateDevSigningKey, DEV_IDENTITIES, DEV_TENANT_ID, DEV_TOKEN_LIFETIME_SECONDS, type DevSigningKey } from '../../../../sidecar/token/dev-issuer.ts';
 
 const BASE = 'http://127.0.0.1:50342';
 
@@ -22,11 +22,11 @@ describe('dev issuer', () => {
 
   it('mints RS256 JWTs that verify against its JWKS with the documented claims', async () => {
     let now = Date.UTC(2026, 10, 26, 12);
-    const issuer = await createDevIssuer({ baseUrl: `${BASE}/`, nowMs: () => now });
+    const issuer = createDevIssuer({ baseUrl: `${BASE}/`, nowMs: () => now });
     const user = devIdentities()[1];
     assert.ok(user);
     const token = await issuer.getToken({ identity: user, resource: 'https://vault.azure.net' });
-    const { payload, protectedHeader } = await jwtVerify(token.accessToken, createLocalJWKSet(issuer.jwks()), {
+    const { payload, protectedHeader } = await jwtVerify(token.accessToken, createLocalJWKSet(await issuer.jwks()), {
       issuer: `${BASE}/dev-issuer`,
       audience: 'https://vault.azure.net',
       currentDate: new Date(now),
@@ -50,7 +50,7 @@ describe('dev issuer', () => {
 
   it('re-uses a token until half its lifetime, then mints a new one', async () => {
     let now = Date.UTC(2026, 10, 26, 12);
-    const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => now });
+    const issuer = createDevIssuer({ baseUrl: BASE, nowMs: () => now });
     const system = devIdentities()[0];
     assert.ok(system);
     const first = await issuer.getToken({ identity: system, resource: 'r' });
@@ -62,7 +62,7 @@ describe('dev issuer', () => {
   });
 
   it('concurrent first requests share one token (IMDS returns identical tokens, docs/protocols.md §11 item 19)', async () => {
-    const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => Date.UTC(2026, 10, 26, 12) });
+    const issuer = createDevIssuer({ baseUrl: BASE, nowMs: () => Date.UTC(2026, 10, 26, 12) });
     const system = devIdentities()[0];
     assert.ok(system);
     const tokens = await Promise.all(Array.from({ length: 10 }, () => issuer.getToken({ identity: system, resource: 'r' })));
@@ -70,7 +70,7 @@ describe('dev issuer', () => {
   });
 
   it('publishes OIDC discovery pointing at its JWKS', async () => {
-    const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => 0 });
+    const issuer = createDevIssuer({ baseUrl: BASE, nowMs: () => 0 });
     assert.deepEqual(issuer.discovery(), {
       issuer: `${BASE}/dev-issuer`,
       jwks_uri: `${BASE}/dev-issuer/jwks`,
@@ -79,13 +79,31 @@ describe('dev issuer', () => {
       response_types_supported: ['token'],
       subject_types_supported: ['public'],
     });
-    const [key] = issuer.jwks().keys;
+    const [key] = (await issuer.jwks()).keys;
     assert.equal(key?.kty, 'RSA');
     assert.equal(key?.d, undefined, 'no private part in the JWKS');
   });
 
+  it('is created before its key pair exists: requests wait for the key, and a key that fails fails them', async () => {
+    let resolveKey: (key: DevSigningKey) => void = () => undefined;
+    const pending = new Promise<DevSigningKey>((resolve) => (resolveKey = resolve));
+    const issuer = createDevIssuer({ baseUrl: BASE, nowMs: () => 0, signingKey: pending });
+    const system = devIdentities()[0];
+    assert.ok(system);
+    let settled = false;
+    const token = issuer.getToken({ identity: system, resource: 'r' }).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(settled, false, 'waits for the key');
+    resolveKey(await generateDevSigningKey());
+    await jwtVerify((await token).accessToken, createLocalJWKSet(await issuer.jwks()), { currentDate: new Date(0) });
+
+    const failing = createDevIssuer({ baseUrl: BASE, nowMs: () => 0, signingKey: Promise.reject(new Error('key generation failed')) });
+    await assert.rejects(failing.getToken({ identity: system, resource: 'r' }), /key generation failed/);
+    await assert.rejects(failing.jwks(), /key generation failed/);
+  });
+
   it('refuses identities with real credentials', async () => {
-    const issuer = await createDevIssuer({ baseUrl: BASE, nowMs: () => 0 });
+    const issuer = createDevIssuer({ baseUrl: BASE, nowMs: () => 0 });
     const dev = devIdentities()[0];
     assert.ok(dev);
     const real = { ...dev, material: { kind: 'secret' as const, clientSecret: 'x' } };
