@@ -12,28 +12,30 @@
 #   podman build --build-arg NODE_IMAGE=localhost/mi-anywhere-node24:local ...   (test/image/, scripts/provision.d/41-podman.sh)
 ARG NODE_IMAGE=node:24.20.0-bookworm-slim@sha256:ba849c60be29959425b8734d57b8b4b7d56f98edd9504c9af091d5281095a71e
 
-# ---- build: all dependencies, compile TypeScript to dist/ -------------------------------------------------
+# ---- build: all dependencies, type-check and bundle each program into dist/ (scripts/build.ts) -------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script, and none may run one in our build.
-# --omit=optional: the optional dependencies are the per-platform Node packages for development (package.json);
-# the image runs the base image's Node.
-RUN npm ci --omit=optional --no-audit --no-fund --ignore-scripts
+# Optional dependencies are installed here (only here): esbuild's compiler for this platform is one of them. The
+# other optional ones, the per-platform Node packages for development (package.json), never leave this stage.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.ts ./scripts/build.ts
 COPY common ./common
 COPY sidecar ./sidecar
 COPY webhook ./webhook
 RUN npm run build
 
-# ---- deps: production dependencies only -------------------------------------------------------------------
+# ---- deps: production dependencies only (the bundles hold their code; node-forge is required from here on the
+# first PKCS#12 identity, and the packages' licence files ship with the image) -----------------------------
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts
 
-# ---- compile cache: compiled code of every module, made once here instead of in every container ------------
-# Node's compile cache (NODE_COMPILE_CACHE) saves the start-up compilation of each module; warmed here, it is
+# ---- compile cache: compiled code of every bundle file, made once here instead of in every container -------
+# Node's compile cache (NODE_COMPILE_CACHE) saves the start-up compilation of each file; warmed here, it is
 # read-only at run time (Node then skips writing it, silently). Node keys the cache by version, architecture and
 # uid, so it is warmed as the user the programs run as, at the paths they run from (docs/performance.md).
 FROM ${NODE_IMAGE} AS compile-cache
@@ -42,7 +44,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 USER 65532:65532
-RUN NODE_COMPILE_CACHE=/tmp/node-compile-cache node dist/common/warm-compile-cache.js && chmod -R a+rX,go-w /tmp/node-compile-cache
+RUN NODE_COMPILE_CACHE=/tmp/node-compile-cache node dist/warm-compile-cache.js && chmod -R a+rX,go-w /tmp/node-compile-cache
 
 # ---- runtime ------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime

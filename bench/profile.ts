@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const tree = option('tree', root);
   const top = Number(option('top', '25'));
   const dir = mkdtempSync(join(tmpdir(), 'mi-anywhere-profile-'));
-  const program = argv.includes('--compiled') ? preparePrograms(tree, 'compiled').sidecarMain : join(tree, 'sidecar/main.ts');
+  const program = argv.includes('--compiled') ? (await preparePrograms(tree, 'compiled')).sidecarMain : join(tree, 'sidecar/main.ts');
   const sidecar = await startSidecarProcess({
     program,
     nodeFlags: [],

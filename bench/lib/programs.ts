@@ -1,7 +1,8 @@
 /**
- * Which files the benchmark runs. The image runs the compiled JavaScript (`tsc -p tsconfig.build.json`, see the
- * Dockerfile and CONTRIBUTING.md, "The image"), and that is what a full run measures: Node's TypeScript type stripping costs start-up time and about
- * 17 MB of RSS (measured here: a bare node:http server is 61 MB as .mjs, 78 MB as .ts), which no pod pays. The
+ * Which files the benchmark runs. The image runs each program bundled by esbuild (`npm run build`,
+ * scripts/build.ts; see the Dockerfile and CONTRIBUTING.md, "The image"), and that is what a full run measures:
+ * Node's TypeScript type stripping costs start-up time and about 17 MB of RSS (measured here: a bare node:http
+ * server is 61 MB as .mjs, 78 MB as .ts), and loading some 300 separate files costs more, neither of which a pod pays. The
  * quick smoke run uses the sources directly to stay well under a minute. The references are compiled the same
  * way as the programs they are compared with (Node's own `stripTypeScriptTypes`).
  */
@@ -9,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import { join } from 'node:path';
+import { buildAll } from '../../scripts/build.ts';
 
 export type Runtime = 'compiled' | 'sources';
 export type ReferenceKind = 'bare-http' | 'express-route';
@@ -28,18 +30,18 @@ export function benchDist(root: string): string {
 }
 
 /**
- * A compile cache warmed the way the image build warms it (common/warm-compile-cache.ts over the compiled tree),
+ * A compile cache warmed the way the image build warms it (common/warm-compile-cache.ts over the bundled programs),
  * for runs that measure the image's start-up. Undefined for the sources runtime (the image never runs them).
  */
 export function warmCompileCache(programs: Programs, nodeFlags: readonly string[], dir: string): string | undefined {
   if (programs.runtime !== 'compiled') return undefined;
-  const script = join(programs.sidecarMain, '..', '..', 'common', 'warm-compile-cache.js');
+  const script = join(programs.sidecarMain, '..', '..', 'warm-compile-cache.js');
   const warm = spawnSync(process.execPath, [...nodeFlags, script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NODE_COMPILE_CACHE: dir } });
   if (warm.status !== 0) throw new Error(`warming the compile cache failed (${warm.status ?? warm.signal}): ${warm.stdout}${warm.stderr}`);
   return dir;
 }
 
-export function preparePrograms(root: string, runtime: Runtime): Programs {
+export async function preparePrograms(root: string, runtime: Runtime): Promise<Programs> {
   if (runtime === 'sources') {
     return {
       runtime,
@@ -50,12 +52,7 @@ export function preparePrograms(root: string, runtime: Runtime): Programs {
     };
   }
   const out = benchDist(root);
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', out], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed (${tsc.status ?? tsc.signal}): ${tsc.stdout}${tsc.stderr}`);
+  await buildAll(out);
   const referenceDir = join(out, 'bench', 'references');
   mkdirSync(referenceDir, { recursive: true });
   for (const kind of ['bare-http', 'express-route'] as const) {
@@ -67,6 +64,6 @@ export function preparePrograms(root: string, runtime: Runtime): Programs {
     sidecarMain: join(out, 'sidecar/main.js'),
     webhookMain: join(out, 'webhook/main.js'),
     reference: (kind) => join(referenceDir, `${kind}.mjs`),
-    description: 'compiled JavaScript as in the image (tsc -p tsconfig.build.json; references type-stripped to .mjs)',
+    description: 'bundled JavaScript as in the image (scripts/build.ts; references type-stripped to .mjs)',
   };
 }

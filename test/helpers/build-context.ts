@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the image tests: copy exactly the files the Dockerfile's build stage copies into a fresh
- * directory and run the same build (`npm run build` = `tsc -p tsconfig.build.json`), so the tests see the
- * image's dist/ without an image; plus TLS material and free ports for starting the compiled programs.
+ * directory and run the same build (`npm run build`: type check, then scripts/build.ts bundles both programs), so
+ * the tests see the image's dist/ without an image; plus TLS material and free ports for starting the compiled programs.
  *
  * Test helper: file system and child processes.
  */
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from './sidecar.ts';
 
 /** What the Dockerfile's build stage COPYs (the static test checks this list against the Dockerfile). */
-export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'common', 'sidecar', 'webhook'] as const;
+export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.ts', 'common', 'sidecar', 'webhook'] as const;
 
 /** The two programs' entry points in the build output (the chart and the webhook's sidecar args use them). */
 export const ENTRY_FILES = { sidecar: 'dist/sidecar/main.js', webhook: 'dist/webhook/main.js' } as const;
@@ -31,9 +31,7 @@ export function buildInCopy(): string {
   for (const input of BUILD_INPUTS) cpSync(join(REPO_ROOT, input), join(dir, input), { recursive: true });
   // The build stage's `npm ci` installs the locked dev dependencies; the repository's node_modules are the same.
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
-  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const [tool, ...args] = (pkg.scripts['build'] ?? '').split(' ');
-  run(join(dir, 'node_modules', '.bin', tool ?? 'tsc'), args, { cwd: dir });
+  run('npm', ['run', '--silent', 'build'], { cwd: dir });
   return dir;
 }
 
