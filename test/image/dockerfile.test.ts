@@ -119,7 +119,7 @@ describe('the build stage output', () => {
     for (const file of files) {
       const text = readFileSync(join(dir, file), 'utf8');
       // esbuild writes its own imports at the start of a line, and dynamic ones with double quotes (comments of the
-      // bundled packages hold `import('./x.d.ts')` type annotations, in single quotes).
+      // bundled packages hold JSDoc type imports of declaration files, in single quotes).
       const specifiers = [...text.matchAll(/^\s*(?:import|export)\b[^'";]*?from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|(?<![{@\w])import\("([^"]+)"\)/gm)].map((m) => m[1] ?? m[2] ?? m[3] ?? '');
       for (const specifier of specifiers) {
         assert.ok(isBuiltin(specifier) || (specifier.startsWith('./') || specifier.startsWith('../')) && specifier.endsWith('.js'), `${file} imports ${specifier}`);
