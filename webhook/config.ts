@@ -40,7 +40,7 @@
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_RUN_AS_GROUP                  numeric gid, default 65532
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_REQUEST                   default 10m
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_CPU_LIMIT                     default 500m (empty: no limit)
- *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST                default 128Mi
+ *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_REQUEST                default 96Mi
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_MEMORY_LIMIT                  default 256Mi (empty: no limit)
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_TOKEN_PORT                    default 50342
  *   MI_ANYWHERE_WEBHOOK_SIDECAR_HEALTH_PORT                   default 50343
@@ -234,7 +234,7 @@ function readSidecar(r: SettingsReader): SidecarConfig {
   const resources: SidecarResources = {
     cpuRequest: readQuantity(r, WEBHOOK_ENV.sidecarCpuRequest, { fallback: '10m', kind: 'cpu' }),
     cpuLimit: readQuantity(r, WEBHOOK_ENV.sidecarCpuLimit, { fallback: '500m', kind: 'cpu', allowEmpty: true }),
-    memoryRequest: readQuantity(r, WEBHOOK_ENV.sidecarMemoryRequest, { fallback: '128Mi', kind: 'memory' }),
+    memoryRequest: readQuantity(r, WEBHOOK_ENV.sidecarMemoryRequest, { fallback: '96Mi', kind: 'memory' }),
     memoryLimit: readQuantity(r, WEBHOOK_ENV.sidecarMemoryLimit, { fallback: '256Mi', kind: 'memory', allowEmpty: true }),
   };
   for (const kind of ['cpu', 'memory'] as const) {

@@ -334,7 +334,7 @@ describe('webhook against a real kube-apiserver', () => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    assert.deepEqual(sidecar.resources, { requests: { cpu: '10m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } });
+    assert.deepEqual(sidecar.resources, { requests: { cpu: '10m', memory: '96Mi' }, limits: { cpu: '500m', memory: '256Mi' } });
     assert.equal(sidecar.startupProbe.httpGet.path, '/readyz');
     assert.deepEqual(
       sidecar.volumeMounts.map((m: Json) => [m.mountPath, m.readOnly]),

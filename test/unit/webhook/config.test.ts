@@ -36,7 +36,7 @@ describe('webhook config', () => {
     assert.deepEqual(config.cert, { mode: 'files', certFile: '/etc/mi-anywhere/tls/tls.crt', keyFile: '/etc/mi-anywhere/tls/tls.key', reloadIntervalSeconds: 10 });
     assert.deepEqual(config.sidecar.command, ['node']);
     assert.deepEqual(config.sidecar.args, ['dist/sidecar/main.js']);
-    assert.deepEqual(config.sidecar.resources, { cpuRequest: '10m', cpuLimit: '500m', memoryRequest: '128Mi', memoryLimit: '256Mi' });
+    assert.deepEqual(config.sidecar.resources, { cpuRequest: '10m', cpuLimit: '500m', memoryRequest: '96Mi', memoryLimit: '256Mi' });
     assert.equal(config.sidecar.defaultProfile, 'default');
     assert.equal(config.sidecar.imdsRedirectImage, undefined);
     assert.equal(config.sidecar.probeAddress, '0.0.0.0');
