@@ -33,7 +33,6 @@ export interface IdentityDescriptor {
 export type CredentialMaterial =
   | { readonly kind: 'secret'; readonly clientSecret: string }
   | { readonly kind: 'certificate'; readonly certificatePem: string; readonly privateKeyPem: string }
-  | { readonly kind: 'certificate-pfx'; readonly pfx: Buffer; readonly passphrase?: string | undefined }
   | { readonly kind: 'federated'; readonly tokenFile: string; readonly audience: string }
   /** Federated, with the CI platform's OIDC token of the running job as the assertion (fetched, not read from a file). */
   | { readonly kind: 'ci-oidc'; readonly platform: CiPlatform; readonly audience: string; readonly serviceConnectionId?: string | undefined }

@@ -19,6 +19,7 @@ import { posix } from 'node:path';
 import { CREDENTIAL_SOURCES, DEFAULT_FEDERATED_AUDIENCE, IDENTITY_FILES, type CredentialSource } from '../contract.ts';
 import { IdentityFileError, MAX_IDENTITY_FILE_BYTES, type IdentityFs } from './bounded-read.ts';
 import type { CredentialKind, CredentialMaterial, IdentityDescriptor, LoadedIdentity } from './identity.ts';
+import { openPkcs12 } from './pkcs12.ts';
 
 export { MAX_IDENTITY_FILE_BYTES, type IdentityFs };
 /**
@@ -343,7 +344,13 @@ async function loadPfx(files: IdentityFiles): Promise<CredentialMaterial | undef
     return undefined;
   }
   const passphrase = files.has(IDENTITY_FILES.pfxPassword) ? await files.readText(IDENTITY_FILES.pfxPassword) : undefined;
-  return { kind: 'certificate-pfx', pfx, passphrase };
+  const opened = await openPkcs12(pfx, passphrase);
+  if (!opened.ok) {
+    files.problem(IDENTITY_FILES.pfx, opened.problem);
+    return undefined;
+  }
+  // From here on a PFX identity is a certificate identity like tls.crt + tls.key.
+  return { kind: 'certificate', certificatePem: opened.certificatePem, privateKeyPem: opened.privateKeyPem };
 }
 
 async function federatedMaterial(options: LoadIdentityDirOptions, files: IdentityFiles): Promise<CredentialMaterial | undefined> {
@@ -358,9 +365,8 @@ async function federatedMaterial(options: LoadIdentityDirOptions, files: Identit
   return { kind: 'federated', tokenFile: options.federatedTokenFile, audience };
 }
 
-/** The descriptor's credential kind for a material (a PFX is a certificate, a CI OIDC token a federated assertion). */
+/** The descriptor's credential kind for a material (a CI OIDC token is a federated assertion). */
 export function credentialKindOf(material: CredentialMaterial): CredentialKind {
-  if (material.kind === 'certificate-pfx') return 'certificate';
   if (material.kind === 'ci-oidc') return 'federated';
   return material.kind;
 }
@@ -382,8 +388,6 @@ function credentialParts(material: CredentialMaterial): ReadonlyArray<string | B
       return [material.clientSecret];
     case 'certificate':
       return [material.certificatePem, material.privateKeyPem];
-    case 'certificate-pfx':
-      return [material.pfx, material.passphrase];
     case 'federated':
       return [material.tokenFile, material.audience];
     case 'ci-oidc':

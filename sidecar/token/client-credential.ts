@@ -7,8 +7,6 @@
  * Parsing only (node:crypto); the one file read is the federated token, through the injected `readFile`.
  */
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type forgeModule from 'node-forge';
 import { decodeJwt } from 'jose';
 import type { ClientAssertionCallback } from '@azure/msal-node';
 import type { CredentialMaterial } from '../identity/identity.ts';
@@ -110,10 +108,6 @@ export function buildClientCredential(material: CredentialMaterial, readFile: Re
       return { clientSecret: material.clientSecret };
     case 'certificate':
       return certificateCredential(material.certificatePem, material.privateKeyPem);
-    case 'certificate-pfx': {
-      const pem = pfxToPem(material.pfx, material.passphrase);
-      return certificateCredential(pem.certificatePem, pem.privateKeyPem);
-    }
     case 'federated':
       return federatedCredential(material.tokenFile, material.audience, readFile);
     case 'ci-oidc':
@@ -130,61 +124,8 @@ export function buildClientCredential(material: CredentialMaterial, readFile: Re
 export function credentialExpirySeconds(material: CredentialMaterial): number | undefined {
   try {
     if (material.kind === 'certificate') return Math.floor(Date.parse(leafCertificate(material.certificatePem).validTo) / 1000);
-    if (material.kind === 'certificate-pfx') return Math.floor(Date.parse(leafCertificate(pfxToPem(material.pfx, material.passphrase).certificatePem).validTo) / 1000);
     return undefined;
   } catch {
     return undefined;
   }
-}
-
-function derToPem(der: Buffer, label: string): string {
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-}
-
-/**
- * Opens a PKCS#12 file (what Key Vault and Windows export) into PEM for msal-node, which takes PEM only. Node's
- * crypto cannot read PKCS#12, so node-forge decodes it: it handles both the legacy (3DES / RC2 with the PKCS#12
- * KDF, MAC over SHA-1) and the OpenSSL 3 default (PBES2 AES-256-CBC, MAC over SHA-256) encodings. The leaf is the
- * certificate whose key is in the file; the rest of the chain follows it (msal sends it as `x5c`).
- * An empty password is tried when none is configured (Kubernetes Secrets usually hold password-less PFX).
- */
-/**
- * node-forge is loaded on the first PKCS#12 identity only (it is CommonJS, so a synchronous require keeps this
- * function synchronous): PEM, secret and federated identities never pay its start-up time and memory
- * (docs/performance.md).
- */
-let forgeLoaded: typeof forgeModule | undefined;
-function loadForge(): typeof forgeModule {
-  forgeLoaded ??= createRequire(import.meta.url)('node-forge') as typeof forgeModule;
-  return forgeLoaded;
-}
-
-export function pfxToPem(pfx: Buffer, passphrase: string | undefined): { certificatePem: string; privateKeyPem: string } {
-  const forge = loadForge();
-  let p12: forgeModule.pkcs12.Pkcs12Pfx;
-  try {
-    const asn1 = forge.asn1.fromDer(forge.util.createBuffer(pfx.toString('binary')));
-    p12 = forge.pkcs12.pkcs12FromAsn1(asn1, false, passphrase ?? '');
-  } catch (error) {
-    throw new CredentialUnavailableError('certificate.pfx cannot be opened: not PKCS#12, or protected by a password this identity does not have', {
-      cause: error,
-    });
-  }
-  const bagsOf = (oid: string | undefined): forgeModule.pkcs12.Bag[] => (oid === undefined ? [] : (p12.getBags({ bagType: oid })[oid] ?? []));
-  const keyBags = [...bagsOf(forge.pki.oids.pkcs8ShroudedKeyBag), ...bagsOf(forge.pki.oids.keyBag)];
-  const certBags = bagsOf(forge.pki.oids.certBag);
-  const keyBag = keyBags[0];
-  if (keyBag === undefined) throw new CredentialUnavailableError('certificate.pfx holds no private key');
-  if (keyBag.key === undefined) throw new CredentialUnavailableError('certificate.pfx holds a non-RSA key; Entra ID accepts RSA certificates only');
-  const privateKeyPem = forge.pki.privateKeyToPem(keyBag.key);
-  const certificates = certBags
-    .map((bag) => (bag.cert ? forge.pki.certificateToPem(bag.cert) : bag.asn1 ? derToPem(Buffer.from(forge.asn1.toDer(bag.asn1).getBytes(), 'binary'), 'CERTIFICATE') : undefined))
-    .filter((pem): pem is string => pem !== undefined);
-  if (certificates.length === 0) throw new CredentialUnavailableError('certificate.pfx holds no certificate');
-  const key = createPrivateKey(privateKeyPem);
-  const leafIndex = certificates.findIndex((pem) => new X509Certificate(pem).checkPrivateKey(key));
-  if (leafIndex < 0) throw new CredentialUnavailableError('certificate.pfx holds no certificate for its private key');
-  const ordered = [certificates[leafIndex]!, ...certificates.filter((_, i) => i !== leafIndex)];
-  return { certificatePem: ordered.join(''), privateKeyPem };
 }

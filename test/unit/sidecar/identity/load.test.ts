@@ -2,9 +2,13 @@ import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { describe, it } from 'node:test';
 import { AZURE_CLI_CLIENT_ID, fingerprint, loadIdentities, loadIdentityDir, noDefaultReason, type IdentityFs, type IdentityProblem } from '../../../../sidecar/identity/load.ts';
+import { createClientCertificate, thumbprints, toPfx } from '../../../authority/pki.ts';
+
+/** A real client certificate, for the PKCS#12 cases (the loader opens certificate.pfx when it reads it). */
+const CLIENT = await createClientCertificate();
 
 /** In-memory filesystem: keys are file paths; directories are implied by their files (or listed with a trailing "/"). */
-function memoryFs(files: Record<string, string>): IdentityFs {
+function memoryFs(files: Record<string, string | Buffer>): IdentityFs {
   const dirs = new Set<string>();
   for (const path of Object.keys(files)) {
     let dir = posix.dirname(path.replace(/\/$/, ''));
@@ -49,16 +53,16 @@ const KEY = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
 const only = (problems: readonly IdentityProblem[]) => problems.map((p) => ({ identity: p.identity, field: p.field, message: p.message, code: p.code }));
 
 describe('loadIdentityDir: credential kinds', () => {
-  const cases: { name: string; files: Record<string, string>; kind: string; material: string; federated?: string }[] = [
+  const cases: { name: string; files: Record<string, string | Buffer>; kind: string; material: string; federated?: string }[] = [
     { name: 'client secret (trimmed)', files: { clientSecret: '  s3cret\n' }, kind: 'secret', material: 'secret' },
     { name: 'PEM certificate', files: { 'tls.crt': CERT, 'tls.key': KEY }, kind: 'certificate', material: 'certificate' },
-    { name: 'PFX certificate', files: { 'certificate.pfx': 'binary' }, kind: 'certificate', material: 'certificate-pfx' },
-    { name: 'PFX certificate with a password (trimmed)', files: { 'certificate.pfx': 'binary', 'certificate.pfx.password': ' pw\n' }, kind: 'certificate', material: 'certificate-pfx' },
+    { name: 'PFX certificate (opened into the PEM pair)', files: { 'certificate.pfx': toPfx(CLIENT) }, kind: 'certificate', material: 'certificate' },
+    { name: 'PFX certificate with a password (trimmed)', files: { 'certificate.pfx': toPfx(CLIENT, { password: 'pw' }), 'certificate.pfx.password': ' pw\n' }, kind: 'certificate', material: 'certificate' },
     { name: 'no credential = federated', files: {}, kind: 'federated', material: 'federated', federated: '/var/run/secrets/token' },
   ];
   for (const tc of cases) {
     it(tc.name, async () => {
-      const files: Record<string, string> = { '/ids/app/tenantId': `${T}\n`, '/ids/app/clientId': ` ${C1} `, '/ids/app/objectId': O1, '/ids/app/resourceId': ARM };
+      const files: Record<string, string | Buffer> = { '/ids/app/tenantId': `${T}\n`, '/ids/app/clientId': ` ${C1} `, '/ids/app/objectId': O1, '/ids/app/resourceId': ARM };
       for (const [k, v] of Object.entries(tc.files)) files[`/ids/app/${k}`] = v;
       const result = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/app', name: 'app', isDefault: true, mode: 'entra', federatedTokenFile: tc.federated });
       assert.deepEqual(result.problems, []);
@@ -67,7 +71,10 @@ describe('loadIdentityDir: credential kinds', () => {
       assert.deepEqual(identity.descriptor, { name: 'app', tenantId: T, clientId: C1, objectId: O1, resourceId: ARM, credentialKind: tc.kind, isDefault: true });
       assert.equal(identity.material.kind, tc.material);
       if (identity.material.kind === 'secret') assert.equal(identity.material.clientSecret, 's3cret');
-      if (identity.material.kind === 'certificate-pfx') assert.equal(identity.material.passphrase, tc.files['certificate.pfx.password'] === undefined ? undefined : 'pw');
+      if (tc.files['certificate.pfx'] !== undefined && identity.material.kind === 'certificate') {
+        assert.equal(thumbprints(identity.material.certificatePem).thumbprintSha256, CLIENT.thumbprintSha256);
+        assert.match(identity.material.privateKeyPem, /-----BEGIN RSA PRIVATE KEY-----/);
+      }
       if (identity.material.kind === 'federated') assert.deepEqual(identity.material, { kind: 'federated', tokenFile: '/var/run/secrets/token', audience: 'api://AzureADTokenExchange' });
       assert.match(identity.credentialFingerprint, /^[0-9a-f]{64}$/);
     });
@@ -90,7 +97,7 @@ describe('loadIdentityDir: credential kinds', () => {
 });
 
 describe('loadIdentityDir: problems name the file and the field', () => {
-  const cases: { name: string; files: Record<string, string>; mode?: 'dev' | 'entra'; federated?: string; want: { field: string | undefined; message: RegExp; code: string }[] }[] = [
+  const cases: { name: string; files: Record<string, string | Buffer>; mode?: 'dev' | 'entra'; federated?: string; want: { field: string | undefined; message: RegExp; code: string }[] }[] = [
     { name: 'missing tenantId and clientId', files: { clientSecret: 'x' }, want: [
       { field: 'tenantId', message: /is missing/, code: 'invalid' },
       { field: 'clientId', message: /is missing/, code: 'invalid' },
@@ -109,6 +116,8 @@ describe('loadIdentityDir: problems name the file and the field', () => {
       { field: 'tls.key', message: /not a PEM private key/, code: 'invalid' },
     ] },
     { name: 'two credentials', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'certificate.pfx': 'y' }, want: [{ field: undefined, message: /more than one credential/, code: 'invalid' }] },
+    { name: 'PFX that is not PKCS#12', files: { tenantId: T, clientId: C1, 'certificate.pfx': 'not a pfx' }, want: [{ field: 'certificate.pfx', message: /cannot be opened: not PKCS#12, or protected by a password/, code: 'invalid' }] },
+    { name: 'PFX with a password the identity does not have', files: { tenantId: T, clientId: C1, 'certificate.pfx': toPfx(CLIENT, { password: 'p@ss' }) }, want: [{ field: 'certificate.pfx', message: /cannot be opened/, code: 'invalid' }] },
     { name: 'PFX password without PFX', files: { tenantId: T, clientId: C1, 'certificate.pfx.password': 'pw' }, want: [{ field: 'certificate.pfx.password', message: /is present without certificate.pfx/, code: 'invalid' }] },
     { name: 'federated without token file', files: { tenantId: T, clientId: C1 }, want: [{ field: undefined, message: /MI_ANYWHERE_FEDERATED_TOKEN_FILE is not set/, code: 'invalid' }] },
     { name: 'dev mode refuses credential files', mode: 'dev', files: { tenantId: T, clientId: C1, clientSecret: 'x', 'tls.crt': CERT }, want: [
@@ -118,7 +127,7 @@ describe('loadIdentityDir: problems name the file and the field', () => {
   ];
   for (const tc of cases) {
     it(tc.name, async () => {
-      const files: Record<string, string> = {};
+      const files: Record<string, string | Buffer> = {};
       for (const [k, v] of Object.entries(tc.files)) files[`/ids/app/${k}`] = v;
       files['/ids/app/'] = '';
       const r = await loadIdentityDir({ fs: memoryFs(files), dir: '/ids/app', name: 'app', isDefault: false, mode: tc.mode ?? 'entra', federatedTokenFile: tc.federated });

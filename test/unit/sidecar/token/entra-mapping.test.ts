@@ -12,7 +12,7 @@ import { mapUpstreamFailure, type UpstreamObservation } from '../../../../sideca
 import { observingNetworkClient, observations, parseRetryAfter, UpstreamHttpError, UpstreamTransportError } from '../../../../sidecar/token/network-client.ts';
 import { buildClientCredential, credentialExpirySeconds } from '../../../../sidecar/token/client-credential.ts';
 import { CredentialUnavailableError, UpstreamRejectedError, UpstreamUnavailableError } from '../../../../sidecar/errors.ts';
-import { createClientCertificate, toPfx } from '../../../authority/pki.ts';
+import { createClientCertificate } from '../../../authority/pki.ts';
 
 describe('resourceToScope', () => {
   const cases = [
@@ -190,32 +190,12 @@ describe('buildClientCredential', () => {
       message: /RSA certificates only/,
     },
     { name: 'garbage PEM', material: async () => ({ kind: 'certificate', certificatePem: '-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----', privateKeyPem: 'x' }), message: /not valid PEM/ },
-    { name: 'a PFX that is not PKCS#12', material: async () => ({ kind: 'certificate-pfx', pfx: Buffer.from('not a pfx') }), message: /certificate\.pfx cannot be opened/ },
-    {
-      name: 'a PFX with a password the identity does not have',
-      material: async () => ({ kind: 'certificate-pfx', pfx: toPfx(await createClientCertificate(), { password: 'p@ss' }) }),
-      message: /certificate\.pfx cannot be opened/,
-    },
     { name: 'dev', material: async () => ({ kind: 'dev' }), message: /dev issuer/ },
   ];
   for (const tc of bad) {
     it(`refuses ${tc.name} with a clear CredentialUnavailableError`, async () => {
       const material = await tc.material();
       assert.throws(() => buildClientCredential(material, async () => ''), (e: unknown) => e instanceof CredentialUnavailableError && tc.message.test(e.message));
-    });
-  }
-
-  for (const algorithm of ['aes256', '3des'] as const) {
-    it(`certificate.pfx (${algorithm}): opened into the same credential as the PEM pair`, async () => {
-      const cert = await createClientCertificate();
-      const fromPem = buildClientCredential({ kind: 'certificate', certificatePem: cert.certPem, privateKeyPem: cert.keyPem }, async () => '');
-      const fromPfx = buildClientCredential({ kind: 'certificate-pfx', pfx: toPfx(cert, { algorithm }) }, async () => '');
-      assert.ok('clientCertificate' in fromPem && 'clientCertificate' in fromPfx);
-      assert.equal(fromPfx.clientCertificate.thumbprintSha256, cert.thumbprintSha256);
-      assert.equal(fromPfx.clientCertificate.privateKey, fromPem.clientCertificate.privateKey);
-      const withPassword = buildClientCredential({ kind: 'certificate-pfx', pfx: toPfx(cert, { algorithm, password: 'pw' }), passphrase: 'pw' }, async () => '');
-      assert.ok('clientCertificate' in withPassword);
-      assert.equal(credentialExpirySeconds({ kind: 'certificate-pfx', pfx: toPfx(cert, { algorithm }) }), Math.floor(cert.notAfter.getTime() / 1000));
     });
   }
 
