@@ -27,22 +27,13 @@ COPY sidecar ./sidecar
 COPY webhook ./webhook
 RUN npm run build
 
-# ---- deps: production dependencies only (the bundles hold their code; node-forge is required from here on the
-# first PKCS#12 identity, and the packages' licence files ship with the image) -----------------------------
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund --ignore-scripts
-
 # ---- compile cache: compiled code of every bundle file, made once here instead of in every container -------
 # Node's compile cache (NODE_COMPILE_CACHE) saves the start-up compilation of each file; warmed here, it is
 # read-only at run time (Node then skips writing it, silently). Node keys the cache by version, architecture and
 # uid, so it is warmed as the user the programs run as, at the paths they run from (docs/performance.md).
 FROM ${NODE_IMAGE} AS compile-cache
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY package.json ./
 USER 65532:65532
 RUN NODE_COMPILE_CACHE=/tmp/node-compile-cache node dist/warm-compile-cache.js && chmod -R a+rX,go-w /tmp/node-compile-cache
 
@@ -67,9 +58,9 @@ ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 WORKDIR /app
 # Owned by root and not writable by the runtime user: the programs never write below /app, so the image runs
 # unchanged with a read-only root filesystem (Kubernetes readOnlyRootFilesystem, `docker run --read-only`).
-COPY --from=deps /app/node_modules ./node_modules
+# dist/ is self-contained (scripts/build.ts): the two bundles with their lazily loaded chunks, and the licences of
+# the packages inside them; no node_modules and no package manager state reach this stage.
 COPY --from=build /app/dist ./dist
-COPY package.json ./
 COPY --from=compile-cache /tmp/node-compile-cache ./.node-compile-cache
 # Numeric, not a name: kubelet can only enforce runAsNonRoot when the image's user is a number, and 65532 is
 # the conventional "nonroot" id of distroless images (the webhook injects the sidecar with the same id).

@@ -11,7 +11,7 @@
  * `reach` (bench/scenarios/webhook-reach.ts: the pod-creation latency the webhook adds to pods that did not opt
  * in, on a real kube-apiserver) writes its table into docs/webhook.md instead; a --quick run includes it only when
  * named in --only (it starts an API server and waits out webhook timeouts).
- *   node bench/run.ts --runtime R     `compiled` (default of a full run: tsc output, as the image runs it) or
+ *   node bench/run.ts --runtime R     `compiled` (default of a full run: the bundles of scripts/build.ts, as the image runs them) or
  *                                     `sources` (default of --quick: the .ts files through Node type stripping)
  *
  * Loopback only; every run is bounded in count and time; every process started is stopped (also on errors and

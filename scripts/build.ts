@@ -1,6 +1,8 @@
 /**
  * `npm run build`: the image's programs, each bundled by esbuild into `dist/<program>/main.js` plus the chunks
- * its lazy imports load (`dist/<program>/chunks/`), for Node 24 as ES modules.
+ * its lazy imports load (`dist/<program>/chunks/`), for Node 24 as ES modules. dist/ is all the image runs: no
+ * node_modules beside it. It also holds `package.json` (the files are ES modules), the compile-cache warmer, and
+ * `THIRD-PARTY-NOTICES.md`: name, version, licence and licence text of every package the bundles contain.
  *
  * Why a bundle (docs/performance.md, "Start-up and memory"): every opted-in pod starts one sidecar, and most of
  * its start-up went to Node resolving, reading and instantiating some 300 files of express, pino, prom-client and
@@ -12,7 +14,7 @@
  *
  *   node scripts/build.ts [--outdir DIR]     (default: dist/ of this checkout)
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
@@ -22,9 +24,8 @@ export const PROGRAMS = ['sidecar', 'webhook'] as const;
 export type Program = (typeof PROGRAMS)[number];
 
 /**
- * CommonJS dependencies inside an ES module bundle still call `require` for Node's built-in modules (and node-forge
- * is required on first use, see sidecar/token/client-credential.ts); an ES module has no `require`, so each output
- * file makes one for itself.
+ * CommonJS dependencies inside an ES module bundle still call `require` for Node's built-in modules; an ES module
+ * has no `require`, so each output file makes one for itself.
  */
 const REQUIRE_SHIM = "import { createRequire as __miAnywhereCreateRequire } from 'node:module'; const require = __miAnywhereCreateRequire(import.meta.url);";
 
@@ -33,6 +34,8 @@ export interface BuiltProgram {
   readonly entry: string;
   /** Every output file (entry and chunks) with its size in bytes. */
   readonly outputs: ReadonlyArray<{ readonly file: string; readonly bytes: number }>;
+  /** Directories of the packages bundled in (relative to the repository). */
+  readonly packages: readonly string[];
 }
 
 /** Bundles one program into `outdir/<program>/`. */
@@ -57,11 +60,42 @@ export async function buildProgram(program: Program, outdir: string): Promise<Bu
     logLevel: 'warning',
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed for ${program}`);
-  return { program, entry: join(programDir, 'main.js'), outputs: outputsOf(result.metafile) };
+  return { program, entry: join(programDir, 'main.js'), outputs: outputsOf(result.metafile), packages: packagesOf(result.metafile) };
 }
 
 function outputsOf(metafile: Metafile): BuiltProgram['outputs'] {
   return Object.entries(metafile.outputs).map(([file, output]) => ({ file, bytes: output.bytes }));
+}
+
+/** `node_modules/express/index.js` -> `node_modules/express`; `.../node_modules/@azure/x/dist/y.js` -> `.../node_modules/@azure/x`. */
+export function packageDirOf(input: string): string | undefined {
+  const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+  return match?.[1];
+}
+
+function packagesOf(metafile: Metafile): string[] {
+  const dirs = new Set<string>();
+  for (const input of Object.keys(metafile.inputs)) {
+    const dir = packageDirOf(input);
+    if (dir !== undefined) dirs.add(dir);
+  }
+  return [...dirs];
+}
+
+const LICENSE_FILE = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
+
+/** One section per bundled package: the licences ask that their notice travels with the code. */
+function thirdPartyNotices(packageDirs: Iterable<string>): string {
+  const sections = new Map<string, string>();
+  for (const dir of packageDirs) {
+    const manifest = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as { name: string; version: string; license?: string };
+    const id = `${manifest.name}@${manifest.version}`;
+    const licenseFile = readdirSync(join(ROOT, dir)).find((name) => LICENSE_FILE.test(name));
+    const text = licenseFile === undefined ? '(no licence file in the package)' : readFileSync(join(ROOT, dir, licenseFile), 'utf8').trim();
+    sections.set(id, `## ${id}\n\nLicence: ${manifest.license ?? 'not declared'}\n\n\`\`\`\`text\n${text}\n\`\`\`\`\n`);
+  }
+  const ordered = [...sections.keys()].sort().map((id) => sections.get(id));
+  return `# Third-party notices\n\nThe packages bundled into mi-anywhere's programs (scripts/build.ts), with their licences.\n\n${ordered.join('\n')}`;
 }
 
 /**
@@ -81,11 +115,14 @@ async function buildCompileCacheWarmer(outdir: string): Promise<void> {
   });
 }
 
-/** Both programs and the compile-cache warmer into `outdir` (dist/ by default). */
+/** Both programs, the compile-cache warmer, `package.json` and the notices into `outdir` (dist/ by default). */
 export async function buildAll(outdir: string): Promise<BuiltProgram[]> {
   const built: BuiltProgram[] = [];
   for (const program of PROGRAMS) built.push(await buildProgram(program, outdir));
   await buildCompileCacheWarmer(outdir);
+  // Without it Node would have to guess the module format of every file from its syntax.
+  writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+  writeFileSync(join(outdir, 'THIRD-PARTY-NOTICES.md'), thirdPartyNotices(built.flatMap((b) => b.packages)));
   return built;
 }
 

@@ -113,14 +113,13 @@ describe('container image (podman)', () => {
     assert.equal(config.Labels['org.opencontainers.image.title'], 'mi-anywhere');
   });
 
-  it('holds production dependencies only and runs Node 24', () => {
-    const script = "import { existsSync } from 'node:fs'; process.stdout.write(JSON.stringify({ node: process.version, ts: existsSync('node_modules/typescript'), pino: existsSync('node_modules/pino'), express: existsSync('node_modules/express'), src: existsSync('sidecar') }))";
+  it('holds the bundled programs only (no node_modules, no sources) and runs Node 24', () => {
+    const script = "import { existsSync } from 'node:fs'; process.stdout.write(JSON.stringify({ node: process.version, modules: existsSync('node_modules'), src: existsSync('sidecar'), bundle: existsSync('dist/sidecar/main.js'), notices: existsSync('dist/THIRD-PARTY-NOTICES.md') }))";
     const out = JSON.parse(podmanOk(['run', '--rm', ...LIMITS, '--read-only', IMAGE, '--input-type=module', '-e', script])) as Record<string, unknown>;
     assert.match(String(out['node']), /^v24\./);
-    // express (the HTTP layer of both programs) and pino stand for the runtime dependencies.
     assert.deepEqual(
-      { ts: out['ts'], express: out['express'], pino: out['pino'], src: out['src'] },
-      { ts: false, express: true, pino: true, src: false },
+      { modules: out['modules'], src: out['src'], bundle: out['bundle'], notices: out['notices'] },
+      { modules: false, src: false, bundle: true, notices: true },
     );
   });
 
