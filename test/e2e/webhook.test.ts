@@ -805,7 +805,7 @@ describe('webhook against a real kube-apiserver', () => {
       },
     }));
     assert.equal(res.status, 201, JSON.stringify(res.json));
-    assert.deepEqual(res.json.spec.resources, { requests: { cpu: '510m', memory: '384Mi' }, limits: { cpu: '1500m', memory: '768Mi' } });
+    assert.deepEqual(res.json.spec.resources, { requests: { cpu: '510m', memory: '352Mi' }, limits: { cpu: '1500m', memory: '768Mi' } });
     assert.equal(res.json.spec.initContainers[0].name, SIDECAR_CONTAINER_NAME);
   });
 
