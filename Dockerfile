@@ -52,7 +52,7 @@ ENV NODE_ENV=production
 # Node flags of every program in the image, also when a pod spec replaces the command (the injected sidecar runs
 # plain `node`): no inspector on SIGUSR1 (it would listen on 127.0.0.1:9229 inside the pod); an old-space bound
 # that keeps both programs' peak RSS under their default 256Mi memory limit, so V8 collects before the kernel
-# kills (docs/performance.md, "Start-up and memory").
+# kills (docs/performance.md, "Chart values").
 ENV NODE_OPTIONS="--disable-sigusr1 --max-old-space-size=128"
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 WORKDIR /app

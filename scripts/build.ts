@@ -4,7 +4,7 @@
  * node_modules beside it. It also holds `package.json` (the files are ES modules), the compile-cache warmer, and
  * `THIRD-PARTY-NOTICES.md`: name, version, licence and licence text of every package the bundles contain.
  *
- * Why a bundle (docs/performance.md, "Start-up and memory"): every opted-in pod starts one sidecar, and most of
+ * Why a bundle (docs/performance.md, "Levers, measured"): every opted-in pod starts one sidecar, and most of
  * its start-up went to Node resolving, reading and instantiating some 300 files of express, pino, prom-client and
  * jose one by one. One file per program is ready sooner and idles smaller; the lazy imports (the Entra backend,
  * the Azure CLI credential, the webhook's Kubernetes client and certificate tooling) stay separate chunks, so a

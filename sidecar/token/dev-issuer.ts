@@ -106,7 +106,7 @@ export type DevSigningKey = Awaited<ReturnType<typeof generateKeyPair>>;
 /**
  * Generates the dev issuer's RS256 key pair in Node's thread pool. An RSA-2048 key takes 50-80 ms, the largest
  * single step of a dev-mode start, so main.ts starts it as soon as the mode is known (docs/performance.md,
- * "Start-up and memory").
+ * "Levers, measured").
  */
 export function generateDevSigningKey(): Promise<DevSigningKey> {
   return generateKeyPair('RS256', { extractable: true });
