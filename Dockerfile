@@ -20,7 +20,7 @@ COPY package.json package-lock.json ./
 # Optional dependencies are installed here (only here): esbuild's compiler for this platform is one of them. The
 # other optional ones, the per-platform Node packages for development (package.json), never leave this stage.
 RUN npm ci --no-audit --no-fund --ignore-scripts
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json LICENSE ./
 COPY scripts/build.ts ./scripts/build.ts
 COPY common ./common
 COPY sidecar ./sidecar
@@ -58,8 +58,8 @@ ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 WORKDIR /app
 # Owned by root and not writable by the runtime user: the programs never write below /app, so the image runs
 # unchanged with a read-only root filesystem (Kubernetes readOnlyRootFilesystem, `docker run --read-only`).
-# dist/ is self-contained (scripts/build.ts): the two bundles with their lazily loaded chunks, and the licences of
-# the packages inside them; no node_modules and no package manager state reach this stage.
+# dist/ is self-contained (scripts/build.ts): the two bundles with their lazily loaded chunks, the project's licence
+# and those of the packages inside the bundles; no node_modules and no package manager state reach this stage.
 COPY --from=build /app/dist ./dist
 COPY --from=compile-cache /tmp/node-compile-cache ./.node-compile-cache
 # Numeric, not a name: kubelet can only enforce runAsNonRoot when the image's user is a number, and 65532 is

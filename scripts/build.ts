@@ -1,8 +1,9 @@
 /**
  * `npm run build`: the image's programs, each bundled by esbuild into `dist/<program>/main.js` plus the chunks
  * its lazy imports load (`dist/<program>/chunks/`), for Node 24 as ES modules. dist/ is all the image runs: no
- * node_modules beside it. It also holds `package.json` (the files are ES modules), the compile-cache warmer, and
- * `THIRD-PARTY-NOTICES.md`: name, version, licence and licence text of every package the bundles contain.
+ * node_modules beside it. It also holds `package.json` (the files are ES modules), the compile-cache warmer, this
+ * project's `LICENSE`, and `THIRD-PARTY-NOTICES.md`: name, version, licence and licence text of every package the
+ * bundles contain.
  *
  * Why a bundle (docs/performance.md, "Levers, measured"): every opted-in pod starts one sidecar, and most of
  * its start-up went to Node resolving, reading and instantiating some 300 files of express, pino, prom-client and
@@ -14,7 +15,7 @@
  *
  *   node scripts/build.ts [--outdir DIR]     (default: dist/ of this checkout)
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
@@ -115,13 +116,14 @@ async function buildCompileCacheWarmer(outdir: string): Promise<void> {
   });
 }
 
-/** Both programs, the compile-cache warmer, `package.json` and the notices into `outdir` (dist/ by default). */
+/** Both programs, the compile-cache warmer, `package.json`, the licence and the notices into `outdir` (dist/ by default). */
 export async function buildAll(outdir: string): Promise<BuiltProgram[]> {
   const built: BuiltProgram[] = [];
   for (const program of PROGRAMS) built.push(await buildProgram(program, outdir));
   await buildCompileCacheWarmer(outdir);
   // Without it Node would have to guess the module format of every file from its syntax.
   writeFileSync(join(outdir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+  copyFileSync(join(ROOT, 'LICENSE'), join(outdir, 'LICENSE'));
   writeFileSync(join(outdir, 'THIRD-PARTY-NOTICES.md'), thirdPartyNotices(built.flatMap((b) => b.packages)));
   return built;
 }

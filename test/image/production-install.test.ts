@@ -61,7 +61,7 @@ describe('production install (the runtime stage without an engine)', () => {
 
   it('holds dist/ only: the bundles, their chunks, the module type and the licences', () => {
     assert.deepEqual(readdirSync(appDir), ['dist']);
-    assert.deepEqual(readdirSync(join(appDir, 'dist')).sort(), ['THIRD-PARTY-NOTICES.md', 'package.json', 'sidecar', 'warm-compile-cache.js', 'webhook']);
+    assert.deepEqual(readdirSync(join(appDir, 'dist')).sort(), ['LICENSE', 'THIRD-PARTY-NOTICES.md', 'package.json', 'sidecar', 'warm-compile-cache.js', 'webhook']);
     // No node_modules between the app directory and the root, either: nothing could resolve a package.
     for (let dir = appDir; dir !== dirname(dir); dir = dirname(dir)) assert.equal(existsSync(join(dir, 'node_modules')), false, dir);
   });
