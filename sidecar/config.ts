@@ -262,6 +262,14 @@ export function loadProcessConfig(): Config {
 }
 
 /**
+ * `MI_ANYWHERE_LOG_LEVEL` as written, unchecked: for the one message main.ts prints when start-up fails unexpectedly,
+ * which may be before (or because) the configuration could be read.
+ */
+export function requestedLogLevel(): string | undefined {
+  return process.env[SIDECAR_ENV.logLevel];
+}
+
+/**
  * Reads and validates the configuration.
  * @param env the process environment (only `MI_ANYWHERE_*` names are read; an unknown one is an error)
  * @param argv program arguments after the script name (`--dev`, `--probe`)

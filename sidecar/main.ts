@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DestinationStream } from 'pino';
 import { Registry } from 'prom-client';
 import pkg from '../package.json' with { type: 'json' };
-import { describeConfig, isLoopbackAddress, loadProcessConfig, type Config } from './config.ts';
+import { describeConfig, isLoopbackAddress, loadProcessConfig, requestedLogLevel, type Config } from './config.ts';
 import { SIDECAR_ENV } from './contract.ts';
 import { ConfigError } from './errors.ts';
 import { createSidecarApp, type SidecarApp } from './http/app.ts';
@@ -25,7 +25,7 @@ import { createSidecarMetrics, type SidecarMetrics } from './metrics.ts';
 import { allowedHosts, baseUrlFor } from './startup/addresses.ts';
 import { prepareArcKeys, sweepArcKeysPeriodically } from './startup/arc.ts';
 import { formatEnvBlock } from './startup/env-block.ts';
-import { StartupFailure } from './startup/failure.ts';
+import { StartupFailure, unexpectedFailureText } from './startup/failure.ts';
 import { loadIdentitiesToServe, watchIdentities, type ServedIdentities } from './startup/identities.ts';
 import { accessLogFor, withLogOutput, type LogOutput } from './startup/log-output.ts';
 import { probe } from './startup/probe.ts';
@@ -292,7 +292,7 @@ if (import.meta.main) {
   run().then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`mi-anywhere sidecar: fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(unexpectedFailureText(error, requestedLogLevel()));
       process.exit(1);
     },
   );
