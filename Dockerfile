@@ -13,7 +13,9 @@
 ARG NODE_IMAGE=node:24.20.0-bookworm-slim@sha256:ba849c60be29959425b8734d57b8b4b7d56f98edd9504c9af091d5281095a71e
 
 # ---- build: all dependencies, type-check and bundle each program into dist/ (scripts/build.ts) -------------
-FROM ${NODE_IMAGE} AS build
+# On the machine's own platform even when the image is for another (the release builds linux/arm64 on an amd64
+# runner): bundles are JavaScript, the same for every architecture, so only the stages below run emulated.
+FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script, and none may run one in our build.
