@@ -31,7 +31,7 @@ function makeReadOnly(path: string): void {
   }
 }
 
-describe('production install (the runtime stage without an engine)', () => {
+describe('the runtime stage without an engine', () => {
   let root: string;
   let appDir: string;
   let buildDir: string;
