@@ -22,6 +22,7 @@ import { imdsRequest, startSidecarProcess } from '../lib/sidecar.ts';
 import { median } from '../lib/stats.ts';
 import { startEntraSidecar } from './entra.ts';
 import { TYPICAL_POD_FIXTURE } from './webhook.ts';
+import { loopbackWebhookListeners } from '../../test/helpers/webhook-env.ts';
 
 export interface FootprintFigures {
   readonly startupMs: number;
@@ -132,12 +133,7 @@ async function startWebhook(options: FootprintOptions, setup: WebhookSetup): Pro
     command: process.execPath,
     args: [...options.nodeFlags, options.programs.webhookMain],
     env: {
-      MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_PORT: String(port),
-      MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-      MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+      ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
       MI_ANYWHERE_WEBHOOK_CERT_MODE: 'files',
       MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: join(setup.dir, 'tls.crt'),
       MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: join(setup.dir, 'tls.key'),

@@ -28,6 +28,7 @@ import {
 import { freePort, scratchDir, spawnServer, type Server } from '../lib/processes.ts';
 import type { Programs } from '../lib/programs.ts';
 import { median, percentileOfSorted } from '../lib/stats.ts';
+import { loopbackWebhookListeners } from '../../test/helpers/webhook-env.ts';
 
 export interface ReachOptions {
   readonly root: string;
@@ -163,12 +164,7 @@ async function startWebhook(options: ReachOptions, certPem: string, keyPem: stri
     command: process.execPath,
     args: [...options.nodeFlags, options.programs.webhookMain],
     env: {
-      MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_PORT: String(port),
-      MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-      MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+      ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
       MI_ANYWHERE_WEBHOOK_CERT_MODE: 'files',
       MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: join(dir, 'tls.crt'),
       MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: join(dir, 'tls.key'),

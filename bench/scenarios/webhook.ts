@@ -11,6 +11,7 @@ import { runLoad, type LoadResult } from '../lib/load.ts';
 import { freePort, scratchDir, spawnServer } from '../lib/processes.ts';
 import type { Programs } from '../lib/programs.ts';
 import { median } from '../lib/stats.ts';
+import { loopbackWebhookListeners } from '../../test/helpers/webhook-env.ts';
 
 /** The "typical pod": created by a ReplicaSet (generateName), one app container, opted in with the label. */
 export const TYPICAL_POD_FIXTURE = 'test/fixtures/admission/deployment-generate-name.review.json';
@@ -53,12 +54,7 @@ export async function runWebhook(options: WebhookOptions): Promise<WebhookResult
     command: process.execPath,
     args: [...options.nodeFlags, options.programs.webhookMain],
     env: {
-      MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_PORT: String(port),
-      MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-      MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+      ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
       MI_ANYWHERE_WEBHOOK_CERT_MODE: 'files',
       MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: join(dir, 'tls.crt'),
       MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: join(dir, 'tls.key'),

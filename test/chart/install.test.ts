@@ -34,6 +34,7 @@ import { node24, REPO_ROOT } from '../helpers/sidecar.ts';
 import { readmeInstall } from '../helpers/readme-install.ts';
 import { CHART_DIR } from '../helpers/chart-values.ts';
 import { renderChart, runHelm, type Manifest } from '../helpers/helm.ts';
+import { loopbackWebhookListeners } from '../helpers/webhook-env.ts';
 
 const README_INSTALL = readmeInstall().clone;
 const NAMESPACE = README_INSTALL.namespace;
@@ -209,12 +210,7 @@ describe('chart on a real kube-apiserver', () => {
       }
       const [healthPort, metricsPort] = [await freePort(), await freePort()];
       Object.assign(env, {
-        MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_PORT: String(port),
-        MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-        MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+        ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
         MI_ANYWHERE_WEBHOOK_KUBECONFIG: kubeconfigFile,
         MI_ANYWHERE_WEBHOOK_CERT_IP_ADDRESSES: '127.0.0.1',
       });

@@ -19,6 +19,7 @@ import { createClientCertificate, toPfx } from '../authority/pki.ts';
 import { PATHS } from '../../sidecar/contract.ts';
 import { freePort } from '../helpers/ports.ts';
 import { asImageUser, IMAGE_UID, imdsToken, optedInPod, processUid, reviewPod, startCompiledSidecar, startCompiledWebhook, type RunningWebhook } from '../helpers/programs.ts';
+import { loopbackWebhookListeners } from '../helpers/webhook-env.ts';
 
 /** chmod -R a-w,a+rX: what a root-owned COPY into the image gives the non-root user. */
 function makeReadOnly(path: string): void {
@@ -126,12 +127,7 @@ describe('the runtime stage without an engine', () => {
       appDir,
       healthPort,
       env: {
-        MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_PORT: String(port),
-        MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-        MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+        ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
         MI_ANYWHERE_WEBHOOK_CERT_MODE: 'files',
         MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: tls.certFile,
         MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: tls.keyFile,

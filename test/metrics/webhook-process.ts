@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT, node24 } from '../helpers/sidecar.ts';
 import { collectChildOutput } from '../helpers/collected-logs.ts';
+import { loopbackWebhookListeners } from '../helpers/webhook-env.ts';
 
 export interface RunningWebhook {
   /** `https://127.0.0.1:<port>` of the admission listener. */
@@ -36,12 +37,7 @@ export function startWebhook(options: StartWebhookOptions): Promise<RunningWebho
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => !k.startsWith('MI_ANYWHERE_') && v !== undefined)) as Record<string, string>;
   const env: Record<string, string> = {
     ...inherited,
-    MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-    MI_ANYWHERE_WEBHOOK_PORT: '0',
-    MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-    MI_ANYWHERE_WEBHOOK_HEALTH_PORT: '0',
-    MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-    MI_ANYWHERE_WEBHOOK_METRICS_PORT: '0',
+    ...loopbackWebhookListeners({ port: 0, healthPort: 0, metricsPort: 0 }),
     MI_ANYWHERE_WEBHOOK_CERT_MODE: 'files',
     MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: options.certFile,
     MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: options.keyFile,

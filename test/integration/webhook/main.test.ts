@@ -19,6 +19,7 @@ import { renewCertificates, type StoredCertificates } from '../../../webhook/cer
 import { applyPatch, decodePatch, listFixtures } from '../../helpers/admission-fixtures.ts';
 import { collectChildOutput } from '../../helpers/collected-logs.ts';
 import { freePort } from '../../helpers/ports.ts';
+import { loopbackWebhookListeners } from '../../helpers/webhook-env.ts';
 
 const REPO_ROOT = join(import.meta.dirname, '..', '..', '..');
 const NAMES = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] };
@@ -96,12 +97,7 @@ describe('webhook program (files mode)', () => {
         MI_ANYWHERE_WEBHOOK_NATIVE_SIDECAR: 'always',
         MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: join(dir, 'busy.crt'),
         MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: join(dir, 'busy.key'),
-        MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_PORT: port,
-        MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_HEALTH_PORT: '0',
-        MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-        MI_ANYWHERE_WEBHOOK_METRICS_PORT: '0',
+        ...loopbackWebhookListeners({ port: Number(port), healthPort: 0, metricsPort: 0 }),
       });
       assert.equal(await exit, 1);
       assert.match(output(), new RegExp(`mi-anywhere webhook: cannot start: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\); another process uses it — set MI_ANYWHERE_WEBHOOK_PORT`));
@@ -122,12 +118,7 @@ describe('webhook program (files mode)', () => {
     const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
     const { child, output, exit } = run({
       MI_ANYWHERE_WEBHOOK_SIDECAR_IMAGE: 'img:1',
-      MI_ANYWHERE_WEBHOOK_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_PORT: String(port),
-      MI_ANYWHERE_WEBHOOK_HEALTH_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_HEALTH_PORT: String(healthPort),
-      MI_ANYWHERE_WEBHOOK_METRICS_ADDRESS: '127.0.0.1',
-      MI_ANYWHERE_WEBHOOK_METRICS_PORT: String(metricsPort),
+      ...loopbackWebhookListeners({ port, healthPort, metricsPort }),
       MI_ANYWHERE_WEBHOOK_TLS_CERT_FILE: certFile,
       MI_ANYWHERE_WEBHOOK_TLS_KEY_FILE: keyFile,
       MI_ANYWHERE_WEBHOOK_TLS_RELOAD_INTERVAL_SECONDS: '1',
