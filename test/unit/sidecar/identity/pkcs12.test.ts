@@ -44,6 +44,14 @@ describe('openPkcs12', () => {
     });
   }
 
+  it('an unchanged file is decoded once (the rotation watcher re-reads it every poll); a new password is a new decode', async () => {
+    const pfx = toPfx(await createClientCertificate(), { password: 'pw' });
+    const first = await openPkcs12(pfx, 'pw');
+    assert.equal(await openPkcs12(Buffer.from(pfx), 'pw'), first);
+    const wrong = await openPkcs12(pfx, 'other');
+    assert.equal(wrong.ok, false);
+  });
+
   const unusable: ReadonlyArray<{ name: string; pfx: () => Promise<Buffer>; passphrase?: string; problem: RegExp }> = [
     { name: 'not PKCS#12', pfx: async () => Buffer.from('not a pfx'), problem: /^cannot be opened: not PKCS#12, or protected by a password this identity does not have$/ },
     { name: 'a password the identity does not have', pfx: async () => toPfx(await createClientCertificate(), { password: 'p@ss' }), problem: /^cannot be opened/ },
