@@ -21,8 +21,8 @@ import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 
 const ROOT = join(import.meta.dirname, '..');
-export const PROGRAMS = ['sidecar', 'webhook'] as const;
-export type Program = (typeof PROGRAMS)[number];
+const PROGRAMS = ['sidecar', 'webhook'] as const;
+type Program = (typeof PROGRAMS)[number];
 
 /**
  * CommonJS dependencies inside an ES module bundle still call `require` for Node's built-in modules; an ES module
@@ -30,7 +30,7 @@ export type Program = (typeof PROGRAMS)[number];
  */
 const REQUIRE_SHIM = "import { createRequire as __miAnywhereCreateRequire } from 'node:module'; const require = __miAnywhereCreateRequire(import.meta.url);";
 
-export interface BuiltProgram {
+interface BuiltProgram {
   readonly program: Program;
   readonly entry: string;
   /** Every output file (entry and chunks) with its size in bytes. */
@@ -40,7 +40,7 @@ export interface BuiltProgram {
 }
 
 /** Bundles one program into `outdir/<program>/`. */
-export async function buildProgram(program: Program, outdir: string): Promise<BuiltProgram> {
+async function buildProgram(program: Program, outdir: string): Promise<BuiltProgram> {
   const programDir = join(outdir, program);
   rmSync(programDir, { recursive: true, force: true });
   const result = await build({
@@ -69,7 +69,7 @@ function outputsOf(metafile: Metafile): BuiltProgram['outputs'] {
 }
 
 /** `node_modules/express/index.js` -> `node_modules/express`; `.../node_modules/@azure/x/dist/y.js` -> `.../node_modules/@azure/x`. */
-export function packageDirOf(input: string): string | undefined {
+function packageDirOf(input: string): string | undefined {
   const match = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
   return match?.[1];
 }

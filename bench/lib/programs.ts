@@ -2,8 +2,8 @@
  * Which files the benchmark runs. The image runs each program bundled by esbuild (`npm run build`,
  * scripts/build.ts; see the Dockerfile and CONTRIBUTING.md, "The image"), and that is what a full run measures:
  * Node's TypeScript type stripping costs start-up time and about 17 MB of RSS (measured here: a bare node:http
- * server is 61 MB as .mjs, 78 MB as .ts), and loading some 300 separate files costs more, neither of which a pod pays. The
- * quick smoke run uses the sources directly to stay well under a minute. The references are compiled the same
+ * server is 61 MB as .mjs, 78 MB as .ts), and loading some 300 separate files costs more, neither of which a pod
+ * pays. The quick smoke run uses the sources directly to stay well under a minute. The references are compiled the same
  * way as the programs they are compared with (Node's own `stripTypeScriptTypes`).
  */
 import { spawnSync } from 'node:child_process';
